@@ -1,0 +1,70 @@
+"""Errors and warnings raised by bayesimg.
+
+Every error about user input names what is at fault: the file, the column, the
+subject or the SNP.  They subclass the builtin exception a Python user would
+expect (``ValueError`` for bad values, ``FileNotFoundError`` for missing files)
+so generic ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+
+class BayesimgError(Exception):
+    """Base class of every error raised on purpose by bayesimg."""
+
+
+class DataValidationError(BayesimgError, ValueError):
+    """Input data failed validation.
+
+    Attributes
+    ----------
+    source : str or None
+        The file (or in-memory table name) at fault.
+    column : str or None
+        The column (SNP, phenotype, covariate) at fault.
+    subject : str or None
+        The subject ID at fault.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None,
+                 column: str | None = None, subject: str | None = None):
+        where = []
+        if source is not None:
+            where.append(f"file {source!r}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        if subject is not None:
+            where.append(f"subject {subject!r}")
+        full = f"{message} [{', '.join(where)}]" if where else message
+        super().__init__(full)
+        self.source = source
+        self.column = column
+        self.subject = subject
+
+
+class InputFileError(BayesimgError, OSError):
+    """A file could not be found, opened or parsed (truncated, wrong format)."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        super().__init__(f"{message} [file {path!r}]" if path else message)
+        self.path = path
+
+
+class ModelSpecError(BayesimgError, ValueError):
+    """A model or inference setting is invalid (bad hyperparameter, unknown method)."""
+
+
+class ConfigError(BayesimgError, ValueError):
+    """A run configuration file is invalid; the message names the key."""
+
+
+class BayesimgWarning(UserWarning):
+    """Base class of bayesimg warnings."""
+
+
+class DataWarning(BayesimgWarning):
+    """Something in the data was changed or dropped (subjects, SNPs, imputed genotypes)."""
+
+
+class ConvergenceWarning(BayesimgWarning):
+    """A fit shows convergence problems (R-hat, ESS, divergences, BFMI, ELBO)."""
