@@ -1,0 +1,7 @@
+"""Shared, model-agnostic inference drivers: NUTS, Gibbs kernels, SVI, MAP."""
+
+from bayesimg.inference.api import METHODS, fit, select_hyperparameter
+from bayesimg.inference.fit import Fit, load
+from bayesimg.inference.mcmc import clear_compile_cache
+
+__all__ = ["METHODS", "Fit", "clear_compile_cache", "fit", "load", "select_hyperparameter"]

@@ -1,0 +1,6 @@
+"""Model families: each a NumPyro model plus what the shared drivers need."""
+
+from bayesimg.models.base import Model
+from bayesimg.models.gsmtr import GroupSparseMTR
+
+__all__ = ["GroupSparseMTR", "Model"]

@@ -1,0 +1,176 @@
+"""The :class:`Fit` every driver returns, and saving/loading it atomically.
+
+A Fit wraps an ArviZ 1.x ``xarray.DataTree`` (``fit.tree``) holding
+``posterior``, ``sample_stats`` (MCMC), ``log_likelihood`` (per subject),
+``observed_data`` and ``constant_data``, all numpy with labelled coords, and in
+its attributes the method, model, settings, seed, data fingerprint and package
+versions.  Any ArviZ function works on ``fit.tree`` directly; the methods here
+are shortcuts to :mod:`bayesimg.report` with the project's 95% convention.
+
+Files: ``.nc`` (netCDF4/HDF5 via h5netcdf) or ``.zarr`` (needs the ``zarr``
+extra).  Writes go to a temporary sibling first and are moved into place with
+``os.replace``, so an interrupted save never leaves a half-written result.
+No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from bayesimg.errors import InputFileError
+
+
+class Fit:
+    """A fitted model: an ArviZ DataTree plus shortcuts to the reports."""
+
+    def __init__(self, tree: xr.DataTree):
+        if "posterior" not in tree.children:
+            raise ValueError("a Fit needs a DataTree with a 'posterior' group")
+        self.tree = tree
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ properties
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def method(self) -> str:
+        return str(self.tree.attrs.get("method", "?"))
+
+    @property
+    def model_name(self) -> str:
+        return str(self.tree.attrs.get("model", "?"))
+
+    @property
+    def approximate(self) -> bool:
+        return bool(self.tree.attrs.get("approximate", 0))
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return _json_attr(self.tree.attrs, "settings")
+
+    @property
+    def model_settings(self) -> dict[str, Any]:
+        return _json_attr(self.tree.attrs, "model_settings")
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return _json_attr(self.tree.attrs, "timings")
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.posterior.sizes["chain"])
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.posterior.sizes["draw"])
+
+    # ------------------------------------------------------------ reports
+    def summary(self, var_names=None, **kwargs):
+        """Labelled table: mean, sd, 95% ETI, R-hat, ESS (see :func:`bayesimg.report.summary`)."""
+        from bayesimg.report import summary
+        return summary(self, var_names=var_names, **kwargs)
+
+    def top_associations(self, n: int = 20, **kwargs):
+        from bayesimg.report import top_associations
+        return top_associations(self, n=n, **kwargs)
+
+    def diagnose(self, var_names=None):
+        """Convergence verdict (R-hat, ESS, divergences, BFMI) from raw numbers."""
+        from bayesimg.report import diagnose
+        return diagnose(self, var_names=var_names)
+
+    def loo(self):
+        """PSIS-LOO, leave-one-subject-out (cached)."""
+        if "loo" not in self._cache:
+            from bayesimg.report import loo
+            self._cache["loo"] = loo(self)
+        return self._cache["loo"]
+
+    def waic(self):
+        """WAIC from the pointwise log-likelihood per subject (cached)."""
+        if "waic" not in self._cache:
+            from bayesimg.report import waic
+            self._cache["waic"] = waic(self)
+        return self._cache["waic"]
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit to ``.nc`` or ``.zarr``, atomically.  Returns the path."""
+        return save_tree(self.tree, path)
+
+    def __repr__(self) -> str:
+        post = self.posterior
+        shown = ", ".join(f"{k}{tuple(post[k].dims[2:]) or ''}" for k in list(post.data_vars)[:8])
+        return (f"<Fit {self.model_name} by {self.method}: {self.n_chains} chain(s) × "
+                f"{self.n_draws} draw(s); {shown}>")
+
+
+def _json_attr(attrs, key) -> dict[str, Any]:
+    raw = attrs.get(key)
+    if raw is None:
+        return {}
+    return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".nc", ".netcdf", ".h5", ".nc4"):
+        return "netcdf"
+    if suffix == ".zarr":
+        return "zarr"
+    raise InputFileError("fit files end in .nc (netCDF) or .zarr", path=str(path))
+
+
+def save_tree(tree: xr.DataTree, path: str | os.PathLike) -> Path:
+    """Atomically write ``tree`` to ``path`` (.nc or .zarr)."""
+    path = Path(path)
+    fmt = _format_of(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = Path(tmp_dir) / path.name
+    try:
+        if fmt == "netcdf":
+            tree.to_netcdf(tmp, engine="h5netcdf")
+        else:
+            try:
+                import zarr  # noqa: F401
+            except ImportError as err:
+                raise InputFileError("saving to .zarr needs the 'zarr' package "
+                                     "(pip install 'bayesimg[zarr]')", path=str(path)) from err
+            tree.to_zarr(tmp)
+        if path.is_dir():
+            old = Path(tmp_dir) / "previous"
+            os.replace(path, old)
+            os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+def load(path: str | os.PathLike) -> Fit:
+    """Load a fit saved with :meth:`Fit.save` (netCDF or zarr; no pickle)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError("no saved fit here", path=str(path))
+    fmt = _format_of(path)
+    try:
+        if fmt == "netcdf":
+            with xr.open_datatree(path, engine="h5netcdf") as opened:
+                tree = opened.load()
+        else:
+            with xr.open_datatree(path, engine="zarr") as opened:
+                tree = opened.load()
+    except (OSError, ValueError) as err:
+        raise InputFileError(f"could not read a saved fit: {err}", path=str(path)) from err
+    return Fit(tree)

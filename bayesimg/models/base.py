@@ -1,0 +1,115 @@
+"""The small interface between a model family and the shared inference drivers.
+
+A :class:`Model` is three things:
+
+1. a NumPyro model function, :meth:`Model.numpyro_model`, whose *data and
+   hyperparameters are all keyword arguments* (arrays).  The drivers pass them
+   as arguments to one compiled program, so refitting on new data of the same
+   shape, or over a grid of hyperparameters (λ, rank, K), never recompiles;
+2. :meth:`Model.model_args` turning a :class:`~bayesimg.data.Dataset` into
+   those keyword arguments, and :meth:`Model.static_key` naming everything that
+   *does* change the program (structure switches), for the compile cache;
+3. labels: :attr:`Model.dims` (a dim name for every axis of every latent,
+   deterministic and observed site — the drivers refuse to invent ``W_dim_0``)
+   and :meth:`Model.coords` (the labels along each dim).
+
+Optional hooks: :meth:`init_strategy`, :meth:`gibbs_kernel` (an exact
+conditional sampler as a NumPyro ``MCMCKernel``) and :meth:`simulate`.
+
+Models never import :mod:`bayesimg.inference`; the drivers only use what is
+declared here.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpyro.infer import init_to_uniform
+
+from bayesimg.data.dataset import Dataset
+from bayesimg.errors import ModelSpecError
+
+
+class Model(abc.ABC):
+    """Base class of every bayesimg model family.
+
+    Subclasses set :attr:`name`, :attr:`dims`, :attr:`observed` and implement
+    :meth:`numpyro_model`, :meth:`model_args` and :meth:`coords`.
+    """
+
+    #: short name used in reports and saved fits
+    name: str = "model"
+    #: site name → dim names of the site's axes (chain/draw excluded)
+    dims: Mapping[str, tuple[str, ...]] = {}
+    #: observed site name → dims of the observed array; the first dim is the
+    #: unit of leave-one-out (the pointwise log-likelihood is summed over the rest)
+    observed: Mapping[str, tuple[str, ...]] = {}
+    #: latent sites that are only a reparameterisation: sampled, used for the
+    #: log-likelihood, but not stored in the posterior (e.g. whitened weights)
+    hidden_sites: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------ required
+    @abc.abstractmethod
+    def numpyro_model(self, method: str = "nuts"):
+        """Return the NumPyro model function used by ``method``.
+
+        Every argument of the returned function is a keyword argument; the
+        observed site(s) take ``None`` to draw from the predictive.
+        """
+
+    @abc.abstractmethod
+    def model_args(self, data: Dataset) -> dict[str, Any]:
+        """Keyword arguments (numpy/JAX arrays) for :meth:`numpyro_model`."""
+
+    @abc.abstractmethod
+    def coords(self, data: Dataset) -> dict[str, np.ndarray]:
+        """Labels for every dim in :attr:`dims` and :attr:`observed`."""
+
+    # ------------------------------------------------------------ optional
+    def static_key(self, data: Dataset) -> tuple:
+        """Everything that changes the compiled program for ``data`` (not array values)."""
+        return (type(self).__qualname__,)
+
+    def settings(self) -> dict[str, Any]:
+        """Hyperparameters and switches, recorded in a saved fit's attributes."""
+        return {}
+
+    def validate(self, data: Dataset) -> None:
+        """Raise a named error if ``data`` cannot be fitted by this model."""
+
+    def init_strategy(self, data: Dataset, method: str):
+        """NumPyro init strategy (default: uniform in (-1, 1) unconstrained)."""
+        return init_to_uniform(radius=1.0)
+
+    def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
+        """Observed arrays by site name (stored in the fit's ``observed_data``)."""
+        return {}
+
+    def constant_data(self, data: Dataset) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """Non-observed inputs worth keeping with a fit: name → (dims, array)."""
+        return {}
+
+    def gibbs_kernel(self, data: Dataset):
+        """An exact conditional ``numpyro.infer.mcmc.MCMCKernel``, if the math allows."""
+        raise ModelSpecError(
+            f"{self.name} has no exact Gibbs kernel; use method='nuts', 'svi' or 'map'")
+
+    def predictive_args(self, data: Dataset) -> dict[str, Any]:
+        """Arguments for drawing the observed sites from the predictive."""
+        raise NotImplementedError(f"{self.name} does not define predictive_args")
+
+    def replace(self, **changes) -> Model:
+        """A copy with some settings changed (``settings()`` are constructor arguments)."""
+        unknown = set(changes) - set(self.settings())
+        if unknown:
+            raise ModelSpecError(
+                f"{type(self).__name__} has no setting(s) {sorted(unknown)}; "
+                f"settings: {sorted(self.settings())}")
+        return type(self)(**{**self.settings(), **changes})
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({inner})"
