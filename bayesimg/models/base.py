@@ -79,6 +79,7 @@ class Model(abc.ABC):
 
     def validate(self, data: Dataset) -> None:
         """Raise a named error if ``data`` cannot be fitted by this model."""
+        return None
 
     def init_strategy(self, data: Dataset, method: str):
         """NumPyro init strategy (default: uniform in (-1, 1) unconstrained)."""

@@ -165,7 +165,7 @@ class GroupSparseMTR(Model):
             raise DataValidationError("GSMTR needs genotypes (no SNP columns in the dataset)")
         if data.phenotypes is None or data.n_phenotypes == 0:
             raise DataValidationError("GSMTR needs phenotypes (no phenotype columns)")
-        data.gene_names  # raises if SNPs are not grouped
+        _ = data.gene_names  # raises if SNPs are not grouped
         for label, arr, names in (("genotypes", data.genotypes, data.snp_names),
                                   ("phenotypes", data.phenotypes, data.phenotype_names),
                                   ("covariates", data.covariates, data.covariate_names)):
