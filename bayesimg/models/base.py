@@ -61,8 +61,8 @@ class Model(abc.ABC):
         """
 
     @abc.abstractmethod
-    def model_args(self, data: Dataset) -> dict[str, Any]:
-        """Keyword arguments (numpy/JAX arrays) for :meth:`numpyro_model`."""
+    def model_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
+        """Keyword arguments (numpy/JAX arrays) for :meth:`numpyro_model` ``(method)``."""
 
     @abc.abstractmethod
     def coords(self, data: Dataset) -> dict[str, np.ndarray]:
@@ -98,7 +98,7 @@ class Model(abc.ABC):
         raise ModelSpecError(
             f"{self.name} has no exact Gibbs kernel; use method='nuts', 'svi' or 'map'")
 
-    def predictive_args(self, data: Dataset) -> dict[str, Any]:
+    def predictive_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
         """Arguments for drawing the observed sites from the predictive."""
         raise NotImplementedError(f"{self.name} does not define predictive_args")
 

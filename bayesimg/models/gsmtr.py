@@ -157,8 +157,8 @@ class GroupSparseMTR(Model):
         return bool(self.whiten)
 
     def static_key(self, data: Dataset | None = None) -> tuple:
-        return (type(self).__qualname__, self.parameterization, self.hyperprior is not None,
-                None if data is None else self._whitened(data))
+        return (type(self).__qualname__, self.parameterization, self.hyperprior,
+                self.covariate_scale, self.whiten)
 
     def validate(self, data: Dataset) -> None:
         if data.genotypes is None or data.n_snps == 0:
@@ -193,7 +193,7 @@ class GroupSparseMTR(Model):
             coords["covariate"] = np.asarray(data.covariate_names, dtype=str)
         return coords
 
-    def model_args(self, data: Dataset) -> dict[str, Any]:
+    def model_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
         self.validate(data)
         X = np.asarray(data.genotypes, dtype=float)
         gene_index = data.gene_index
@@ -208,7 +208,7 @@ class GroupSparseMTR(Model):
             "lambda2": np.asarray(self.lambda2),
             "whitener": None,
         }
-        if self._whitened(data):
+        if method != "gibbs" and self._whitened(data):
             kappa = (np.sqrt(self.lambda1) + np.sqrt(self.lambda2)) ** 2 / 2.0
             if self.hyperprior is not None:
                 shape, rate = self.hyperprior
@@ -225,8 +225,8 @@ class GroupSparseMTR(Model):
             out["Z"] = (("subject", "covariate"), np.asarray(data.covariates, dtype=float))
         return out
 
-    def predictive_args(self, data: Dataset) -> dict[str, Any]:
-        kwargs = self.model_args(data)
+    def predictive_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
+        kwargs = self.model_args(data, method)
         kwargs["Y"] = None
         kwargs["n_phenotypes"] = data.n_phenotypes
         return kwargs
@@ -236,7 +236,8 @@ class GroupSparseMTR(Model):
 
     # ------------------------------------------------------------ the model
     def numpyro_model(self, method: str = "nuts"):
-        hierarchical = self.parameterization == "hierarchical"
+        # the Gibbs kernel works on the hierarchical form (its state holds τ and ω)
+        hierarchical = self.parameterization == "hierarchical" or method == "gibbs"
         hyperprior = self.hyperprior
         covariate_scale = self.covariate_scale
 
@@ -297,6 +298,11 @@ class GroupSparseMTR(Model):
                 numpyro.sample("y", dist.Normal(mean, sigma), obs=Y)
 
         return gsmtr_model
+
+    def gibbs_kernel(self, data: Dataset):
+        """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr_gibbs`)."""
+        from bayesimg.models.gsmtr_gibbs import GSMTRGibbs
+        return GSMTRGibbs(hyperprior=self.hyperprior, covariate_scale=self.covariate_scale)
 
     # ------------------------------------------------------------ penalised form
     def penalty_weights(self, sigma: float) -> tuple[float, float]:

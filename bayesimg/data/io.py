@@ -1,0 +1,424 @@
+"""Reading genotypes (PLINK .bed/.bim/.fam) and subject tables (CSV, TSV, parquet).
+
+Readers validate what they read and raise :class:`~bayesimg.errors.InputFileError`
+(missing, truncated or unparsable file) or
+:class:`~bayesimg.errors.DataValidationError` (duplicated IDs, non-numeric values,
+empty columns) with the file, column and subject at fault in the message.
+They do no alignment, imputation or scaling: that is :func:`bayesimg.data.make_dataset`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayesimg.data.dataset import SNP_COLUMNS
+from bayesimg.errors import DataValidationError, InputFileError
+
+__all__ = ["GenotypeTable", "read_plink", "read_table", "concat_genotype_tables"]
+
+_BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+_TABLE_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+# --------------------------------------------------------------------------- genotypes
+@dataclasses.dataclass(frozen=True, eq=False)
+class GenotypeTable:
+    """Raw genotypes as read from a file or simulated, before alignment.
+
+    Attributes
+    ----------
+    subjects : numpy.ndarray
+        ``(n,)`` subject IDs (str; the IID column of a .fam file).
+    values : numpy.ndarray
+        ``(n, d)`` float64 counts of allele ``a1`` (0, 1, 2), NaN where missing.
+    snps : pandas.DataFrame
+        One row per SNP with columns ``snp, chrom, pos, a1, a2, gene``
+        (``gene`` is ``None`` unless a simulator or a caller set it).
+    source : str or None
+        Where the values came from (a file path, or ``None`` for in-memory data).
+    """
+
+    subjects: np.ndarray
+    values: np.ndarray
+    snps: pd.DataFrame
+    source: str | None = None
+
+    def __post_init__(self):
+        n, d = len(self.subjects), len(self.snps)
+        if self.values.shape != (n, d):
+            raise DataValidationError(
+                f"genotype values have shape {self.values.shape}, expected ({n}, {d}) "
+                f"for {n} subjects and {d} SNPs", source=self.source)
+        missing = [c for c in SNP_COLUMNS if c not in self.snps.columns]
+        if missing:
+            raise DataValidationError(
+                f"the SNP table lacks columns {missing}", source=self.source)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects (rows)."""
+        return len(self.subjects)
+
+    @property
+    def n_snps(self) -> int:
+        """Number of SNPs (columns)."""
+        return len(self.snps)
+
+    def __repr__(self) -> str:
+        where = f" from {self.source!r}" if self.source else ""
+        return f"GenotypeTable({self.n_subjects} subjects × {self.n_snps} SNPs{where})"
+
+
+def _plink_paths(path_prefix_or_bed: str | os.PathLike) -> tuple[Path, Path, Path]:
+    path = Path(path_prefix_or_bed)
+    if path.suffix.lower() in {".bed", ".bim", ".fam"}:
+        path = path.with_suffix("")
+    return (Path(f"{path}.bed"), Path(f"{path}.bim"), Path(f"{path}.fam"))
+
+
+def _read_whitespace_table(path: Path, n_columns: int, what: str) -> pd.DataFrame:
+    """Read a headerless whitespace-separated PLINK text file as strings."""
+    try:
+        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str,
+                            keep_default_na=False, engine="python")
+    except pd.errors.EmptyDataError:
+        raise InputFileError(f"the {what} file is empty", path=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot parse the {what} file: {exc}", path=str(path)) from None
+    if table.shape[1] != n_columns:
+        raise InputFileError(
+            f"the {what} file has {table.shape[1]} columns, expected {n_columns}",
+            path=str(path))
+    return table
+
+
+def _first_duplicate(values: pd.Series) -> str | None:
+    dup = values[values.duplicated()]
+    return None if dup.empty else str(dup.iloc[0])
+
+
+def _read_fam(path: Path) -> np.ndarray:
+    fam = _read_whitespace_table(path, 6, ".fam")
+    iids = fam[1].str.strip()
+    dup = _first_duplicate(iids)
+    if dup is not None:
+        raise DataValidationError(
+            f"subject ID (IID) {dup!r} appears {int((iids == dup).sum())} times",
+            source=str(path), subject=dup)
+    return np.asarray(iids, dtype=str)
+
+
+def _read_bim(path: Path) -> pd.DataFrame:
+    bim = _read_whitespace_table(path, 6, ".bim")
+    snp_ids = bim[1].str.strip()
+    dup = _first_duplicate(snp_ids)
+    if dup is not None:
+        raise DataValidationError(
+            f"SNP ID {dup!r} appears {int((snp_ids == dup).sum())} times",
+            source=str(path), column=dup)
+    pos = pd.to_numeric(bim[3], errors="coerce")
+    bad = pos.isna() | (pos < 0) | (pos != np.floor(pos))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataValidationError(
+            f"SNP position {bim[3].iloc[i]!r} is not a non-negative integer",
+            source=str(path), column=str(snp_ids.iloc[i]))
+    return pd.DataFrame({
+        "snp": np.asarray(snp_ids, dtype=object),
+        "chrom": np.asarray(bim[0].str.strip(), dtype=object),
+        "pos": pos.to_numpy(dtype=np.int64),
+        "a1": np.asarray(bim[4], dtype=object),
+        "a2": np.asarray(bim[5], dtype=object),
+        "gene": pd.Series([None] * len(bim), dtype=object),
+    })
+
+
+def _check_bed_file(path: Path, n_subjects: int, n_snps: int, fam: Path, bim: Path) -> None:
+    expected = 3 + n_snps * math.ceil(n_subjects / 4)
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    if magic[:2] != _BED_MAGIC[:2]:
+        raise InputFileError("not a PLINK 1 .bed file (wrong magic bytes)", path=str(path))
+    if magic[2:3] != _BED_MAGIC[2:3]:
+        raise InputFileError(
+            "the .bed file is in individual-major mode; only SNP-major .bed files are "
+            "supported (re-write it with `plink --make-bed`)", path=str(path))
+    if size != expected:
+        kind = "truncated" if size < expected else "longer than expected"
+        raise InputFileError(
+            f"the .bed file is {kind}: {size} bytes, but {n_subjects} subjects in "
+            f"{fam.name} and {n_snps} SNPs in {bim.name} need {expected} bytes "
+            f"(do the .bed, .bim and .fam files belong together?)", path=str(path))
+
+
+def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1") -> GenotypeTable:
+    """Read a PLINK 1 binary fileset (.bed + .bim + .fam).
+
+    Parameters
+    ----------
+    path_prefix_or_bed : str or path
+        The common prefix (``data/LCT``) or the path of any of the three files.
+    count : {"a1", "minor"}
+        Which allele is counted.  ``"a1"`` (default) counts the allele in column 5
+        of the .bim (PLINK's A1, usually but not always the minor allele).
+        ``"minor"`` flips SNPs whose A1 frequency exceeds 0.5 so that the minor
+        allele is counted, swapping ``a1``/``a2`` in the SNP table to match.
+
+    Returns
+    -------
+    GenotypeTable
+        Counts of allele ``a1`` as float64, NaN for missing calls; subject IDs
+        are the IID column of the .fam.
+
+    Raises
+    ------
+    InputFileError
+        A file is missing, empty, unparsable, not SNP-major, or the .bed size is
+        inconsistent with the numbers of subjects (.fam) and SNPs (.bim).
+    DataValidationError
+        Duplicated subject (IID) or SNP IDs, or a non-integer position.
+    """
+    if count not in {"a1", "minor"}:
+        raise DataValidationError(f"count must be 'a1' or 'minor', got {count!r}")
+    bed, bim, fam = _plink_paths(path_prefix_or_bed)
+    for path, what in ((bed, ".bed"), (bim, ".bim"), (fam, ".fam")):
+        if not path.is_file():
+            raise InputFileError(f"PLINK {what} file not found", path=str(path))
+    subjects = _read_fam(fam)
+    snps = _read_bim(bim)
+    _check_bed_file(bed, len(subjects), len(snps), fam, bim)
+
+    from bed_reader import open_bed
+
+    try:
+        with open_bed(bed, iid_count=len(subjects), sid_count=len(snps),
+                      count_A1=True, num_threads=1) as reader:
+            values = reader.read(dtype="float64", order="C")
+    except Exception as exc:  # bed-reader raises plain ValueError/OSError subclasses
+        raise InputFileError(f"bed-reader could not read the file: {exc}",
+                             path=str(bed)) from exc
+
+    if count == "minor":
+        values, snps = _count_minor_allele(values, snps)
+    return GenotypeTable(subjects=subjects, values=values, snps=snps, source=str(bed))
+
+
+def _count_minor_allele(values: np.ndarray, snps: pd.DataFrame):
+    freq = np.nanmean(values, axis=0) / 2.0 if values.shape[0] else np.zeros(values.shape[1])
+    flip = np.nan_to_num(freq, nan=0.0) > 0.5
+    if not flip.any():
+        return values, snps
+    values = values.copy()
+    values[:, flip] = 2.0 - values[:, flip]
+    snps = snps.copy()
+    a1 = snps["a1"].to_numpy(copy=True)
+    snps.loc[flip, "a1"] = snps.loc[flip, "a2"]
+    snps.loc[flip, "a2"] = a1[flip]
+    return values, snps
+
+
+def concat_genotype_tables(tables: Sequence[GenotypeTable]) -> GenotypeTable:
+    """Join genotype tables that share subjects side by side (SNPs appended).
+
+    Subjects are those of the first table; the others are re-ordered to match.
+
+    Raises
+    ------
+    DataValidationError
+        The tables do not hold the same subjects, or a SNP ID appears twice.
+    """
+    if not tables:
+        raise DataValidationError("no genotype tables to concatenate")
+    first = tables[0]
+    order = pd.Index(first.subjects)
+    blocks, snp_tables = [first.values], [first.snps]
+    for table in tables[1:]:
+        idx = pd.Index(table.subjects)
+        missing = order.difference(idx)
+        extra = idx.difference(order)
+        if len(missing) or len(extra):
+            who = missing[0] if len(missing) else extra[0]
+            raise DataValidationError(
+                f"genotype tables hold different subjects ({len(missing)} missing, "
+                f"{len(extra)} extra compared with {first.source or 'the first table'})",
+                source=table.source, subject=str(who))
+        blocks.append(table.values[idx.get_indexer(order)])
+        snp_tables.append(table.snps)
+    snps = pd.concat(snp_tables, ignore_index=True)
+    dup = _first_duplicate(snps["snp"])
+    if dup is not None:
+        raise DataValidationError("SNP ID appears in more than one genotype table",
+                                  column=dup)
+    sources = "; ".join(str(t.source) for t in tables if t.source)
+    return GenotypeTable(subjects=first.subjects.copy(), values=np.hstack(blocks),
+                         snps=snps, source=sources or None)
+
+
+# --------------------------------------------------------------------------- tables
+def _read_raw_table(path: Path, sep: str | None) -> pd.DataFrame:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in {".gz", ".bz2", ".xz", ".zip"}:
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    try:
+        if suffix in _PARQUET_SUFFIXES and sep is None:
+            table = pd.read_parquet(path)
+            # A stored (named) index, e.g. from DataFrame.to_parquet, becomes a column.
+            if not isinstance(table.index, pd.RangeIndex) or table.index.name is not None:
+                table = table.reset_index()
+            return table
+        if sep is None:
+            if suffix not in _TABLE_SEPARATORS:
+                raise InputFileError(
+                    f"cannot tell the format from the extension {suffix or '(none)'!r}; "
+                    "use .csv, .tsv, .txt or .parquet, or pass sep=", path=str(path))
+            sep = _TABLE_SEPARATORS[suffix]
+        return pd.read_csv(path, sep=sep, dtype=str, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputFileError("the table is empty", path=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        if isinstance(exc, InputFileError):
+            raise
+        raise InputFileError(f"cannot parse the table: {exc}", path=str(path)) from None
+
+
+def _is_missing(values: pd.Series) -> np.ndarray:
+    missing = values.isna().to_numpy(dtype=bool, copy=True)
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        blank = values.map(lambda v: isinstance(v, str) and not v.strip())
+        missing |= blank.to_numpy(dtype=bool)
+    return missing
+
+
+def _to_numeric(column: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Numeric version of a column and the mask of non-empty entries that did not parse."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return column.astype(np.float64), np.zeros(len(column), bool)
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.astype(np.float64), np.zeros(len(column), bool)
+    stripped = column.astype(object).where(~_is_missing(column), None)
+    stripped = stripped.map(lambda v: v.strip() if isinstance(v, str) else v)
+    numeric = pd.to_numeric(stripped, errors="coerce").astype(np.float64)
+    bad = numeric.isna().to_numpy() & stripped.notna().to_numpy()
+    return numeric, bad
+
+
+def read_table(path: str | os.PathLike, id_column: str | None = None,
+               columns: Sequence[str] | None = None, sep: str | None = None,
+               *, categorical: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a subject table (CSV, TSV or parquet) indexed by subject ID.
+
+    Parameters
+    ----------
+    path : str or path
+        ``.csv`` (comma), ``.tsv``/``.txt``/``.tab`` (tab), ``.parquet``/``.pq``;
+        text files may be compressed (``.gz`` etc.).
+    id_column : str, optional
+        Column holding subject IDs; default the first column.
+    columns : sequence of str, optional
+        Value columns to keep (default: every column but the ID column).
+    sep : str, optional
+        Field separator overriding the one implied by the extension.
+    categorical : sequence of str, optional
+        Columns kept as strings (e.g. ``sex``, ``site``).  Default ``None``
+        treats as categorical every selected column in which *no* value is a
+        number; pass ``[]`` to require every value column to be numeric.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: subject IDs as str (named after the ID column); numeric columns
+        as float64 (NaN where empty), categorical columns as str.
+        ``df.attrs["source"]`` holds the file path, used by later error messages.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, empty, or cannot be parsed.
+    DataValidationError
+        Unknown ID or value column, an empty or duplicated subject ID, a
+        non-numeric value in a numeric column (the message names the column, the
+        first offending subject and its value), or a column with no values.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputFileError("table file not found", path=source)
+    raw = _read_raw_table(path, sep)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if raw.shape[1] < 2 and columns is None:
+        raise DataValidationError(
+            "the table has fewer than two columns (an ID column and a value column); "
+            "is the separator right?", source=source)
+
+    if id_column is None:
+        id_column = raw.columns[0]
+    if id_column not in raw.columns:
+        raise DataValidationError(
+            f"ID column not found; the table has columns {list(raw.columns)[:20]}",
+            source=source, column=id_column)
+    if columns is None:
+        columns = [c for c in raw.columns if c != id_column]
+    else:
+        columns = [str(c) for c in columns]
+        for col in columns:
+            if col not in raw.columns:
+                raise DataValidationError("column not found in the table",
+                                          source=source, column=col)
+            if col == id_column:
+                raise DataValidationError("the ID column cannot also be a value column",
+                                          source=source, column=col)
+
+    ids = _subject_ids(raw[id_column], source, id_column)
+    out = {}
+    for col in columns:
+        values = raw[col].reset_index(drop=True)
+        empty = _is_missing(values)
+        if empty.all():
+            raise DataValidationError("the column has no values (all empty)",
+                                      source=source, column=col)
+        numeric, bad = _to_numeric(values)
+        n_filled = int((~empty).sum())
+        is_categorical = (col in categorical) if categorical is not None else (
+            bad.sum() == n_filled)
+        if is_categorical:
+            text = values.astype(object).where(~empty, None)
+            out[col] = np.array(
+                [v.strip() if isinstance(v, str) else (None if v is None else str(v))
+                 for v in text], dtype=object)
+            continue
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataValidationError(
+                f"non-numeric value {values.iloc[i]!r} in a numeric column "
+                f"({int(bad.sum())} such values; pass categorical=[{col!r}] if the "
+                "column is categorical)", source=source, column=col, subject=ids[i])
+        out[col] = numeric.to_numpy(dtype=np.float64)
+    table = pd.DataFrame(out, index=pd.Index(ids, name=id_column, dtype=object))
+    table.columns = pd.Index(columns, dtype=object)
+    table.attrs["source"] = source
+    return table
+
+
+def _subject_ids(column: pd.Series, source: str, id_column: str) -> np.ndarray:
+    missing = _is_missing(column)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataValidationError(
+            f"empty subject ID on data row {row + 1}", source=source, column=id_column)
+    ids = column.astype(object).map(lambda v: str(v).strip())
+    dup = _first_duplicate(ids)
+    if dup is not None:
+        raise DataValidationError(
+            f"subject ID appears {int((ids == dup).sum())} times", source=source,
+            column=id_column, subject=dup)
+    return np.asarray(ids, dtype=object)

@@ -1,0 +1,439 @@
+"""Turn raw tables into a validated, aligned :class:`~bayesimg.data.Dataset`.
+
+Policies (all recorded in ``Dataset.preprocessing`` and announced with a
+:class:`~bayesimg.errors.DataWarning` when something is dropped or imputed):
+
+Subjects
+    Inner join on subject ID across every table given; subjects missing from
+    any table are dropped (listed per table under ``subjects_dropped``).
+Phenotypes and covariates
+    No silent imputation: a missing value is an error naming the column and
+    subject, unless ``drop_missing_phenotypes`` / ``drop_missing_covariates``
+    asks to drop those subjects instead.  Infinite values and constant columns
+    are errors.  String covariates are one-hot encoded, dropping the first
+    (sorted) level, which is the reference.
+Genotypes
+    Values must be 0, 1, 2 or NaN.  SNPs with a missing fraction above
+    ``max_snp_missing`` are dropped; remaining missing calls are replaced by the
+    SNP's mean over the observed subjects; SNPs that are then constant
+    (monomorphic among the retained subjects) are dropped.
+Standardisation
+    Genotypes are centred per SNP by default (the convention of MODELS.md);
+    ``"scale"`` also divides by the SNP's standard deviation.  Phenotypes and
+    covariates are centred and scaled to unit variance.  Standard deviations use
+    ``ddof=0``.  The centres and scales are stored as arrays
+    (``genotype_center``, ``genotype_scale``, ``phenotype_center``,
+    ``phenotype_scale``, ``covariate_center``, ``covariate_scale``) so that
+    ``original = standardized * scale + center``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesimg.data.dataset import SNP_COLUMNS, Dataset
+from bayesimg.data.io import GenotypeTable
+from bayesimg.errors import DataValidationError, DataWarning
+
+__all__ = ["make_dataset", "take_snps", "SNP_ARRAY_KEYS"]
+
+#: ``preprocessing`` entries holding one value per SNP, kept in step by :func:`take_snps`.
+SNP_ARRAY_KEYS = ("genotype_center", "genotype_scale")
+
+_GENOTYPE_MODES = ("center", "scale", None)
+
+
+def make_dataset(genotypes: GenotypeTable | None = None,
+                 phenotypes: pd.DataFrame | None = None,
+                 covariates: pd.DataFrame | None = None, *,
+                 phenotype_columns: Sequence[str] | None = None,
+                 covariate_columns: Sequence[str] | None = None,
+                 max_snp_missing: float = 0.05,
+                 standardize_genotypes: str | None = "center",
+                 standardize_phenotypes: bool = True,
+                 standardize_covariates: bool = True,
+                 drop_missing_phenotypes: bool = False,
+                 drop_missing_covariates: bool = False,
+                 min_subjects: int = 10,
+                 name: str = "dataset") -> Dataset:
+    """Align, validate and standardise genotypes, phenotypes and covariates.
+
+    Parameters
+    ----------
+    genotypes : GenotypeTable, optional
+        From :func:`~bayesimg.data.read_plink` or a simulator.
+    phenotypes, covariates : pandas.DataFrame, optional
+        Indexed by subject ID (as returned by :func:`~bayesimg.data.read_table`).
+    phenotype_columns, covariate_columns : sequence of str, optional
+        Columns to use (default: all).
+    max_snp_missing : float
+        SNPs with a larger fraction of missing calls are dropped (default 0.05).
+    standardize_genotypes : {"center", "scale", None}
+        ``"center"`` subtracts each SNP's mean, ``"scale"`` also divides by its
+        standard deviation, ``None`` keeps allele counts.
+    standardize_phenotypes, standardize_covariates : bool
+        Centre and scale each column to mean 0, variance 1.
+    drop_missing_phenotypes, drop_missing_covariates : bool
+        Drop subjects with a missing value (with a warning) instead of raising.
+    min_subjects : int
+        Minimum number of subjects left after alignment and dropping.
+    name : str
+        Label of the dataset.
+
+    Returns
+    -------
+    Dataset
+        Subjects in the order of the genotype table (else the phenotype table,
+        else the covariate table); ``preprocessing`` records what was done.
+
+    Raises
+    ------
+    DataValidationError
+        For every failed check; the message names the table, column, SNP or subject.
+    """
+    if standardize_genotypes not in _GENOTYPE_MODES:
+        raise DataValidationError(
+            f"standardize_genotypes must be 'center', 'scale' or None, "
+            f"got {standardize_genotypes!r}")
+    if not 0.0 <= max_snp_missing <= 1.0:
+        raise DataValidationError(f"max_snp_missing must be in [0, 1], got {max_snp_missing}")
+    tables = _collect_tables(genotypes, phenotypes, covariates)
+    prep: dict[str, Any] = {}
+
+    subjects = _align_subjects(tables, prep, min_subjects)
+    pheno = cov = None
+    if phenotypes is not None:
+        pheno = _select_columns(phenotypes, phenotype_columns, "phenotypes").loc[subjects]
+    if covariates is not None:
+        cov = _select_columns(covariates, covariate_columns, "covariates").loc[subjects]
+
+    # Missing phenotype/covariate values: error, or drop subjects when asked.
+    keep = np.ones(len(subjects), bool)
+    for label, table, drop in (("phenotypes", pheno, drop_missing_phenotypes),
+                               ("covariates", cov, drop_missing_covariates)):
+        if table is not None:
+            keep &= _missing_value_mask(table, label, drop, prep)
+    if not keep.all():
+        subjects = subjects[keep]
+        pheno = None if pheno is None else pheno.loc[subjects]
+        cov = None if cov is None else cov.loc[subjects]
+    if len(subjects) < min_subjects:
+        raise DataValidationError(
+            f"only {len(subjects)} subjects remain after dropping those with missing "
+            f"phenotypes/covariates; at least {min_subjects} are needed")
+
+    Y = names_y = None
+    if pheno is not None:
+        Y, names_y = _prepare_phenotypes(pheno, standardize_phenotypes, prep)
+    Z = names_z = None
+    if cov is not None:
+        Z, names_z = _prepare_covariates(cov, standardize_covariates, prep)
+
+    X = snps = None
+    if genotypes is not None:
+        rows = pd.Index(genotypes.subjects).get_indexer(subjects)
+        X, snps = _prepare_genotypes(genotypes, rows, subjects, max_snp_missing,
+                                     standardize_genotypes, prep)
+
+    return Dataset(subjects=np.asarray(subjects, dtype=str), genotypes=X, snps=snps,
+                   phenotypes=Y, phenotype_names=names_y, covariates=Z,
+                   covariate_names=names_z, preprocessing=prep, name=name)
+
+
+# --------------------------------------------------------------------------- alignment
+def _table_source(table, label: str) -> str:
+    if isinstance(table, GenotypeTable):
+        return table.source or label
+    return table.attrs.get("source", label)
+
+
+def _collect_tables(genotypes, phenotypes, covariates) -> dict[str, tuple[pd.Index, Any]]:
+    tables = {}
+    if genotypes is not None:
+        if not isinstance(genotypes, GenotypeTable):
+            raise DataValidationError(
+                f"genotypes must be a GenotypeTable (from read_plink), got "
+                f"{type(genotypes).__name__}")
+        tables["genotypes"] = (pd.Index(np.asarray(genotypes.subjects, dtype=str)), genotypes)
+    for label, table in (("phenotypes", phenotypes), ("covariates", covariates)):
+        if table is None:
+            continue
+        if not isinstance(table, pd.DataFrame):
+            raise DataValidationError(
+                f"{label} must be a pandas DataFrame indexed by subject ID, got "
+                f"{type(table).__name__}")
+        index = pd.Index([str(s) for s in table.index], dtype=object)
+        dup = index[index.duplicated()]
+        if len(dup):
+            raise DataValidationError(f"duplicated subject ID in the {label} table",
+                                      source=_table_source(table, label), subject=dup[0])
+        tables[label] = (index, table)
+    if not tables:
+        raise DataValidationError("make_dataset needs at least one of genotypes, "
+                                  "phenotypes or covariates")
+    return tables
+
+
+def _align_subjects(tables, prep: dict, min_subjects: int) -> pd.Index:
+    """Inner join of subject IDs; order of the first table; drops recorded and warned."""
+    indexes = {label: index for label, (index, _) in tables.items()}
+    common = set.intersection(*(set(ix) for ix in indexes.values()))
+    first = next(iter(indexes.values()))
+    subjects = pd.Index([s for s in first if s in common], dtype=object)
+
+    dropped = {label: [s for s in ix if s not in common] for label, ix in indexes.items()}
+    prep["subjects_input"] = {label: len(ix) for label, ix in indexes.items()}
+    prep["subjects_dropped"] = dropped
+    n_dropped = {label: len(v) for label, v in dropped.items() if v}
+    if n_dropped and len(indexes) > 1:
+        detail = "; ".join(
+            f"{n} of {len(indexes[label])} in {label} (e.g. {dropped[label][0]!r})"
+            for label, n in n_dropped.items())
+        warnings.warn(
+            f"aligning subjects by ID kept {len(subjects)} present in every table and "
+            f"dropped {detail}; see preprocessing['subjects_dropped']",
+            DataWarning, stacklevel=3)
+    if len(subjects) < min_subjects:
+        sizes = ", ".join(f"{label} ({len(ix)} subjects)" for label, ix in indexes.items())
+        raise DataValidationError(
+            f"only {len(subjects)} subjects are common to {sizes}; at least "
+            f"{min_subjects} are needed (are the subject IDs spelled the same in "
+            "every table?)")
+    return subjects
+
+
+def _select_columns(table: pd.DataFrame, columns, label: str) -> pd.DataFrame:
+    source = _table_source(table, label)
+    table = table.copy()
+    table.index = pd.Index([str(s) for s in table.index], dtype=object)
+    table.columns = [str(c) for c in table.columns]
+    if columns is None:
+        columns = list(table.columns)
+    columns = [str(c) for c in columns]
+    for col in columns:
+        if col not in table.columns:
+            raise DataValidationError(f"{label} column not found", source=source, column=col)
+    if not columns:
+        raise DataValidationError(f"no {label} columns selected", source=source)
+    out = table[columns]
+    out.attrs["source"] = source
+    return out
+
+
+def _missing_value_mask(table: pd.DataFrame, label: str, drop: bool, prep: dict) -> np.ndarray:
+    """Mask of subjects to keep; raises on a missing value unless ``drop``."""
+    missing = table.isna().to_numpy()
+    if not missing.any():
+        return np.ones(len(table), bool)
+    row, col = np.argwhere(missing)[0]
+    if not drop:
+        raise DataValidationError(
+            f"missing {label[:-1]} value ({int(missing.sum())} missing in total); "
+            f"bayesimg does not impute {label}: fill them in, or pass "
+            f"drop_missing_{label}=True to drop those subjects",
+            source=_table_source(table, label), column=str(table.columns[col]),
+            subject=str(table.index[row]))
+    bad = missing.any(axis=1)
+    dropped = [str(s) for s in table.index[bad]]
+    prep.setdefault("subjects_dropped", {})[f"missing_{label}"] = dropped
+    warnings.warn(
+        f"dropped {len(dropped)} subjects with missing {label} (e.g. {dropped[0]!r} in "
+        f"column {str(table.columns[col])!r}); see "
+        f"preprocessing['subjects_dropped']['missing_{label}']", DataWarning, stacklevel=4)
+    return ~bad
+
+
+# --------------------------------------------------------------------------- phenotypes
+def _numeric_matrix(table: pd.DataFrame, label: str) -> np.ndarray:
+    source = _table_source(table, label)
+    for col in table.columns:
+        if not (pd.api.types.is_numeric_dtype(table[col].dtype)
+                or pd.api.types.is_bool_dtype(table[col].dtype)):
+            raise DataValidationError(f"{label} column is not numeric", source=source,
+                                      column=str(col))
+    values = table.to_numpy(dtype=np.float64, copy=True)
+    inf = np.isinf(values)
+    if inf.any():
+        row, col = np.argwhere(inf)[0]
+        raise DataValidationError(f"infinite {label[:-1]} value", source=source,
+                                  column=str(table.columns[col]),
+                                  subject=str(table.index[row]))
+    return values
+
+
+def _check_not_constant(values: np.ndarray, names, label: str, source: str) -> None:
+    sd = values.std(axis=0)
+    scale = np.maximum(np.abs(values).max(axis=0), 1.0)
+    constant = sd <= 1e-12 * scale
+    if constant.any():
+        col = names[int(np.flatnonzero(constant)[0])]
+        raise DataValidationError(
+            f"{label[:-1]} column is constant over the {len(values)} aligned subjects",
+            source=source, column=str(col))
+
+
+def _standardize(values: np.ndarray, do_it: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not do_it:
+        return values, np.zeros(values.shape[1]), np.ones(values.shape[1])
+    center = values.mean(axis=0)
+    scale = values.std(axis=0)
+    return (values - center) / scale, center, scale
+
+
+def _prepare_phenotypes(table: pd.DataFrame, standardize: bool, prep: dict):
+    names = np.asarray(table.columns, dtype=str)
+    values = _numeric_matrix(table, "phenotypes")
+    _check_not_constant(values, names, "phenotypes", _table_source(table, "phenotypes"))
+    values, center, scale = _standardize(values, standardize)
+    prep["phenotypes_standardized"] = bool(standardize)
+    prep["phenotype_center"] = center
+    prep["phenotype_scale"] = scale
+    return values, names
+
+
+# --------------------------------------------------------------------------- covariates
+def _is_categorical(column: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(column.dtype)
+                or pd.api.types.is_bool_dtype(column.dtype))
+
+
+def _prepare_covariates(table: pd.DataFrame, standardize: bool, prep: dict):
+    source = _table_source(table, "covariates")
+    blocks, names, encoding = [], [], {}
+    for col in table.columns:
+        column = table[col]
+        if _is_categorical(column):
+            levels = sorted({str(v) for v in column})
+            if len(levels) < 2:
+                raise DataValidationError(
+                    f"categorical covariate has a single level {levels[0]!r} over the "
+                    f"{len(column)} aligned subjects", source=source, column=str(col))
+            text = column.astype(str).to_numpy()
+            dummies = [f"{col}[{level}]" for level in levels[1:]]
+            blocks.append(np.column_stack([(text == lv).astype(np.float64)
+                                           for lv in levels[1:]]))
+            names.extend(dummies)
+            encoding[str(col)] = {"levels": levels, "reference": levels[0],
+                                  "columns": dummies}
+        else:
+            values = _numeric_matrix(table[[col]], "covariates")
+            _check_not_constant(values, [col], "covariates", source)
+            blocks.append(values)
+            names.append(str(col))
+    values = np.hstack(blocks)
+    values, center, scale = _standardize(values, standardize)
+    prep["covariates_one_hot"] = encoding
+    prep["covariates_standardized"] = bool(standardize)
+    prep["covariate_center"] = center
+    prep["covariate_scale"] = scale
+    return values, np.asarray(names, dtype=str)
+
+
+# --------------------------------------------------------------------------- genotypes
+def _snp_table(genotypes: GenotypeTable) -> pd.DataFrame:
+    snps = genotypes.snps.reset_index(drop=True)
+    out = pd.DataFrame({
+        "snp": snps["snp"].astype(str).to_numpy(dtype=object),
+        "chrom": snps["chrom"].astype(str).to_numpy(dtype=object),
+        "pos": snps["pos"].to_numpy(dtype=np.int64),
+        "a1": snps["a1"].astype(object).to_numpy(),
+        "a2": snps["a2"].astype(object).to_numpy(),
+        "gene": [None if pd.isna(g) else str(g) for g in snps["gene"]],
+    }, columns=list(SNP_COLUMNS))
+    out["gene"] = out["gene"].astype(object)
+    return out
+
+
+def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.Index,
+                       max_missing: float, mode: str | None, prep: dict):
+    source = genotypes.source or "genotypes"
+    X = np.array(genotypes.values[rows], dtype=np.float64)
+    snps = _snp_table(genotypes)
+
+    observed = ~np.isnan(X)
+    invalid = observed & ~np.isin(X, (0.0, 1.0, 2.0))
+    if invalid.any():
+        row, col = np.argwhere(invalid)[0]
+        raise DataValidationError(
+            f"genotype value {X[row, col]!r} is not an allele count 0, 1 or 2 "
+            f"({int(invalid.sum())} such values)", source=source,
+            column=str(snps["snp"].iloc[col]), subject=str(subjects[row]))
+
+    n = X.shape[0]
+    missing_fraction = 1.0 - observed.sum(axis=0) / n
+    too_missing = missing_fraction > max_missing
+    dropped_missing = snps["snp"][too_missing].tolist()
+    X, snps, observed = X[:, ~too_missing], snps[~too_missing], observed[:, ~too_missing]
+
+    n_imputed = int((~observed).sum())
+    imputed_snps = int((~observed).any(axis=0).sum())
+    if n_imputed:
+        means = np.nanmean(np.where(observed, X, np.nan), axis=0)
+        X = np.where(observed, X, means[None, :])
+
+    constant = X.std(axis=0) <= 1e-12
+    dropped_constant = snps["snp"][constant].tolist()
+    X, snps = X[:, ~constant], snps[~constant].reset_index(drop=True)
+
+    prep["snps_input"] = genotypes.n_snps
+    prep["max_snp_missing"] = max_missing
+    prep["snps_dropped_missing"] = dropped_missing
+    prep["snps_dropped_constant"] = dropped_constant
+    prep["genotypes_imputed"] = n_imputed
+    prep["genotype_imputation"] = "mean of observed calls per SNP"
+    _warn_genotype_changes(dropped_missing, dropped_constant, n_imputed, imputed_snps,
+                           max_missing, genotypes.n_snps)
+    if X.shape[1] == 0:
+        raise DataValidationError(
+            f"no SNP is left after dropping {len(dropped_missing)} with too many missing "
+            f"calls and {len(dropped_constant)} constant ones", source=source)
+
+    center = X.mean(axis=0) if mode in ("center", "scale") else np.zeros(X.shape[1])
+    scale = X.std(axis=0) if mode == "scale" else np.ones(X.shape[1])
+    X = (X - center) / scale
+    prep["genotype_standardization"] = mode
+    prep["genotype_center"] = center
+    prep["genotype_scale"] = scale
+    return X, snps
+
+
+def _warn_genotype_changes(dropped_missing, dropped_constant, n_imputed, imputed_snps,
+                           max_missing, n_input):
+    parts = []
+    if dropped_missing:
+        parts.append(f"dropped {len(dropped_missing)} SNPs with more than "
+                     f"{max_missing:.0%} missing calls (e.g. {dropped_missing[0]!r})")
+    if n_imputed:
+        parts.append(f"mean-imputed {n_imputed} missing calls in {imputed_snps} SNPs")
+    if dropped_constant:
+        parts.append(f"dropped {len(dropped_constant)} constant (monomorphic) SNPs "
+                     f"(e.g. {dropped_constant[0]!r})")
+    if parts:
+        warnings.warn(f"genotypes ({n_input} SNPs): " + "; ".join(parts)
+                      + "; see Dataset.preprocessing", DataWarning, stacklevel=4)
+
+
+# --------------------------------------------------------------------------- helpers
+def take_snps(dataset: Dataset, index, record: dict[str, Any] | None = None) -> Dataset:
+    """A new dataset with the SNP columns ``index`` (in that order).
+
+    Unlike :meth:`Dataset.subset_snps` this also re-orders the per-SNP arrays in
+    ``preprocessing`` (``genotype_center``, ``genotype_scale``) and merges
+    ``record`` into a copy of ``preprocessing``.
+    """
+    idx = np.arange(dataset.n_snps)[index]
+    prep = dict(dataset.preprocessing)
+    for key in SNP_ARRAY_KEYS:
+        if key in prep and prep[key] is not None and len(prep[key]) == dataset.n_snps:
+            prep[key] = np.asarray(prep[key])[idx]
+    if record:
+        prep.update(record)
+    snps = dataset.snps.iloc[idx].reset_index(drop=True)
+    return dataclasses.replace(dataset, genotypes=dataset.genotypes[:, idx], snps=snps,
+                               preprocessing=prep)
