@@ -10,10 +10,10 @@ from bayesimg import _jax_setup
 
 _jax_setup.configure()
 
-from bayesimg import data, models  # noqa: E402
+from bayesimg import data, models, report  # noqa: E402
 from bayesimg._jax_setup import current_precision, set_precision  # noqa: E402
 from bayesimg.inference import Fit, fit, load, select_hyperparameter  # noqa: E402
-compare = None
+from bayesimg.report import compare  # noqa: E402
 
 __version__ = "0.1.0"
 

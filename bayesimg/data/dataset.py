@@ -28,6 +28,8 @@ import pandas as pd
 from bayesimg.errors import DataValidationError
 
 SNP_COLUMNS = ("snp", "chrom", "pos", "a1", "a2", "gene")
+#: per-SNP arrays kept in ``Dataset.preprocessing`` (they follow SNP subsetting)
+SNP_ARRAY_KEYS = ("genotype_center", "genotype_scale")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -112,17 +114,26 @@ class Dataset:
             h.update("|".join(self.snps["gene"].astype(str)).encode())
         return h.hexdigest()[:16]
 
-    def subset_snps(self, mask_or_index) -> "Dataset":
-        """A new dataset keeping only the selected SNP columns."""
+    def subset_snps(self, mask_or_index) -> Dataset:
+        """A new dataset keeping only the selected SNP columns (in that order).
+
+        Per-SNP arrays in ``preprocessing`` (centres, scales) follow the SNPs.
+        """
         idx = np.arange(self.n_snps)[mask_or_index]
+        prep = dict(self.preprocessing)
+        for key in SNP_ARRAY_KEYS:
+            if prep.get(key) is not None and len(prep[key]) == self.n_snps:
+                prep[key] = np.asarray(prep[key])[idx]
         return dataclasses.replace(
             self, genotypes=self.genotypes[:, idx],
-            snps=self.snps.iloc[idx].reset_index(drop=True))
+            snps=self.snps.iloc[idx].reset_index(drop=True), preprocessing=prep)
 
-    def subset_subjects(self, mask_or_index) -> "Dataset":
+    def subset_subjects(self, mask_or_index) -> Dataset:
         """A new dataset keeping only the selected subjects (rows)."""
         idx = np.arange(self.n_subjects)[mask_or_index]
-        take = (lambda a: None if a is None else a[idx])
+
+        def take(a):
+            return None if a is None else a[idx]
         return dataclasses.replace(
             self, subjects=self.subjects[idx], genotypes=take(self.genotypes),
             phenotypes=take(self.phenotypes), covariates=take(self.covariates))

@@ -37,14 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesimg.data.dataset import SNP_COLUMNS, Dataset
+from bayesimg.data.dataset import SNP_ARRAY_KEYS, SNP_COLUMNS, Dataset
 from bayesimg.data.io import GenotypeTable
 from bayesimg.errors import DataValidationError, DataWarning
 
 __all__ = ["make_dataset", "take_snps", "SNP_ARRAY_KEYS"]
 
-#: ``preprocessing`` entries holding one value per SNP, kept in step by :func:`take_snps`.
-SNP_ARRAY_KEYS = ("genotype_center", "genotype_scale")
+
 
 _GENOTYPE_MODES = ("center", "scale", None)
 
@@ -427,13 +426,7 @@ def take_snps(dataset: Dataset, index, record: dict[str, Any] | None = None) -> 
     ``preprocessing`` (``genotype_center``, ``genotype_scale``) and merges
     ``record`` into a copy of ``preprocessing``.
     """
-    idx = np.arange(dataset.n_snps)[index]
-    prep = dict(dataset.preprocessing)
-    for key in SNP_ARRAY_KEYS:
-        if key in prep and prep[key] is not None and len(prep[key]) == dataset.n_snps:
-            prep[key] = np.asarray(prep[key])[idx]
-    if record:
-        prep.update(record)
-    snps = dataset.snps.iloc[idx].reset_index(drop=True)
-    return dataclasses.replace(dataset, genotypes=dataset.genotypes[:, idx], snps=snps,
-                               preprocessing=prep)
+    subset = dataset.subset_snps(index)
+    if not record:
+        return subset
+    return dataclasses.replace(subset, preprocessing={**subset.preprocessing, **record})

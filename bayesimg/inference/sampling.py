@@ -62,7 +62,7 @@ def sample(model: Model, data: Dataset, *, kernel: str = "nuts", chains: int = 4
         make_kernel, num_warmup=warmup, layout=layout, chunk=chunk,
         record_extra=pointwise_loglik_fn(model_fn, model.observed),
         drop_sites=model.hidden_sites)
-    out = program.run(jax.random.PRNGKey(seed), device_args(model.model_args(data)),
+    out = program.run(jax.random.PRNGKey(seed), device_args(model.model_args(data, kernel)),
                       num_samples=draws, thin=thin, progress=progress,
                       desc=f"{kernel.upper()} {model.name}")
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,

@@ -69,7 +69,7 @@ def optimize(model: Model, data: Dataset, *, guide: str = "mean_field", steps: i
     if final_lr_fraction is None:
         final_lr_fraction = 0.01 if method == "map" else 0.1
     model_fn = model.numpyro_model(method)
-    kwargs = device_args(model.model_args(data))
+    kwargs = device_args(model.model_args(data, method))
     guide_obj = _make_guide(guide, model_fn, model.init_strategy(data, method), rank)
     decay = final_lr_fraction ** (1.0 / steps)
     optimizer = optim.Adam(step_size=lambda i: learning_rate * decay**i)

@@ -229,6 +229,7 @@ class GroupSparseMTR(Model):
         kwargs = self.model_args(data, method)
         kwargs["Y"] = None
         kwargs["n_phenotypes"] = data.n_phenotypes
+        kwargs["whitener"] = None  # W itself is in the posterior: sample it directly
         return kwargs
 
     def init_strategy(self, data: Dataset, method: str):

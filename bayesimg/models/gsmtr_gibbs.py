@@ -27,8 +27,11 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 from numpyro.infer.mcmc import MCMCKernel
 
-from bayesimg.models.conditionals import (gaussian_columns_given_precision,
-                                          gaussian_columns_wide, inverse_gaussian)
+from bayesimg.models.conditionals import (
+    gaussian_columns_given_precision,
+    gaussian_columns_wide,
+    inverse_gaussian,
+)
 
 
 class GSMTRGibbsState(NamedTuple):

@@ -1,0 +1,44 @@
+"""Reporting for bayesimg fits: summaries, diagnostics, WAIC/LOO comparison, plots.
+
+Every function takes a fit (``bayesimg.inference.Fit``, or anything with a ``.tree``
+``xarray.DataTree``) or the DataTree itself, and only reads it.
+
+Intervals are 95% equal-tailed everywhere (:data:`CI_PROB`, :data:`CI_KIND`; ArviZ
+1.x defaults to 89%).  Numbers are raw floats; verdicts use the thresholds in
+:mod:`bayesimg.report.diagnostics`.
+"""
+
+from bayesimg.report.compare import ICResult, compare, loo, waic
+from bayesimg.report.diagnostics import Diagnostics, diagnose, warn_if_problems
+from bayesimg.report.intervals import CI_KIND, CI_PROB
+from bayesimg.report.plots import (
+    plot_compare,
+    plot_elbo,
+    plot_forest,
+    plot_khat,
+    plot_ppc,
+    plot_trace,
+    save_figure,
+)
+from bayesimg.report.summary import summary, top_associations
+
+__all__ = [
+    "CI_KIND",
+    "CI_PROB",
+    "Diagnostics",
+    "ICResult",
+    "compare",
+    "diagnose",
+    "loo",
+    "plot_compare",
+    "plot_elbo",
+    "plot_forest",
+    "plot_khat",
+    "plot_ppc",
+    "plot_trace",
+    "save_figure",
+    "summary",
+    "top_associations",
+    "waic",
+    "warn_if_problems",
+]

@@ -1,0 +1,131 @@
+"""Write a complete report folder for one or more fits of the same data.
+
+Layout (all written into a temporary sibling folder, then moved into place,
+so an interrupted run never leaves a half-written report)::
+
+    REPORT/
+      report.md                 what was fitted, verdicts, comparison, top hits
+      comparison_waic.csv       WAIC table (all fits)
+      comparison_loo.csv        PSIS-LOO table (all fits), Pareto-k warnings
+      <name>/summary.csv        every parameter: mean, sd, 95% ETI, R-hat, ESS
+      <name>/top_associations.csv
+      <name>/diagnostics.txt
+      <name>/fit.nc             the saved fit (netCDF, loads with bayesimg.load)
+      plots/forest_<name>.png, trace_<name>.png, ppc_<name>.png, khat_<name>.png,
+      plots/compare_loo.png
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayesimg.report import plots
+from bayesimg.report._tree import as_tree, has_group
+from bayesimg.report.compare import compare
+from bayesimg.report.diagnostics import diagnose
+from bayesimg.report.intervals import interval_label
+from bayesimg.report.summary import summary, top_associations
+
+
+def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str | None = None,
+                 top: int = 20, title: str = "bayesimg report",
+                 notes: list[str] | None = None) -> Path:
+    """Write tables, plots, diagnostics, comparisons and saved fits for ``fits``.
+
+    Parameters
+    ----------
+    fits : dict
+        Name → fit (a :class:`bayesimg.Fit`).  All fits must be on the same subjects.
+    folder : path
+        Destination; replaced atomically if it exists.
+    best : str, optional
+        The fit whose associations lead the report (default: best by PSIS-LOO).
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    out = tmp_root / folder.name
+    try:
+        out.mkdir()
+        (out / "plots").mkdir()
+        lines = [f"# {title}", ""]
+        if notes:
+            lines += notes + [""]
+        tables = {}
+        for ic in ("waic", "loo"):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                table = compare(fits, ic=ic) if len(fits) > 1 else None
+            if table is not None:
+                table.to_csv(out / f"comparison_{ic}.csv")
+                tables[ic] = (table, [str(w.message) for w in caught])
+        if best is None:
+            best = tables["loo"][0].index[0] if "loo" in tables else next(iter(fits))
+        if "loo" in tables:
+            plots.plot_compare(tables["loo"][0], path=out / "plots" / "compare_loo.png")
+        for ic, (table, messages) in tables.items():
+            lines += [f"## Model comparison by {ic.upper()} (higher elpd is better)", "",
+                      _markdown(table), ""]
+            lines += [f"- {m}" for m in messages] + [""]
+
+        lines += [f"## Best model: `{best}`", ""]
+        for name, fit in fits.items():
+            lines += _one_fit(name, fit, out, top=top, lead=(name == best))
+        (out / "report.md").write_text("\n".join(lines) + "\n")
+        if folder.exists():
+            old = tmp_root / "previous"
+            os.replace(folder, old)
+        os.replace(out, folder)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return folder
+
+
+def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool) -> list[str]:
+    sub = out / name
+    sub.mkdir()
+    tree = as_tree(fit)
+    diag = diagnose(fit)
+    (sub / "diagnostics.txt").write_text(str(diag) + "\n")
+    summary(fit).to_csv(sub / "summary.csv")
+    hits = top_associations(fit, n=top)
+    hits.to_csv(sub / "top_associations.csv")
+    if hasattr(fit, "save"):
+        fit.save(sub / "fit.nc")
+    plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{name}.png")
+    trace_vars = [v for v in ("sigma2", "gene_norm") if v in tree["posterior"].data_vars]
+    if not tree.attrs.get("approximate"):
+        plots.plot_trace(fit, trace_vars, path=out / "plots" / f"trace_{name}.png")
+    if has_group(tree, "posterior_predictive"):
+        plots.plot_ppc(fit, path=out / "plots" / f"ppc_{name}.png")
+    try:
+        plots.plot_khat(fit.loo(), path=out / "plots" / f"khat_{name}.png")
+    except Exception as err:  # noqa: BLE001 - a report must not die on one plot
+        warnings.warn(f"k-hat plot for {name} skipped: {err}", stacklevel=2)
+    settings = dict(getattr(fit, "model_settings", {}) or {})
+    lines = [f"### `{name}` — {tree.attrs.get('method', '?')} "
+             f"({', '.join(f'{k}={v}' for k, v in settings.items() if v is not None)})", "",
+             "```", str(diag), "```", ""]
+    if lead:
+        lines += [f"Top associations (posterior mean, {interval_label()} interval):", "",
+                  _markdown(hits.head(top)), ""]
+    return lines
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    shown = df.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: f"{v:.4g}")
+    header = "| " + " | ".join([str(shown.index.name or "")] + list(map(str, shown.columns))) + " |"
+    rule = "|" + "---|" * (len(shown.columns) + 1)
+    rows = ["| " + " | ".join([str(i)] + [str(v) for v in row]) + " |"
+            for i, row in zip(shown.index, shown.itertuples(index=False), strict=True)]
+    return "\n".join([header, rule] + rows)
