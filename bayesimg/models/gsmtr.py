@@ -176,10 +176,11 @@ class GroupSparseMTR(Model):
                 i, j = np.argwhere(bad)[0]
                 raise DataValidationError(f"{label} contain NaN or inf",
                                           column=str(names[j]), subject=str(data.subjects[i]))
-        means = np.abs(data.phenotypes.mean(axis=0))
-        scale = data.phenotypes.std(axis=0) + 1e-12
-        if np.any(means > 0.1 * scale):
-            j = int(np.argmax(means / scale))
+        # no intercept: a phenotype mean 5 standard errors from 0 is not centred data
+        z = np.abs(data.phenotypes.mean(axis=0)) / (
+            data.phenotypes.std(axis=0) / np.sqrt(data.n_subjects) + 1e-12)
+        if np.any(z > 5.0):
+            j = int(np.argmax(z))
             raise DataValidationError(
                 "GSMTR has no intercept (as bgsmtr): phenotypes must be centred; "
                 "build the dataset with standardize_phenotypes=True",
