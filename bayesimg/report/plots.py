@@ -384,7 +384,7 @@ def plot_khat(loo_result: ICResult, *, annotate: int = 5,
     ax.set_xlabel(f"observation index ({dims})")
     ax.set_ylabel("Pareto k")
     ax.set_title(f"PSIS-LOO Pareto k ({k.size} observations, {loo_result.n_draws} draws)")
-    ax.legend(fontsize="x-small", frameon=False, loc="upper right")
+    fig.legend(fontsize="x-small", frameon=False, loc="outside lower center", ncols=4)
     return _finish(fig, path)
 
 
