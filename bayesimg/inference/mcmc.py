@@ -39,6 +39,7 @@ from jax import lax
 
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference.progress import progress_bar
+from bayesimg.inference.threads import blas_threads_for
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 
@@ -150,7 +151,8 @@ class CompiledMCMC:
             self._init = jax.pmap(vinit, in_axes=(0, None), devices=devices)
             self._advance = jax.pmap(vadvance, in_axes=(0, None, None, None), devices=devices)
         else:
-            self._init = jax.jit(lambda keys, kw: vinit(keys[0], kw)[None])
+            self._init = jax.jit(
+                lambda keys, kw: jax.tree.map(lambda x: x[None], vinit(keys[0], kw)))
             self._advance = jax.jit(
                 lambda st, kw, n, t: jax.tree.map(lambda x: x[None], vadvance(
                     jax.tree.map(lambda x: x[0], st), kw, n, t)))
@@ -168,7 +170,8 @@ class CompiledMCMC:
         needs_compile = str(signature) not in self._compiled_shapes
         timings = {"compile_seconds": 0.0, "warmup_seconds": 0.0, "sampling_seconds": 0.0}
         per_group = []
-        with progress_bar(total=total_steps * L.n_chains, desc=desc, enabled=progress) as bar:
+        with (blas_threads_for(L.n_devices),
+              progress_bar(total=total_steps * L.n_chains, desc=desc, enabled=progress) as bar):
             for g in range(L.n_sequential):
                 t0 = time.perf_counter()
                 if needs_compile:
