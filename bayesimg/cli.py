@@ -70,8 +70,9 @@ def _print_result(result) -> None:
         print("\nModel comparison (PSIS-LOO, leave one subject out):")
         print(result.comparison[cols].to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"\nBest model: {result.best}")
-    print(f"\nTop SNP→phenotype associations ({interval_label()} intervals):")
-    hits = top_associations(best, n=15)
+    print(f"\nTop SNP→phenotype associations by posterior probability of their sign "
+          f"({interval_label()} intervals):")
+    hits = top_associations(best, n=15, by="prob_sign")
     keep = [c for c in hits.columns if c in ("snp", "phenotype", "mean", "sd", "prob_sign")
             or c.endswith("_lb") or c.endswith("_ub") or c == "excludes_zero"]
     print(hits[keep].to_string(float_format=lambda v: f"{v:.3f}"))

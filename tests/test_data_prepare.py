@@ -263,3 +263,19 @@ def test_take_snps_keeps_per_snp_arrays_in_step(genotypes):
                                   ds.preprocessing["genotype_center"][order])
     assert list(sub.snp_names) == [ds.snp_names[i] for i in order]
     assert sub.preprocessing["note"] == 1 and "note" not in ds.preprocessing
+
+
+def test_min_maf_drops_rare_snps_and_records_them(genotypes, phenotypes):
+    values = genotypes.values.copy()
+    values[:, 0] = 0.0
+    values[:2, 0] = 1.0          # MAF = 2 / (2n): rare
+    rare_id = str(genotypes.snps["snp"].iloc[0])
+    table = with_values(genotypes, values)
+    with pytest.warns(DataWarning, match="minor-allele frequency"):
+        ds = make_dataset(table, phenotypes, min_maf=0.05)
+    assert rare_id in ds.preprocessing["snps_dropped_maf"]
+    assert rare_id not in set(ds.snps["snp"])
+    kept = quiet(make_dataset, table, phenotypes)      # default keeps every polymorphic SNP
+    assert rare_id in set(kept.snps["snp"])
+    with pytest.raises(DataValidationError, match="min_maf"):
+        make_dataset(table, phenotypes, min_maf=0.7)

@@ -38,7 +38,8 @@ def _demo_dir():
 
 def load_demo(regions: Sequence[str] = DEMO_REGIONS, *, window: int = 10_000,
               ld_prune_r2: float | None = None, standardize_phenotypes: bool = True,
-              genes: Sequence[str] | None = None, covariates: bool = True) -> Dataset:
+              genes: Sequence[str] | None = None, covariates: bool = True,
+              min_maf: float = 0.0) -> Dataset:
     """Load the demo dataset, grouped into protein-coding genes.
 
     Genotypes are read from the bundled PLINK files, aligned with the simulated
@@ -66,6 +67,8 @@ def load_demo(regions: Sequence[str] = DEMO_REGIONS, *, window: int = 10_000,
         Keep only these genes (e.g. ``["MCM6", "AGT", "TTN"]``) for a small model.
     covariates : bool
         Include age and sex (sex one-hot encoded as ``sex[M]``).
+    min_maf : float
+        Drop SNPs with a smaller minor-allele frequency (the demo job uses 0.05).
 
     Returns
     -------
@@ -82,7 +85,7 @@ def load_demo(regions: Sequence[str] = DEMO_REGIONS, *, window: int = 10_000,
         genotypes = concat_genotype_tables([read_plink(folder / r) for r in regions])
         phenotypes = read_table(folder / "phenotypes.csv", id_column="IID")
         covs = read_table(folder / "covariates.csv", id_column="IID") if covariates else None
-        dataset = make_dataset(genotypes, phenotypes, covs,
+        dataset = make_dataset(genotypes, phenotypes, covs, min_maf=min_maf,
                                standardize_phenotypes=standardize_phenotypes,
                                name="demo_1000g")
         dataset = group_snps(dataset, load_gene_table("hg19"), window=window)

@@ -16,7 +16,8 @@ Genotypes
     Values must be 0, 1, 2 or NaN.  SNPs with a missing fraction above
     ``max_snp_missing`` are dropped; remaining missing calls are replaced by the
     SNP's mean over the observed subjects; SNPs that are then constant
-    (monomorphic among the retained subjects) are dropped.
+    (monomorphic among the retained subjects) are dropped, and so are SNPs whose
+    minor-allele frequency (after imputation) is below ``min_maf`` (default 0: keep).
 Standardisation
     Genotypes are centred per SNP by default (the convention of MODELS.md);
     ``"scale"`` also divides by the SNP's standard deviation.  Phenotypes and
@@ -54,6 +55,7 @@ def make_dataset(genotypes: GenotypeTable | None = None,
                  phenotype_columns: Sequence[str] | None = None,
                  covariate_columns: Sequence[str] | None = None,
                  max_snp_missing: float = 0.05,
+                 min_maf: float = 0.0,
                  standardize_genotypes: str | None = "center",
                  standardize_phenotypes: bool = True,
                  standardize_covariates: bool = True,
@@ -73,6 +75,9 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         Columns to use (default: all).
     max_snp_missing : float
         SNPs with a larger fraction of missing calls are dropped (default 0.05).
+    min_maf : float
+        SNPs with a smaller minor-allele frequency are dropped (default 0: none).
+        Rare variants carry little information and get very wide intervals.
     standardize_genotypes : {"center", "scale", None}
         ``"center"`` subtracts each SNP's mean, ``"scale"`` also divides by its
         standard deviation, ``None`` keeps allele counts.
@@ -100,6 +105,8 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         raise DataValidationError(
             f"standardize_genotypes must be 'center', 'scale' or None, "
             f"got {standardize_genotypes!r}")
+    if not 0.0 <= min_maf < 0.5:
+        raise DataValidationError(f"min_maf must be in [0, 0.5), got {min_maf}")
     if not 0.0 <= max_snp_missing <= 1.0:
         raise DataValidationError(f"max_snp_missing must be in [0, 1], got {max_snp_missing}")
     tables = _collect_tables(genotypes, phenotypes, covariates)
@@ -138,7 +145,7 @@ def make_dataset(genotypes: GenotypeTable | None = None,
     if genotypes is not None:
         rows = pd.Index(genotypes.subjects).get_indexer(subjects)
         X, snps = _prepare_genotypes(genotypes, rows, subjects, max_snp_missing,
-                                     standardize_genotypes, prep)
+                                     standardize_genotypes, prep, min_maf=min_maf)
 
     return Dataset(subjects=np.asarray(subjects, dtype=str), genotypes=X, snps=snps,
                    phenotypes=Y, phenotype_names=names_y, covariates=Z,
@@ -350,7 +357,8 @@ def _snp_table(genotypes: GenotypeTable) -> pd.DataFrame:
 
 
 def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.Index,
-                       max_missing: float, mode: str | None, prep: dict):
+                       max_missing: float, mode: str | None, prep: dict,
+                       min_maf: float = 0.0):
     source = genotypes.source or "genotypes"
     X = np.array(genotypes.values[rows], dtype=np.float64)
     snps = _snp_table(genotypes)
@@ -379,6 +387,16 @@ def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.
     constant = X.std(axis=0) <= 1e-12
     dropped_constant = snps["snp"][constant].tolist()
     X, snps = X[:, ~constant], snps[~constant].reset_index(drop=True)
+
+    freq = X.mean(axis=0) / 2.0
+    rare = np.minimum(freq, 1.0 - freq) < min_maf
+    dropped_rare = snps["snp"][rare].tolist()
+    X, snps = X[:, ~rare], snps[~rare].reset_index(drop=True)
+    prep["min_maf"] = min_maf
+    prep["snps_dropped_maf"] = dropped_rare
+    if dropped_rare:
+        warnings.warn(f"{len(dropped_rare)} SNPs with minor-allele frequency < {min_maf} "
+                      "dropped", DataWarning, stacklevel=4)
 
     prep["snps_input"] = genotypes.n_snps
     prep["max_snp_missing"] = max_missing
