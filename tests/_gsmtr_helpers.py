@@ -16,28 +16,16 @@ import numpy as np
 
 from bayesimg.data import Dataset, simulate_genotypes
 from bayesimg.data.prepare import make_dataset
+from bayesimg.data.simulate import _prior_unit_gene
 
 
 def exact_prior_unit_gene(rng: np.random.Generator, m: int, c: int, lambda1: float,
                           lambda2: float) -> np.ndarray:
-    """One exact draw of U_k (m × c) with density ∝ exp(−√λ₁‖U_k‖_F − √λ₂ Σ_i ‖u_i‖).
-
-    Integrating τ and ω out of the joint of MODELS.md §1 leaves, for W = σU,
-    p(U) ∝ exp(−√λ₁ Σ_k ‖U_k‖_F − √λ₂ Σ_i ‖u_i‖) (genes independent, free of σ).
-    Rejection sampling: propose the m rows iid from ∝ exp(−√λ₂‖u‖) on R^c (radius
-    ~ Gamma(c, rate √λ₂), uniform direction) and accept with probability
-    exp(−√λ₁‖U_k‖_F) ≤ 1.  Exact, with no tuning.
-    """
-    while True:
-        batch = 256
-        radius = rng.gamma(c, 1.0 / np.sqrt(lambda2), size=(batch, m))
-        direction = rng.standard_normal((batch, m, c))
-        direction /= np.linalg.norm(direction, axis=2, keepdims=True)
-        U = radius[..., None] * direction
-        frob = np.sqrt(np.sum(U**2, axis=(1, 2)))
-        accept = rng.uniform(size=batch) < np.exp(-np.sqrt(lambda1) * frob)
-        if accept.any():
-            return U[np.argmax(accept)]
+    """One exact draw of U_k (m × c) ∝ exp(−√λ₁‖U_k‖_F − √λ₂ Σ_i ‖u_i‖): the library's
+    rejection sampler (``bayesimg.data.simulate._prior_unit_gene``), required exact."""
+    U, exact = _prior_unit_gene(rng, m, c, lambda1, lambda2)
+    assert exact, "rejection sampler fell back to Gibbs on an SBC-sized gene"
+    return U
 
 
 def exact_prior_draw(rng: np.random.Generator, gene_index: np.ndarray, c: int,

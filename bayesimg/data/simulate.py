@@ -56,6 +56,8 @@ class GSMTRTruth:
         ``tau`` is indexed like ``Dataset.gene_names``).
     lambda1, lambda2 : float or None
         The prior's rate parameters (only from the prior simulator).
+    exact : bool
+        False when the prior simulator fell back to a Gibbs chain for some gene.
     """
 
     W: pd.DataFrame
@@ -68,6 +70,7 @@ class GSMTRTruth:
     omega: np.ndarray | None = None
     lambda1: float | None = None
     lambda2: float | None = None
+    exact: bool = True
 
     @property
     def sigma2(self) -> float:
@@ -366,13 +369,20 @@ def simulate_gsmtr_from_prior(genotypes: Dataset | GenotypeTable | None = None, 
                               gene_size: int | None = None) -> tuple[Dataset, GSMTRTruth]:
     """Parameters and phenotypes drawn from the GSMTR prior of MODELS.md §1.
 
-    With ``m_k`` SNPs in gene ``k`` and ``c`` phenotypes (Gamma with *rate*)::
+    The joint density of MODELS.md §1 is not a product of normalised conditionals:
+    integrating τ and ω out of it leaves, with W = σU (m_k SNPs in gene k, c
+    phenotypes),
 
-        τ_k ~ Gamma((m_k c + 1)/2, rate λ₁/2)
-        ω_i ~ Gamma((c + 1)/2,     rate λ₂/2)
-        σ²  ~ InvGamma(3, 1)
-        w_i ~ N(0, σ² / (1/τ_k(i) + 1/ω_i) · I_c)
-        y_l ~ N(Wᵀ x_l, σ² I_c)
+        p(U) ∝ exp(−√λ₁ Σ_k ‖U_k‖_F − √λ₂ Σ_i ‖u_i‖₂),   σ² ~ InvGamma(3, 1),
+
+    genes independent and free of σ (the W-kernel's normaliser ∝ σ^{dc} cancels
+    the joint's σ^{−dc}).  Each U_k is drawn exactly by rejection: rows proposed
+    iid from ∝ exp(−√λ₂‖u‖) (radius ~ Gamma(c, rate √λ₂), uniform direction),
+    accepted with probability exp(−√λ₁‖U_k‖_F).  Where that acceptance is too low
+    (large genes with strong λ₁) the gene is drawn instead by a Gibbs chain on the
+    joint (500 sweeps), and ``truth.exact`` is False.  τ and ω are then drawn
+    from their exact conditionals given W and σ² (inverse Gaussian for 1/τ, 1/ω),
+    so (W, σ², τ, ω) is a draw from the joint prior, and y_l ~ N(Wᵀx_l, σ² I).
 
     Use it for simulation-based calibration: the posterior under the same
     λ₁, λ₂ should cover these draws at the nominal rate.  Genotypes are centred and
@@ -404,13 +414,16 @@ def simulate_gsmtr_from_prior(genotypes: Dataset | GenotypeTable | None = None, 
     n, d, c = X.shape[0], X.shape[1], n_phenotypes
     gene_names = pd.unique(labels)
     gene_of = pd.Index(gene_names).get_indexer(labels)
-    m = np.bincount(gene_of, minlength=len(gene_names))
 
-    tau = rng.gamma(shape=(m * c + 1) / 2.0, scale=2.0 / lambda1)
-    omega = rng.gamma(shape=(c + 1) / 2.0, scale=2.0 / lambda2, size=d)
     sigma2 = 1.0 / rng.gamma(shape=3.0, scale=1.0)
-    prior_var = sigma2 / (1.0 / tau[gene_of] + 1.0 / omega)
-    W = np.sqrt(prior_var)[:, None] * rng.standard_normal((d, c))
+    U = np.zeros((d, c))
+    exact = True
+    for k in range(len(gene_names)):
+        rows = np.flatnonzero(gene_of == k)
+        U[rows], gene_exact = _prior_unit_gene(rng, len(rows), c, lambda1, lambda2)
+        exact = exact and gene_exact
+    W = math.sqrt(sigma2) * U
+    tau, omega = _prior_scales_given_w(rng, W, gene_of, sigma2, lambda1, lambda2)
     Y = X @ W + math.sqrt(sigma2) * rng.standard_normal((n, c))
 
     names = _phenotype_names(c)
@@ -425,5 +438,37 @@ def simulate_gsmtr_from_prior(genotypes: Dataset | GenotypeTable | None = None, 
         active_snps=[str(s) for s in snp_names],
         active_genes=[str(g) for g in gene_names],
         groups=np.asarray(labels, dtype=str),
-        tau=tau, omega=omega, lambda1=float(lambda1), lambda2=float(lambda2))
+        tau=tau, omega=omega, lambda1=float(lambda1), lambda2=float(lambda2), exact=exact)
     return dataset, truth
+
+
+def _prior_unit_gene(rng, m: int, c: int, lambda1: float, lambda2: float,
+                     max_proposals: int = 200_000, sweeps: int = 500):
+    """One draw of U_k (m × c) ∝ exp(−√λ₁‖U_k‖_F − √λ₂ Σ_i ‖u_i‖); returns (U_k, exact)."""
+    batch = 512
+    for _ in range(max_proposals // batch):
+        radius = rng.gamma(c, 1.0 / math.sqrt(lambda2), size=(batch, m))
+        direction = rng.standard_normal((batch, m, c))
+        direction /= np.linalg.norm(direction, axis=2, keepdims=True)
+        U = radius[..., None] * direction
+        frob = np.sqrt(np.sum(U**2, axis=(1, 2)))
+        accept = rng.uniform(size=batch) < np.exp(-math.sqrt(lambda1) * frob)
+        if accept.any():
+            return U[int(np.argmax(accept))], True
+    # Gibbs on the joint with σ = 1: W | τ, ω Gaussian; 1/τ, 1/ω | W inverse Gaussian
+    gene_of = np.zeros(m, dtype=int)
+    U = rng.standard_normal((m, c)) / math.sqrt(lambda2)
+    for _ in range(sweeps):
+        tau, omega = _prior_scales_given_w(rng, U, gene_of, 1.0, lambda1, lambda2)
+        U = rng.standard_normal((m, c)) / np.sqrt(1.0 / tau[gene_of] + 1.0 / omega)[:, None]
+    return U, False
+
+
+def _prior_scales_given_w(rng, W, gene_of, sigma2, lambda1, lambda2):
+    """τ, ω from their full conditionals given W and σ² (MODELS.md §1)."""
+    row_sq = np.sum(W**2, axis=1)
+    gene_sq = np.bincount(gene_of, weights=row_sq)
+    tiny = np.finfo(float).tiny
+    inv_tau = rng.wald(np.sqrt(lambda1 * sigma2 / np.maximum(gene_sq, tiny)), lambda1)
+    inv_omega = rng.wald(np.sqrt(lambda2 * sigma2 / np.maximum(row_sq, tiny)), lambda2)
+    return 1.0 / inv_tau, 1.0 / inv_omega
