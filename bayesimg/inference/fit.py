@@ -146,7 +146,7 @@ def save_tree(tree: xr.DataTree, path: str | os.PathLike) -> Path:
             except ImportError as err:
                 raise InputFileError("saving to .zarr needs the 'zarr' package "
                                      "(pip install 'bayesimg[zarr]')", path=str(path)) from err
-            tree.to_zarr(tmp)
+            tree.to_zarr(tmp, consolidated=False)  # zarr v3 has no consolidated metadata
         if path.is_dir():
             old = Path(tmp_dir) / "previous"
             os.replace(path, old)
@@ -169,7 +169,7 @@ def load(path: str | os.PathLike) -> Fit:
             with xr.open_datatree(path, engine="h5netcdf") as opened:
                 tree = opened.load()
         else:
-            with xr.open_datatree(path, engine="zarr") as opened:
+            with xr.open_datatree(path, engine="zarr", consolidated=False) as opened:
                 tree = opened.load()
     except (OSError, ValueError) as err:
         raise InputFileError(f"could not read a saved fit: {err}", path=str(path)) from err
