@@ -24,6 +24,7 @@ class JobResult:
     fits: dict[str, Any]
     comparison: pd.DataFrame | None
     seconds: float
+    recovery: pd.DataFrame | None = None
 
 
 DEMO_SETTINGS = {
@@ -76,8 +77,9 @@ def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmu
     from bayesimg.report import compare
     table = compare(fits, ic="loo")
     best = str(table.index[0])
-    _truth_check(fits[best], truth).to_csv(folder / "planted_effects_recovery.csv")
-    return JobResult(folder, best, fits, table, time.perf_counter() - t0)
+    recovery = _truth_check(fits[best], truth)
+    recovery.to_csv(folder / "planted_effects_recovery.csv")
+    return JobResult(folder, best, fits, table, time.perf_counter() - t0, recovery)
 
 
 def _truth_check(fit_, truth: pd.DataFrame) -> pd.DataFrame:
