@@ -29,6 +29,9 @@ def test_demo_quick_writes_a_complete_report(tmp_path, capsys):
         assert fit.posterior["W"].dims == ("chain", "draw", "snp", "phenotype")
         assert (out / "plots" / f"forest_{name}.png").stat().st_size > 10_000
         assert (out / "plots" / f"ppc_{name}.png").exists()
+        # reports find the model's declared sites through the fit's attributes
+        assert fit.tree.attrs["association_site"] == "W"
+        assert (out / "plots" / f"trace_{name}.png").exists()
     recovery = pd.read_csv(out / "planted_effects_recovery.csv")
     # rs4988235 → hippocampus is the strongest planted effect: found with the right sign
     # (strong shrinkage may pull its interval onto 0, so the test asks for the sign only)

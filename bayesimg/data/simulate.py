@@ -210,7 +210,10 @@ def _contiguous(dataset: Dataset, labels: np.ndarray) -> tuple[Dataset, np.ndarr
 
 
 def _grouped_design(genotypes, n_subjects, n_snps, n_genes, gene_size, rng, name,
-                    default_size):
+                    default_size, n_phenotypes):
+    """Centred, gene-grouped genotypes for a simulator (after checking ``n_phenotypes``)."""
+    if n_phenotypes < 1:
+        raise DataValidationError(f"n_phenotypes must be >= 1, got {n_phenotypes}")
     dataset = _centred_genotype_dataset(genotypes, n_subjects, n_snps, rng, name)
     existing = None
     if dataset.snps["gene"].notna().all():
@@ -290,13 +293,12 @@ def simulate_gsmtr(genotypes: Dataset | GenotypeTable | None = None, *,
         SNPs are re-ordered so that each gene is contiguous; ``truth`` is
         labelled by the dataset's SNP and phenotype names.
     """
-    if n_phenotypes < 1:
-        raise DataValidationError(f"n_phenotypes must be >= 1, got {n_phenotypes}")
     if n_covariates < 0:
         raise DataValidationError(f"n_covariates must be >= 0, got {n_covariates}")
     rng = np.random.default_rng(seed)
     dataset, labels = _grouped_design(genotypes, n_subjects, n_snps, n_genes, gene_size,
-                                      rng, "simulated_gsmtr", default_size=5)
+                                      rng, "simulated_gsmtr", default_size=5,
+                                      n_phenotypes=n_phenotypes)
     X = dataset.genotypes
     n, d, c = X.shape[0], X.shape[1], n_phenotypes
     genes = pd.unique(labels)
@@ -405,11 +407,10 @@ def simulate_gsmtr_from_prior(genotypes: Dataset | GenotypeTable | None = None, 
     """
     if not (lambda1 > 0 and lambda2 > 0):
         raise DataValidationError(f"lambda1 and lambda2 must be > 0, got {lambda1}, {lambda2}")
-    if n_phenotypes < 1:
-        raise DataValidationError(f"n_phenotypes must be >= 1, got {n_phenotypes}")
     rng = np.random.default_rng(seed)
     dataset, labels = _grouped_design(genotypes, n_subjects, n_snps, n_genes, gene_size,
-                                      rng, "simulated_gsmtr_prior", default_size=4)
+                                      rng, "simulated_gsmtr_prior", default_size=4,
+                                      n_phenotypes=n_phenotypes)
     X = dataset.genotypes
     n, d, c = X.shape[0], X.shape[1], n_phenotypes
     gene_names = pd.unique(labels)

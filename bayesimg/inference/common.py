@@ -59,6 +59,8 @@ def base_attrs(model: Model, data: Dataset, method: str, seed: int,
         "precision": "float64" if jax.config.jax_enable_x64 else "float32",
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "approximate": method in ("svi", "map"),
+        "association_site": model.association_site or "",
+        "trace_sites": list(model.trace_sites),
     }
 
 

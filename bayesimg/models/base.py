@@ -50,6 +50,10 @@ class Model(abc.ABC):
     #: latent sites that are only a reparameterisation: sampled, used for the
     #: log-likelihood, but not stored in the posterior (e.g. whitened weights)
     hidden_sites: frozenset[str] = frozenset()
+    #: the coefficient site whose elements are "associations" (forest plots, top hits)
+    association_site: str | None = None
+    #: low-dimensional sites worth a trace plot in reports
+    trace_sites: tuple[str, ...] = ()
 
     # ------------------------------------------------------------ required
     @abc.abstractmethod

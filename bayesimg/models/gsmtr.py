@@ -102,6 +102,8 @@ class GroupSparseMTR(Model):
     name = "gsmtr"
     observed = {"y": ("subject", "phenotype")}
     hidden_sites = frozenset({"W_white"})
+    association_site = "W"
+    trace_sites = ("sigma2", "gene_norm")
 
     def __init__(self, lambda1: float = 2.0, lambda2: float = 2.0, *,
                  hyperprior: tuple[float, float] | None = None,

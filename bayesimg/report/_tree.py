@@ -85,6 +85,25 @@ def attr_bool(tree: xr.DataTree, key: str) -> bool | None:
     return _attr_bool(tree.attrs.get(key))
 
 
+def association_site(tree: xr.DataTree, var_name: str | None) -> str:
+    """``var_name`` if given, else the model's declared association site (root attrs).
+
+    Trees without that attribute (built by hand) fall back to ``"W"``.
+    """
+    if var_name is not None:
+        return var_name
+    declared = tree.attrs.get("association_site")
+    return str(declared) if declared else "W"
+
+
+def trace_sites(tree: xr.DataTree) -> list[str]:
+    """The model's declared trace-plot sites present in the posterior."""
+    raw = tree.attrs.get("trace_sites")
+    names = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+    post = tree["posterior"].data_vars if "posterior" in tree.children else {}
+    return [n for n in names if n in post]
+
+
 def settings(tree: xr.DataTree) -> dict[str, Any]:
     """The sampler settings in the root attrs (stored as JSON text in netCDF files)."""
     raw = tree.attrs.get("settings")

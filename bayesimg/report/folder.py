@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayesimg.report import plots
+from bayesimg.report import _tree, plots
 from bayesimg.report._tree import as_tree, has_group
 from bayesimg.report.compare import compare
 from bayesimg.report.diagnostics import diagnose
@@ -100,8 +100,8 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool) -> list[st
     if hasattr(fit, "save"):
         fit.save(sub / "fit.nc")
     plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{name}.png")
-    trace_vars = [v for v in ("sigma2", "gene_norm") if v in tree["posterior"].data_vars]
-    if not tree.attrs.get("approximate"):
+    trace_vars = _tree.trace_sites(tree)
+    if trace_vars and not tree.attrs.get("approximate"):
         plots.plot_trace(fit, trace_vars, path=out / "plots" / f"trace_{name}.png")
     if has_group(tree, "posterior_predictive"):
         plots.plot_ppc(fit, path=out / "plots" / f"ppc_{name}.png")

@@ -84,7 +84,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 # --------------------------------------------------------------------------- forest
-def plot_forest(fit: Any, var_name: str = "W", top: int = 20, *, by: str = "abs_mean",
+def plot_forest(fit: Any, var_name: str | None = None, top: int = 20, *,
+                by: str = "abs_mean",
                 ci_prob: float = CI_PROB, ci_kind: str = CI_KIND,
                 path: str | os.PathLike | None = None) -> Figure:
     """Posterior means with credible-interval bars for the top associations.
@@ -92,8 +93,9 @@ def plot_forest(fit: Any, var_name: str = "W", top: int = 20, *, by: str = "abs_
     Parameters
     ----------
     fit : Fit or xarray.DataTree
-    var_name : str, default "W"
-        Coefficient variable (e.g. SNP x phenotype weights).
+    var_name : str, optional
+        Coefficient variable (default: the model's declared association site, e.g.
+        GSMTR's SNP x phenotype weights ``W``).
     top : int, default 20
         Number of associations shown (see :func:`~bayesimg.report.top_associations`).
     by : {"abs_mean", "prob_sign"}, default "abs_mean"
@@ -131,6 +133,7 @@ def plot_forest(fit: Any, var_name: str = "W", top: int = 20, *, by: str = "abs_
             ax.plot(mean[mask], y[mask], "o", color=color, ms=5)
     ax.axvline(0.0, color="k", lw=0.8, ls="--")
     ax.set_yticks(y, labels)
+    var_name = df.attrs["var_name"]
     ax.set_xlabel(f"{var_name} (posterior mean and {interval_label(ci_prob, ci_kind)})")
     order = "|posterior mean|" if by == "abs_mean" else "posterior probability of sign"
     ax.set_title(f"Top {n} of {df.attrs['n_elements']} {var_name} elements by {order}")

@@ -164,7 +164,7 @@ def summary(fit: Any, var_names: str | list[str] | None = None, ci_prob: float =
     return df
 
 
-def top_associations(fit: Any, var_name: str = "W", n: int = 20, by: str = "abs_mean",
+def top_associations(fit: Any, var_name: str | None = None, n: int = 20, by: str = "abs_mean",
                      ci_prob: float = CI_PROB, ci_kind: str = CI_KIND) -> pd.DataFrame:
     """The strongest associations in a coefficient matrix such as ``W`` (SNP × phenotype).
 
@@ -175,8 +175,9 @@ def top_associations(fit: Any, var_name: str = "W", n: int = 20, by: str = "abs_
     Parameters
     ----------
     fit : Fit or xarray.DataTree
-    var_name : str, default "W"
-        Posterior variable holding the coefficients.
+    var_name : str, optional
+        Posterior variable holding the coefficients (default: the site the model
+        declares as its associations, ``W`` for GSMTR).
     n : int, default 20
         Number of rows to return.
     by : {"abs_mean", "prob_sign"}, default "abs_mean"
@@ -206,6 +207,7 @@ def top_associations(fit: Any, var_name: str = "W", n: int = 20, by: str = "abs_
         raise ModelSpecError(f"n must be a positive integer, got {n!r}")
     lb_col, ub_col = interval_columns(ci_prob, ci_kind)
     tree = _tree.as_tree(fit)
+    var_name = _tree.association_site(tree, var_name)
     post = _tree.group(tree, "posterior", purpose="top associations")
     _tree.select_vars(post, var_name, "the posterior")
     approximate = _tree.is_approximate(tree)
