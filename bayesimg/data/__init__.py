@@ -9,6 +9,7 @@ or ``load_demo()`` for the bundled demo, or ``simulate_gsmtr()`` for data with a
 known truth.
 """
 
+from bayesimg.data.base import SubjectData
 from bayesimg.data.dataset import SNP_COLUMNS, Dataset
 from bayesimg.data.demo import load_demo, load_demo_truth
 from bayesimg.data.genes import group_snps, ld_prune, load_gene_table
@@ -20,10 +21,12 @@ from bayesimg.data.simulate import (
     simulate_gsmtr,
     simulate_gsmtr_from_prior,
 )
+from bayesimg.data.views import MultiViewData, View, make_views
 
 __all__ = [
     "SNP_COLUMNS",
     "Dataset",
+    "MultiViewData",
     "GSMTRTruth",
     "GenotypeTable",
     "group_snps",
@@ -37,4 +40,7 @@ __all__ = [
     "simulate_genotypes",
     "simulate_gsmtr",
     "simulate_gsmtr_from_prior",
+    "SubjectData",
+    "View",
+    "make_views",
 ]

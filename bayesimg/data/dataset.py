@@ -19,12 +19,12 @@ The object is immutable; helpers return a new one (``dataclasses.replace``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bayesimg.data.base import SubjectData, hash_arrays
 from bayesimg.errors import DataValidationError
 
 SNP_COLUMNS = ("snp", "chrom", "pos", "a1", "a2", "gene")
@@ -33,7 +33,7 @@ SNP_ARRAY_KEYS = ("genotype_center", "genotype_scale")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Dataset:
+class Dataset(SubjectData):
     """Aligned subjects × (SNPs, phenotypes, covariates) with labels."""
 
     subjects: np.ndarray                 # (n,) str
@@ -63,10 +63,6 @@ class Dataset:
                     f"{label} has {arr.shape[1]} columns but {len(names)} names")
 
     # ------------------------------------------------------------------ sizes
-    @property
-    def n_subjects(self) -> int:
-        return len(self.subjects)
-
     @property
     def n_snps(self) -> int:
         return 0 if self.genotypes is None else self.genotypes.shape[1]
@@ -104,15 +100,10 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """A short hash of the numbers and labels (stored in saved fits)."""
-        h = hashlib.sha256()
-        for arr in (self.genotypes, self.phenotypes, self.covariates):
-            if arr is not None:
-                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-        h.update("|".join(map(str, self.subjects)).encode())
+        labels = [self.subjects]
         if self.snps is not None:
-            h.update("|".join(self.snps["snp"].astype(str)).encode())
-            h.update("|".join(self.snps["gene"].astype(str)).encode())
-        return h.hexdigest()[:16]
+            labels += [self.snps["snp"].astype(str), self.snps["gene"].astype(str)]
+        return hash_arrays((self.genotypes, self.phenotypes, self.covariates), labels)
 
     def subset_snps(self, mask_or_index) -> Dataset:
         """A new dataset keeping only the selected SNP columns (in that order).

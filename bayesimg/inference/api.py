@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference.fit import Fit
 from bayesimg.models.base import Model
@@ -17,7 +17,7 @@ _SVI_KEYS = {"guide", "steps", "learning_rate", "final_lr_fraction", "num_draws"
              "stop_on_convergence", "rank", "num_particles", "progress"}
 
 
-def fit(model: Model, data: Dataset, method: str = "nuts", **options) -> Fit:
+def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit:
     """Fit ``model`` to ``data``.
 
     Parameters
@@ -55,7 +55,7 @@ def fit(model: Model, data: Dataset, method: str = "nuts", **options) -> Fit:
     return optimize(model, data, **options)
 
 
-def select_hyperparameter(model: Model, data: Dataset,
+def select_hyperparameter(model: Model, data: SubjectData,
                           grid: Iterable[Mapping[str, Any]], *, ic: str = "waic",
                           method: str = "nuts", **options):
     """Fit ``model`` at every setting in ``grid`` and rank them by WAIC or PSIS-LOO.

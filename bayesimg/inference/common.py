@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models.base import Model
 
@@ -41,7 +41,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def base_attrs(model: Model, data: Dataset, method: str, seed: int,
+def base_attrs(model: Model, data: SubjectData, method: str, seed: int,
                settings: dict[str, Any]) -> dict[str, Any]:
     """Attributes stored with every fit: enough to say how it was made."""
     return {
@@ -67,10 +67,11 @@ def base_attrs(model: Model, data: Dataset, method: str, seed: int,
 def check_inputs(model: Model, data: Any) -> None:
     if not isinstance(model, Model):
         raise ModelSpecError(f"expected a bayesimg Model, got {type(model).__name__}")
-    if not isinstance(data, Dataset):
+    if not isinstance(data, SubjectData):
         raise DataValidationError(
-            f"expected a bayesimg.data.Dataset, got {type(data).__name__}; build one with "
-            "bayesimg.data.make_dataset(...) or bayesimg.data.load_demo()")
+            f"expected a bayesimg data object, got {type(data).__name__}; build one with "
+            "bayesimg.data.make_dataset(...), bayesimg.data.make_views(...) or "
+            "bayesimg.data.load_demo()")
     model.validate(data)
 
 

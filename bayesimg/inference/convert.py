@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.errors import ModelSpecError
 from bayesimg.models.base import Model
 
@@ -51,7 +51,7 @@ def _dataset(arrays: dict[str, np.ndarray], dims_of: dict[str, tuple[str, ...]],
     return xr.Dataset(variables, coords=ds_coords)
 
 
-def to_datatree(model: Model, data: Dataset, *, samples: dict[str, np.ndarray],
+def to_datatree(model: Model, data: SubjectData, *, samples: dict[str, np.ndarray],
                 stats: dict[str, np.ndarray] | None, loglik: dict[str, np.ndarray],
                 attrs: dict[str, Any], extra_groups: dict[str, xr.Dataset] | None = None,
                 ) -> xr.DataTree:

@@ -7,13 +7,13 @@ import numpy as np
 import xarray as xr
 from numpyro.infer import Predictive
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.inference.common import device_args
 from bayesimg.inference.fit import Fit
 from bayesimg.models.base import Model
 
 
-def add_posterior_predictive(fit: Fit, model: Model, data: Dataset, *, num_draws: int = 100,
+def add_posterior_predictive(fit: Fit, model: Model, data: SubjectData, *, num_draws: int = 100,
                              seed: int = 0) -> Fit:
     """A new :class:`Fit` with a ``posterior_predictive`` group (``fit`` is not changed).
 

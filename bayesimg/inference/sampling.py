@@ -8,7 +8,7 @@ import jax
 import numpy as np
 from numpyro.infer import NUTS
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.inference.common import base_attrs, check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import to_datatree
 from bayesimg.inference.fit import Fit
@@ -17,7 +17,7 @@ from bayesimg.inference.mcmc import choose_layout, compiled_mcmc
 from bayesimg.models.base import Model
 
 
-def sample(model: Model, data: Dataset, *, kernel: str = "nuts", chains: int = 4,
+def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int = 4,
            warmup: int = 1000, draws: int = 1000, thin: int = 1, seed: int = 0,
            chain_method: str = "auto", progress: bool = True, target_accept: float = 0.8,
            max_tree_depth: int = 10, dense_mass: bool = False) -> Fit:

@@ -32,7 +32,7 @@ from jax import lax
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, AutoNormal
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.errors import ConvergenceWarning, ModelSpecError
 from bayesimg.inference.common import base_attrs, check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import to_datatree
@@ -53,7 +53,7 @@ def _make_guide(kind: str, model_fn, init_loc_fn, rank):
     return AutoDelta(model_fn, init_loc_fn=init_loc_fn)
 
 
-def optimize(model: Model, data: Dataset, *, guide: str = "mean_field", steps: int = 20000,
+def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", steps: int = 20000,
              learning_rate: float = 0.01, final_lr_fraction: float | None = None,
              num_draws: int = 1000, seed: int = 0, tol: float | None = None,
              stop_on_convergence: bool = True, rank: int | None = None,

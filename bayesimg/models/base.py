@@ -6,7 +6,8 @@ A :class:`Model` is three things:
    hyperparameters are all keyword arguments* (arrays).  The drivers pass them
    as arguments to one compiled program, so refitting on new data of the same
    shape, or over a grid of hyperparameters (λ, rank, K), never recompiles;
-2. :meth:`Model.model_args` turning a :class:`~bayesimg.data.Dataset` into
+2. :meth:`Model.model_args` turning a data object (:class:`~bayesimg.data.Dataset`,
+   :class:`~bayesimg.data.MultiViewData`) into
    those keyword arguments, and :meth:`Model.static_key` naming everything that
    *does* change the program (structure switches), for the compile cache;
 3. labels: :attr:`Model.dims` (a dim name for every axis of every latent,
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpyro.infer import init_to_uniform
 
-from bayesimg.data.dataset import Dataset
+from bayesimg.data.base import SubjectData
 from bayesimg.errors import ModelSpecError
 
 
@@ -65,15 +66,15 @@ class Model(abc.ABC):
         """
 
     @abc.abstractmethod
-    def model_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
+    def model_args(self, data: SubjectData, method: str = "nuts") -> dict[str, Any]:
         """Keyword arguments (numpy/JAX arrays) for :meth:`numpyro_model` ``(method)``."""
 
     @abc.abstractmethod
-    def coords(self, data: Dataset) -> dict[str, np.ndarray]:
+    def coords(self, data: SubjectData) -> dict[str, np.ndarray]:
         """Labels for every dim in :attr:`dims` and :attr:`observed`."""
 
     # ------------------------------------------------------------ optional
-    def static_key(self, data: Dataset) -> tuple:
+    def static_key(self, data: SubjectData) -> tuple:
         """Everything that changes the compiled program for ``data`` (not array values)."""
         return (type(self).__qualname__,)
 
@@ -81,28 +82,28 @@ class Model(abc.ABC):
         """Hyperparameters and switches, recorded in a saved fit's attributes."""
         return {}
 
-    def validate(self, data: Dataset) -> None:
+    def validate(self, data: SubjectData) -> None:
         """Raise a named error if ``data`` cannot be fitted by this model."""
         return None
 
-    def init_strategy(self, data: Dataset, method: str):
+    def init_strategy(self, data: SubjectData, method: str):
         """NumPyro init strategy (default: uniform in (-1, 1) unconstrained)."""
         return init_to_uniform(radius=1.0)
 
-    def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
+    def observed_data(self, data: SubjectData) -> dict[str, np.ndarray]:
         """Observed arrays by site name (stored in the fit's ``observed_data``)."""
         return {}
 
-    def constant_data(self, data: Dataset) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    def constant_data(self, data: SubjectData) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """Non-observed inputs worth keeping with a fit: name → (dims, array)."""
         return {}
 
-    def gibbs_kernel(self, data: Dataset):
+    def gibbs_kernel(self, data: SubjectData):
         """An exact conditional ``numpyro.infer.mcmc.MCMCKernel``, if the math allows."""
         raise ModelSpecError(
             f"{self.name} has no exact Gibbs kernel; use method='nuts', 'svi' or 'map'")
 
-    def predictive_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
+    def predictive_args(self, data: SubjectData, method: str = "nuts") -> dict[str, Any]:
         """Arguments for drawing the observed sites from the predictive."""
         raise NotImplementedError(f"{self.name} does not define predictive_args")
 
