@@ -58,6 +58,9 @@ def to_datatree(model: Model, data: SubjectData, *, samples: dict[str, np.ndarra
     """Assemble posterior, sample_stats, log_likelihood, observed and constant data."""
     coords = model.coords(data)
     dims = dict(model.dims)
+    samples, alignment = model.align_draws(dict(samples), data)
+    if alignment:
+        attrs = {**attrs, "alignment": alignment}
     groups: dict[str, xr.Dataset] = {}
     groups["posterior"] = _dataset(samples, dims, coords, model.name)
     if stats:

@@ -15,7 +15,8 @@ A :class:`Model` is three things:
    and :meth:`Model.coords` (the labels along each dim).
 
 Optional hooks: :meth:`init_strategy`, :meth:`gibbs_kernel` (an exact
-conditional sampler as a NumPyro ``MCMCKernel``) and :meth:`simulate`.
+conditional sampler as a NumPyro ``MCMCKernel``) and :meth:`align_draws`
+(relabelling / sign / rotation alignment of draws across chains).
 
 Models never import :mod:`bayesimg.inference`; the drivers only use what is
 declared here.
@@ -102,6 +103,20 @@ class Model(abc.ABC):
         """An exact conditional ``numpyro.infer.mcmc.MCMCKernel``, if the math allows."""
         raise ModelSpecError(
             f"{self.name} has no exact Gibbs kernel; use method='nuts', 'svi' or 'map'")
+
+    def align_draws(self, samples: dict[str, np.ndarray], data: SubjectData,
+                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Resolve non-identifiability in posterior draws before they are stored.
+
+        ``samples`` maps site name → array ``(chain, draw, *site_shape)``.  A
+        family whose parameters are identified only up to sign, permutation,
+        rotation or label switching (rank layers, factors, clusters) overrides
+        this to map every draw of every chain onto one reference, so that R-hat,
+        ESS and intervals of the stored sites mean something.  Returns the
+        aligned samples and a JSON-serialisable summary of what was done
+        (stored as the fit's ``alignment`` attribute; empty: nothing to say).
+        """
+        return samples, {}
 
     def predictive_args(self, data: SubjectData, method: str = "nuts") -> dict[str, Any]:
         """Arguments for drawing the observed sites from the predictive."""
