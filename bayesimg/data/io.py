@@ -422,3 +422,32 @@ def _subject_ids(column: pd.Series, source: str, id_column: str) -> np.ndarray:
             f"subject ID appears {int((ids == dup).sum())} times", source=source,
             column=id_column, subject=dup)
     return np.asarray(ids, dtype=object)
+
+
+def read_dosage_table(path: str | os.PathLike, id_column: str | None = None) -> GenotypeTable:
+    """Read genotypes stored as a subject × SNP table of minor-allele counts.
+
+    For data shipped as CSV/TSV/parquet instead of PLINK (one ID column, one
+    column per SNP holding 0, 1, 2 or empty).  SNP coordinates are unknown
+    (``chrom``/``pos`` empty), so group SNPs with an explicit ``snp → gene``
+    mapping (:func:`~bayesimg.data.group_snps`).
+
+    Raises
+    ------
+    DataValidationError
+        A value other than 0, 1, 2 or empty, naming the SNP column and subject.
+    """
+    table = read_table(path, id_column=id_column, categorical=[])
+    values = table.to_numpy(dtype=np.float64)
+    bad = ~np.isnan(values) & ~np.isin(values, (0.0, 1.0, 2.0))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataValidationError(
+            f"genotype value {values[row, col]!r} is not a minor-allele count (0, 1, 2)",
+            source=str(path), column=str(table.columns[col]), subject=str(table.index[row]))
+    snp_ids = [str(c) for c in table.columns]
+    snps = pd.DataFrame({"snp": snp_ids, "chrom": [""] * len(snp_ids),
+                         "pos": np.zeros(len(snp_ids), dtype=np.int64), "a1": [None] * len(snp_ids),
+                         "a2": [None] * len(snp_ids), "gene": [None] * len(snp_ids)})
+    return GenotypeTable(subjects=np.asarray(table.index, dtype=object), values=values,
+                         snps=snps, source=str(path))
