@@ -12,7 +12,8 @@ from bayesimg.models.base import Model
 
 METHODS = ("nuts", "gibbs", "svi", "map")
 _MCMC_KEYS = {"chains", "warmup", "draws", "thin", "seed", "chain_method", "progress",
-              "target_accept", "max_tree_depth", "dense_mass"}
+              "target_accept", "max_tree_depth", "dense_mass", "max_draw_bytes",
+              "importance_threshold"}
 _SVI_KEYS = {"guide", "steps", "learning_rate", "final_lr_fraction", "num_draws", "seed", "tol",
              "stop_on_convergence", "rank", "num_particles", "progress"}
 

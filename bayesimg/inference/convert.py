@@ -82,6 +82,20 @@ def to_datatree(model: Model, data: SubjectData, *, samples: dict[str, np.ndarra
     return tree
 
 
+def streaming_group(model: Model, data: SubjectData, streaming: dict[str, dict[str, np.ndarray]],
+                    plan: dict[str, Any]) -> xr.Dataset:
+    """``posterior_streaming`` group: ``<site>_<stat>`` over all draws, with the site's dims."""
+    coords = model.coords(data)
+    values, dims = {}, {}
+    for site, stats in streaming.items():
+        for stat, arr in stats.items():
+            values[f"{site}_{stat}"] = np.asarray(arr)
+            dims[f"{site}_{stat}"] = tuple(model.dims.get(site, ()))
+    ds = _dataset(values, dims, coords, model.name, lead=())
+    ds.attrs.update(_serialisable({"draw_storage": plan}))
+    return ds
+
+
 def _serialisable(attrs: dict[str, Any]) -> dict[str, Any]:
     """netCDF attrs take str/number/bool only: nested values become JSON strings."""
     out = {}

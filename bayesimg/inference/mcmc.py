@@ -39,6 +39,7 @@ from jax import lax
 
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference.progress import progress_bar
+from bayesimg.inference.storage import StoragePlan, StreamingSummary
 from bayesimg.inference.threads import blas_threads_for
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
@@ -159,8 +160,13 @@ class CompiledMCMC:
 
     # ---------------------------------------------------------------- running
     def run(self, rng_key, kwargs: dict, *, num_samples: int, thin: int = 1,
-            progress: bool = True, desc: str = "MCMC") -> dict[str, Any]:
-        """Run all chains; return host arrays with leading dims (chain, draw)."""
+            progress: bool = True, desc: str = "MCMC",
+            storage: StoragePlan | None = None) -> dict[str, Any]:
+        """Run all chains; return host arrays with leading dims (chain, draw).
+
+        With a thinning ``storage`` plan only every ``keep_every``-th draw is
+        kept and ``out["streaming"]`` holds exact summaries over all draws.
+        """
         L = self.layout
         keys = jax.random.split(rng_key, L.n_chains).reshape(
             L.n_sequential, L.n_devices, L.per_device, -1)
@@ -169,7 +175,7 @@ class CompiledMCMC:
                                  {k: v for k, v in kwargs.items() if v is not None})
         needs_compile = str(signature) not in self._compiled_shapes
         timings = {"compile_seconds": 0.0, "warmup_seconds": 0.0, "sampling_seconds": 0.0}
-        per_group = []
+        per_group, summaries = [], []
         with (blas_threads_for(L.n_devices),
               progress_bar(total=total_steps * L.n_chains, desc=desc, enabled=progress) as bar):
             for g in range(L.n_sequential):
@@ -184,14 +190,21 @@ class CompiledMCMC:
                     timings["compile_seconds"] += time.perf_counter() - t0
                     self._compiled_shapes.add(str(signature))
                     needs_compile = False
-                states, chunks = self._run_group(states, kwargs, num_samples, thin, bar, timings)
+                streams = {site: StreamingSummary(storage.threshold)
+                           for site in (storage.streamed_sites if storage else ())}
+                states, chunks = self._run_group(states, kwargs, num_samples, thin, bar, timings,
+                                                 storage, streams)
                 per_group.append(chunks)
+                summaries.append(streams)
         out = _stack_groups(per_group, L)
         out["timings"] = timings
+        out["streaming"] = _merge_streams(summaries)
         return out
 
-    def _run_group(self, states, kwargs, num_samples, thin, bar, timings):
+    def _run_group(self, states, kwargs, num_samples, thin, bar, timings, storage=None,
+                   streams=None):
         L = self.layout
+        keep_every = storage.keep_every if storage else 1
         # warm-up: thin=1 slots, nothing kept
         bar.set_phase("warmup")
         t0 = time.perf_counter()
@@ -210,6 +223,13 @@ class CompiledMCMC:
             n = min(self.chunk, num_samples - done)
             states, buf = self._advance(states, kwargs, n, thin)
             host = jax.tree.map(lambda x, n=n: np.asarray(x[:, :, :n]), jax.device_get(buf))
+            for site, stream in (streams or {}).items():
+                x = host[0][site]
+                stream.update(x.reshape((-1,) + x.shape[2:]))
+            if keep_every > 1:
+                # keep global draw indices i with (i + 1) % keep_every == 0
+                first = (-(done + 1)) % keep_every
+                host = jax.tree.map(lambda x, f=first: x[:, :, f::keep_every], host)
             kept.append(host)
             if "diverging" in host[1]:
                 n_div += int(host[1]["diverging"].sum())
@@ -230,6 +250,21 @@ def _stack_groups(per_group, layout: ChainLayout) -> dict[str, Any]:
 
     samples, stats, extra = jax.tree.map(flat, stacked)
     return {"samples": samples, "stats": stats, "extra": extra}
+
+
+def _merge_streams(per_group: list[dict[str, StreamingSummary]]) -> dict[str, dict]:
+    """Pool the per-group (chain-block) running summaries into one result per site."""
+    if not per_group or not per_group[0]:
+        return {}
+    out = {}
+    for site in per_group[0]:
+        parts = [g[site] for g in per_group]
+        merged = StreamingSummary(parts[0].threshold)
+        merged.n = parts[0].n
+        for field in ("mean", "m2", "n_positive", "n_exceeds"):
+            setattr(merged, field, np.concatenate([getattr(p, field) for p in parts], axis=0))
+        out[site] = merged.result()
+    return out
 
 
 _PROGRAMS: dict[tuple, CompiledMCMC] = {}

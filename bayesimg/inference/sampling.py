@@ -5,22 +5,27 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import numpyro
 from numpyro.infer import NUTS
 
 from bayesimg.data.base import SubjectData
 from bayesimg.inference.common import base_attrs, check_inputs, check_positive_int, device_args
-from bayesimg.inference.convert import to_datatree
+from bayesimg.inference.convert import streaming_group, to_datatree
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import pointwise_loglik_fn
 from bayesimg.inference.mcmc import choose_layout, compiled_mcmc
+from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, LOGLIK_PREFIX, plan_storage
 from bayesimg.models.base import Model
 
 
 def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int = 4,
            warmup: int = 1000, draws: int = 1000, thin: int = 1, seed: int = 0,
            chain_method: str = "auto", progress: bool = True, target_accept: float = 0.8,
-           max_tree_depth: int = 10, dense_mass: bool = False) -> Fit:
+           max_tree_depth: int = 10, dense_mass: bool = False,
+           max_draw_bytes: float | None = DEFAULT_MAX_DRAW_BYTES,
+           importance_threshold: float = 0.05) -> Fit:
     """Sample the posterior of ``model`` on ``data`` with NUTS or its Gibbs kernel.
 
     Parameters
@@ -32,6 +37,13 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
         Same seed, data and settings give the same draws (on CPU).
     chain_method : {"auto", "parallel", "vectorized", "sequential"}
         "auto": parallel over CPU devices, vectorised on GPU.
+    max_draw_bytes : float or None
+        Budget for the kept draws of all sites and chains (default 2 GiB).
+        Above it every k-th draw is kept and large sites get exact streaming
+        summaries over all draws (:mod:`bayesimg.inference.storage`); ``None``
+        keeps everything.
+    importance_threshold : float
+        ``P(|x| > threshold)`` is streamed for large sites when thinning.
     """
     check_inputs(model, data)
     chains = check_positive_int("chains", chains)
@@ -56,25 +68,63 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
             return model.gibbs_kernel(data)
     else:  # pragma: no cover - guarded by the api
         raise ValueError(kernel)
-    chunk = max(1, min(100, math.ceil(max(warmup, draws) / 20)))
+    kwargs = device_args(model.model_args(data, kernel))
+    storage = plan_storage(_stored_sizes(model_fn, kwargs, model), chains, draws,
+                           max_draw_bytes=max_draw_bytes, threshold=importance_threshold)
+    chunk = max(1, min(storage.chunk, math.ceil(max(warmup, draws) / 20)))
     program = compiled_mcmc(
         (model.static_key(data), kernel, tuple(sorted(kernel_settings.items()))),
         make_kernel, num_warmup=warmup, layout=layout, chunk=chunk,
         record_extra=pointwise_loglik_fn(model_fn, model.observed),
         drop_sites=model.hidden_sites)
-    out = program.run(jax.random.PRNGKey(seed), device_args(model.model_args(data, kernel)),
-                      num_samples=draws, thin=thin, progress=progress,
-                      desc=f"{kernel.upper()} {model.name}")
+    out = program.run(jax.random.PRNGKey(seed), kwargs, num_samples=draws, thin=thin,
+                      progress=progress, desc=f"{kernel.upper()} {model.name}", storage=storage)
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
                 "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
     attrs = base_attrs(model, data, kernel, seed, settings)
     attrs["timings"] = out["timings"]
+    extra_groups = {}
+    if storage.thinned:
+        attrs["draw_storage"] = storage.describe()
+        extra_groups["posterior_streaming"] = streaming_group(model, data, out["streaming"],
+                                                              storage.describe())
     stats = dict(out["stats"])
     if "diverging" in stats:
         stats["diverging"] = stats["diverging"].astype(bool)
     tree = to_datatree(model, data, samples=_numpy(out["samples"]), stats=_numpy(stats),
-                       loglik=_numpy(out["extra"]), attrs=attrs)
+                       loglik=_numpy(out["extra"]), attrs=attrs, extra_groups=extra_groups)
     return Fit(tree)
+
+
+def _stored_sizes(model_fn, kwargs: dict, model: Model) -> dict[str, int]:
+    """Elements per draw of every stored site and of each pointwise log-likelihood.
+
+    Traced abstractly (``jax.eval_shape``): nothing is computed.
+    """
+    arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
+    static = {k: v for k, v in kwargs.items() if k not in arrays}
+
+    def placeholder(site):
+        if site["type"] == "sample" and not site["is_observed"]:
+            fn = site["fn"]
+            return jnp.zeros(fn.batch_shape + fn.event_shape)
+        return None
+
+    def shapes(arr):
+        substituted = numpyro.handlers.substitute(model_fn, substitute_fn=placeholder)
+        tr = numpyro.handlers.trace(numpyro.handlers.seed(substituted, 0)).get_trace(
+            **static, **arr)
+        return {name: site["value"] for name, site in tr.items()
+                if site["type"] in ("sample", "deterministic")}
+
+    traced = jax.eval_shape(shapes, arrays)
+    sizes = {}
+    for name, value in traced.items():
+        if name in model.observed:
+            sizes[f"{LOGLIK_PREFIX}{name}"] = int(value.shape[0]) if value.shape else 1
+        elif name not in model.hidden_sites:
+            sizes[name] = int(np.prod(value.shape, dtype=np.int64))
+    return sizes
 
 
 def _numpy(d):

@@ -131,6 +131,7 @@ def summary(fit: Any, var_names: str | list[str] | None = None, ci_prob: float =
     approximate = _tree.is_approximate(tree)
 
     blocks = [_tree.flatten_var(post, name) for name in names]
+    streamed = _streamed_moments(tree, blocks)
     n_rows = sum(b.values.shape[0] for b in blocks)
     columns: dict[str, Any] = {
         "variable": np.concatenate([np.full(b.values.shape[0], b.name, dtype=object)
@@ -142,7 +143,7 @@ def summary(fit: Any, var_names: str | list[str] | None = None, ci_prob: float =
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         for b in blocks:
-            mean, sd = _moments(b.values)
+            mean, sd = streamed.get(b.name) or _moments(b.values)
             lb, ub = compute_intervals(b.values.reshape(b.values.shape[0], -1), ci_prob, ci_kind)
             conv = _convergence(b.values, approximate)
             parts["mean"].append(mean)
@@ -160,8 +161,27 @@ def summary(fit: Any, var_names: str | list[str] | None = None, ci_prob: float =
     if top is not None:
         df = df.iloc[: int(top)]
     df.attrs.update({"ci_prob": float(ci_prob), "ci_kind": str(ci_kind).lower(),
-                     "method": _tree.method(tree), "approximate": approximate})
+                     "method": _tree.method(tree), "approximate": approximate,
+                     "streamed_moments": sorted(streamed)})
     return df
+
+
+def _streamed_moments(tree, blocks) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and sd over *all* draws for sites whose stored draws were thinned.
+
+    Intervals, R-hat and ESS still come from the kept draws (see
+    :mod:`bayesimg.inference.storage`).
+    """
+    if "posterior_streaming" not in tree.children:
+        return {}
+    ds = tree["posterior_streaming"].to_dataset()
+    out = {}
+    for b in blocks:
+        if f"{b.name}_mean" in ds and f"{b.name}_sd" in ds:
+            order = [d for d in b.dims]
+            out[b.name] = (np.asarray(ds[f"{b.name}_mean"].transpose(*order).values).ravel(),
+                           np.asarray(ds[f"{b.name}_sd"].transpose(*order).values).ravel())
+    return out
 
 
 def top_associations(fit: Any, var_name: str | None = None, n: int = 20, by: str = "abs_mean",
