@@ -51,3 +51,36 @@ def load_bgsmtr_layout(folder: str | os.PathLike, *, genotypes: str = "snp_data.
     prep["phenotype_scale"] = np.asarray(prep["phenotype_scale"]) / to_r_sd
     prep["phenotype_ddof"] = 1
     return dataclasses.replace(data, phenotypes=data.phenotypes * to_r_sd, preprocessing=prep)
+
+
+def read_bgsmtr_run(folder: str | os.PathLike) -> dict:
+    """Draws saved by ``benchmarks/peers/run_bgsmtr.R`` from an installed bgsmtr.
+
+    Returns a dict with ``W`` (draw, snp, phenotype), ``sigma2`` (draw,), the
+    ``meta`` key/value pairs (λ, timings, versions) and ``snp_names`` /
+    ``phenotype_names`` (the row and column order of ``W``).
+    """
+    folder = Path(folder)
+    meta_path = folder / "meta.txt"
+    if not meta_path.is_file():
+        raise InputFileError("no bgsmtr run here (meta.txt missing)", path=str(folder))
+    meta = {}
+    for line in meta_path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        meta[key] = value
+    shape = (int(meta["draws"]), int(meta["snps"]), int(meta["phenotypes"]))
+    flat = np.fromfile(folder / "W_draws.f64", dtype="<f8")
+    if flat.size != np.prod(shape):
+        raise InputFileError(f"W_draws.f64 holds {flat.size} values, meta.txt says {shape}",
+                             path=str(folder))
+    W = flat.reshape(shape, order="F")          # R arrays are column-major
+    sigma2 = np.fromfile(folder / "sigma2_draws.f64", dtype="<f8")
+    numeric = {}
+    for key, value in meta.items():
+        try:
+            numeric[key] = float(value)
+        except ValueError:
+            numeric[key] = value
+    return {"W": W, "sigma2": sigma2, "meta": numeric,
+            "snp_names": meta["snp_names"].split(","),
+            "phenotype_names": meta["phenotype_names"].split(",")}

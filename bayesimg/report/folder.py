@@ -24,13 +24,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from bayesimg.report import _tree, plots
 from bayesimg.report._tree import as_tree, has_group
 from bayesimg.report.compare import compare
 from bayesimg.report.diagnostics import diagnose
 from bayesimg.report.intervals import interval_label
+from bayesimg.report.markdown import markdown_table
 from bayesimg.report.summary import summary, top_associations
 
 
@@ -72,7 +71,7 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
             plots.plot_compare(tables["loo"][0], path=out / "plots" / "compare_loo.png")
         for ic, (table, messages) in tables.items():
             lines += [f"## Model comparison by {ic.upper()} (higher elpd is better)", "",
-                      _markdown(table), ""]
+                      markdown_table(table), ""]
             lines += [f"- {m}" for m in messages] + [""]
 
         lines += [f"## Best model: `{best}`", ""]
@@ -115,17 +114,5 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool) -> list[st
              "```", str(diag), "```", ""]
     if lead:
         lines += [f"Top associations (posterior mean, {interval_label()} interval):", "",
-                  _markdown(hits.head(top)), ""]
+                  markdown_table(hits.head(top)), ""]
     return lines
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    shown = df.copy()
-    for col in shown.columns:
-        if pd.api.types.is_float_dtype(shown[col]):
-            shown[col] = shown[col].map(lambda v: f"{v:.4g}")
-    header = "| " + " | ".join([str(shown.index.name or "")] + list(map(str, shown.columns))) + " |"
-    rule = "|" + "---|" * (len(shown.columns) + 1)
-    rows = ["| " + " | ".join([str(i)] + [str(v) for v in row]) + " |"
-            for i, row in zip(shown.index, shown.itertuples(index=False), strict=True)]
-    return "\n".join([header, rule] + rows)

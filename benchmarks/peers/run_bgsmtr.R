@@ -19,7 +19,16 @@ groups <- read.csv(file.path(data_dir, "snp_groups.csv"), stringsAsFactors = FAL
 group <- groups$gene[match(colnames(X), groups$snp)]
 if (anyNA(group)) stop("SNPs without a gene in snp_groups.csv")
 
+# CPU time of the Gibbs loop itself: proc.time() just before and just after the
+# top-level `for (iter in ...)` statement of bgsmtr.waic (found by inspecting its body)
+f_body <- as.list(body(get("bgsmtr.waic", envir = asNamespace("bgsmtr"))))
+loop_step <- which(vapply(f_body, function(e) is.call(e) && identical(e[[1]], as.name("for")) &&
+                            identical(e[[2]], as.name("iter")), logical(1)))
+if (length(loop_step) != 1) stop("could not find the Gibbs loop in bgsmtr.waic")
+.bg_clock <- list()
 trace("bgsmtr.waic", where = asNamespace("bgsmtr"), print = FALSE,
+      at = c(loop_step, loop_step + 1),
+      tracer = quote(.GlobalEnv$.bg_clock[[length(.GlobalEnv$.bg_clock) + 1]] <- proc.time()),
       exit = quote({ .GlobalEnv$.bg_W <- W_est; .GlobalEnv$.bg_sig <- sig }))
 set.seed(seed)
 cpu0 <- proc.time()
@@ -44,6 +53,8 @@ meta <- c(
   sprintf("cpu_user=%.4f", cpu[["user.self"]] + cpu[["user.child"]]),
   sprintf("cpu_system=%.4f", cpu[["sys.self"]] + cpu[["sys.child"]]),
   sprintf("elapsed_total=%.4f", cpu[["elapsed"]]),
+  sprintf("cpu_gibbs_loop=%.4f", sum((.bg_clock[[2]] - .bg_clock[[1]])[c("user.self", "sys.self")])),
+  sprintf("elapsed_gibbs_loop=%.4f", (.bg_clock[[2]] - .bg_clock[[1]])[["elapsed"]]),
   sprintf("elapsed_init=%.4f", times[1]), sprintf("elapsed_gibbs=%.4f", times[2]),
   sprintf("elapsed_mode=%.4f", times[3]),
   sprintf("bgsmtr_version=%s", as.character(packageVersion("bgsmtr"))),

@@ -1,0 +1,46 @@
+"""What every benchmark records: machine, versions, peak memory; atomic JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+from pathlib import Path
+
+import jax
+
+import bayesimg as bi
+from bayesimg.inference.common import versions
+
+
+def machine() -> dict:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "jax_devices": [str(d) for d in jax.devices()],
+            "gpu": jax.default_backend() == "gpu", "load_average_at_end": load,
+            "precision": bi.current_precision(), "versions": versions()}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_json(path: str | Path, result: dict) -> Path:
+    """Write ``result`` (plus machine and peak memory) atomically."""
+    result = {**result, "machine": machine(), "peak_rss_mb": peak_rss_mb()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=_default))
+    tmp.replace(path)
+    return path
+
+
+def _default(value):
+    import numpy as np
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    return str(value)

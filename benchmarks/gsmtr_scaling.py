@@ -1,0 +1,168 @@
+"""GSMTR Gibbs: cost per sweep against the linear-algebra floor, and scaling in n, d, c.
+
+Per sweep the exact Gibbs kernel cannot avoid one Cholesky factorisation and two
+triangular solves with c right-hand sides: of the d×d precision XᵀX + D when d ≤ n, of
+the n×n matrix X D⁻¹ Xᵀ + I (plus forming it, n²d) when d > n (Bhattacharya et al.).
+This script times, in the same process and on the same JAX backend,
+
+* ``floor``: exactly those operations, jitted, on the same shapes;
+* ``sweep``: one full Gibbs sweep (W, τ, ω, σ²), as the shared driver runs it
+  (one chain, sequential; the median over chunks of sweeps);
+
+and reports ``per_sweep_over_cholesky_floor`` (target ≤ 2).  For scaling it varies n, d
+and c around a base shape, estimates bulk ESS per sweep from a short run, and reports the
+seconds per effective sample of W (median over entries) and of σ².
+
+    python benchmarks/gsmtr_scaling.py --out benchmarks/results/gsmtr_scaling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+import bayesimg as bi
+from bayesimg.report import _mcmc_stats
+
+
+def _data(n, d, c, seed=0):
+    """Standardised-genotype-like X (0/1/2 counts, centred) and Y with a few effects."""
+    rng = np.random.default_rng(seed)
+    maf = rng.uniform(0.05, 0.5, d)
+    X = rng.binomial(2, maf, size=(n, d)).astype(float)
+    X -= X.mean(axis=0)
+    X = X[:, X.std(axis=0) > 0]
+    d = X.shape[1]
+    W = np.zeros((d, c))
+    W[rng.choice(d, min(5, d), replace=False)] = rng.normal(0, 0.3, (min(5, d), c))
+    Y = X @ W + rng.normal(size=(n, c))
+    Y = (Y - Y.mean(0)) / Y.std(0)
+    genes = np.arange(d) // 10
+    table = pd.DataFrame({"snp": [f"s{i}" for i in range(d)], "chrom": "1",
+                          "pos": np.arange(d), "a1": "A", "a2": "G",
+                          "gene": [f"g{k}" for k in genes]})
+    return bi.data.Dataset(subjects=np.array([f"i{i}" for i in range(n)], dtype=object),
+                           genotypes=X, snps=table, phenotypes=Y,
+                           phenotype_names=np.array([f"p{j}" for j in range(c)]),
+                           name=f"sim n={n} d={d} c={c}")
+
+
+def _time(fn, *args, repeats=5):
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def floor_seconds(X, c, repeats=5):
+    n, d = X.shape
+    key = jax.random.PRNGKey(0)
+    Xj = jnp.asarray(X)
+    prec = jnp.asarray(np.random.default_rng(1).uniform(0.5, 2.0, d))
+    rhs = jax.random.normal(key, (d, c)) if d <= n else jax.random.normal(key, (n, c))
+    if d <= n:
+        gram = Xj.T @ Xj
+
+        @jax.jit
+        def floor(gram, prec, rhs):
+            L = jnp.linalg.cholesky(gram + jnp.diag(prec))
+            return cho_solve((L, True), rhs) + solve_triangular(L.T, rhs, lower=False)
+
+        return _time(floor, gram, prec, rhs, repeats=repeats), "d×d Cholesky + solves"
+
+    @jax.jit
+    def floor_wide(X, prec, rhs):
+        M = (X / prec[None, :]) @ X.T + jnp.eye(n)
+        L = jnp.linalg.cholesky(M)
+        return cho_solve((L, True), rhs)
+
+    return _time(floor_wide, Xj, prec, rhs, repeats=repeats), "n×n form (n²d) + Cholesky + solves"
+
+
+def sweep_figures(data, sweeps, warmup):
+    model = bi.models.GroupSparseMTR(lambda1=20.0, lambda2=20.0)
+    opts = dict(method="gibbs", chains=1, chain_method="sequential", progress=False)
+    bi.fit(model, data, warmup=1, draws=2, **opts)            # compile (cached)
+    fit = bi.fit(model, data, warmup=warmup, draws=sweeps, **opts)
+    t = fit.timings
+    per_sweep = (t["warmup_seconds"] + t["sampling_seconds"]) / (warmup + sweeps)
+    W = fit.posterior["W"].values  # (chain, draw, d, c)
+    flat = np.moveaxis(W.reshape(1, sweeps, -1), -1, 0)
+    ess = _mcmc_stats.convergence_table(flat, stats=("ess_bulk",))["ess_bulk"]
+    s2 = _mcmc_stats.convergence_table(fit.posterior["sigma2"].values[None],
+                                       stats=("ess_bulk",))["ess_bulk"][0]
+    med = float(np.median(ess))
+    return {"seconds_per_sweep": per_sweep, "sweeps": sweeps,
+            "ess_bulk_W_median_per_sweep": med / sweeps,
+            "ess_bulk_sigma2_per_sweep": float(s2) / sweeps,
+            "seconds_per_effective_sample_W_median": per_sweep * sweeps / med,
+            "seconds_per_effective_sample_sigma2": per_sweep * sweeps / float(s2)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=int, nargs=3, default=(2000, 500, 20),
+                        metavar=("N", "D", "C"))
+    parser.add_argument("--n-grid", type=int, nargs="*", default=[1000, 5000, 20000, 50000])
+    parser.add_argument("--d-grid", type=int, nargs="*", default=[250, 500, 1000, 2000, 4000])
+    parser.add_argument("--c-grid", type=int, nargs="*", default=[10, 100, 1000])
+    parser.add_argument("--sweeps", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--out", default="benchmarks/results/gsmtr_scaling.json")
+    args = parser.parse_args(argv)
+    from _common import write_json
+
+    n0, d0, c0 = args.base
+    shapes = [("n", (n, d0, c0)) for n in args.n_grid]
+    shapes += [("d", (n0, d, c0)) for d in args.d_grid]
+    shapes += [("c", (n0, d0, c)) for c in args.c_grid]
+    rows = []
+    result = {"benchmark": "gsmtr_scaling", "config": vars(args), "rows": rows,
+              "backend": jax.default_backend()}
+    for axis, (n, d, c) in shapes:
+        data = _data(n, d, c)
+        floor, what = floor_seconds(data.genotypes, c)
+        row = {"vary": axis, "n": n, "d": data.n_snps, "c": c,
+               "branch": "d<=n (d×d Cholesky)" if data.n_snps <= n else "d>n (Bhattacharya)",
+               "floor_seconds": floor, "floor": what}
+        row.update(sweep_figures(data, args.sweeps, args.warmup))
+        row["per_sweep_over_cholesky_floor"] = row["seconds_per_sweep"] / floor
+        rows.append(row)
+        print({k: row[k] for k in ("vary", "n", "d", "c", "seconds_per_sweep",
+                                   "per_sweep_over_cholesky_floor")}, flush=True)
+        write_json(args.out, result)
+    out = write_json(args.out, result)
+    _plot(rows, out.with_suffix(".png"))
+
+
+def _plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, axis in zip(axes, ("n", "d", "c"), strict=True):
+        sel = [r for r in rows if r["vary"] == axis]
+        x = [r[axis] for r in sel]
+        ax.loglog(x, [r["seconds_per_sweep"] for r in sel], "o-", label="Gibbs sweep")
+        ax.loglog(x, [r["floor_seconds"] for r in sel], "s--", label="linear-algebra floor")
+        ax.loglog(x, [r["seconds_per_effective_sample_W_median"] for r in sel], "^-",
+                  label="s per effective sample (W, median)")
+        ax.set_xlabel(axis)
+        ax.set_ylabel("seconds")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
