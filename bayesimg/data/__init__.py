@@ -20,6 +20,7 @@ from bayesimg.data.simulate import (
     simulate_genotypes,
     simulate_gsmtr,
     simulate_gsmtr_from_prior,
+    tile_genotypes,
 )
 from bayesimg.data.views import MultiViewData, View, make_views
 
@@ -41,6 +42,7 @@ __all__ = [
     "simulate_gsmtr",
     "simulate_gsmtr_from_prior",
     "SubjectData",
+    "tile_genotypes",
     "View",
     "make_views",
 ]

@@ -473,3 +473,54 @@ def _prior_scales_given_w(rng, W, gene_of, sigma2, lambda1, lambda2):
     inv_tau = rng.wald(np.sqrt(lambda1 * sigma2 / np.maximum(gene_sq, tiny)), lambda1)
     inv_omega = rng.wald(np.sqrt(lambda2 * sigma2 / np.maximum(row_sq, tiny)), lambda2)
     return 1.0 / inv_tau, 1.0 / inv_omega
+
+
+def tile_genotypes(source: Dataset | GenotypeTable, n_subjects: int, n_snps: int, *,
+                   seed: int | np.random.Generator | None = None) -> GenotypeTable:
+    """Biobank-sized genotypes with real LD: tiles of a real panel, subjects resampled.
+
+    The ``n_snps`` columns are filled tile by tile with copies of the source's SNPs
+    (all of them, in order; the last tile truncated).  Within a tile the rows are
+    ``n_subjects`` source subjects drawn with replacement, independently per tile,
+    so linkage disequilibrium inside a tile is the source's real LD and tiles are
+    independent of each other (as distant genomic regions are).  SNP IDs are
+    ``t<tile>:<source id>``; genes follow the source's with the same prefix.
+
+    Parameters
+    ----------
+    source : Dataset or GenotypeTable
+        E.g. :func:`~bayesimg.data.load_demo` (its centring is undone: tiles hold
+        allele counts 0/1/2).
+    """
+    rng = np.random.default_rng(seed)
+    if isinstance(source, Dataset):
+        center = np.asarray(source.preprocessing.get("genotype_center", 0.0))
+        counts = np.rint(source.genotypes + center)
+        snps = source.snps
+    elif isinstance(source, GenotypeTable):
+        counts = np.where(np.isnan(source.values), np.nanmean(source.values, axis=0),
+                          source.values).round()
+        snps = source.snps
+    else:
+        raise DataValidationError("source must be a Dataset or a GenotypeTable, got "
+                                  f"{type(source).__name__}")
+    if n_subjects < 2 or n_snps < 1:
+        raise DataValidationError(f"need n_subjects >= 2 and n_snps >= 1, got {n_subjects}, "
+                                  f"{n_snps}")
+    d0 = counts.shape[1]
+    values = np.empty((n_subjects, n_snps), dtype=np.float64)
+    tables = []
+    for tile, start in enumerate(range(0, n_snps, d0)):
+        width = min(d0, n_snps - start)
+        rows = rng.integers(0, counts.shape[0], n_subjects)
+        values[:, start:start + width] = counts[rows, :width]
+        part = snps.iloc[:width].copy()
+        part["snp"] = [f"t{tile}:{s}" for s in part["snp"]]
+        part["gene"] = [None if g is None or (isinstance(g, float) and np.isnan(g))
+                        else f"t{tile}:{g}" for g in part["gene"]]
+        part["chrom"] = str(tile + 1)
+        tables.append(part)
+    table = pd.concat(tables, ignore_index=True)
+    subjects = np.array([f"tiled{i:07d}" for i in range(n_subjects)], dtype=object)
+    return GenotypeTable(subjects=subjects, values=values, snps=table,
+                         source=f"tiles of {getattr(source, 'name', 'genotypes')}")

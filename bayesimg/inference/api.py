@@ -15,7 +15,7 @@ _MCMC_KEYS = {"chains", "warmup", "draws", "thin", "seed", "chain_method", "prog
               "target_accept", "max_tree_depth", "dense_mass", "max_draw_bytes",
               "importance_threshold"}
 _SVI_KEYS = {"guide", "steps", "learning_rate", "final_lr_fraction", "num_draws", "seed", "tol",
-             "stop_on_convergence", "rank", "num_particles", "progress"}
+             "stop_on_convergence", "rank", "num_particles", "progress", "subsample_size"}
 
 
 def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit:

@@ -69,8 +69,8 @@ def check_inputs(model: Model, data: Any) -> None:
         raise ModelSpecError(f"expected a bayesimg Model, got {type(model).__name__}")
     if not isinstance(data, SubjectData):
         raise DataValidationError(
-            f"expected a bayesimg data object, got {type(data).__name__}; build one with "
-            "bayesimg.data.make_dataset(...), bayesimg.data.make_views(...) or "
+            f"expected a bayesimg Dataset or MultiViewData, got {type(data).__name__}; build "
+            "one with bayesimg.data.make_dataset(...), bayesimg.data.make_views(...) or "
             "bayesimg.data.load_demo()")
     model.validate(data)
 

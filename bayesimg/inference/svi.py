@@ -20,6 +20,7 @@ LOO/WAIC are labelled approximate.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -57,9 +58,23 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
              learning_rate: float = 0.01, final_lr_fraction: float | None = None,
              num_draws: int = 1000, seed: int = 0, tol: float | None = None,
              stop_on_convergence: bool = True, rank: int | None = None,
-             num_particles: int = 1, progress: bool = True) -> Fit:
-    """Fit ``model`` by SVI (``guide="mean_field"|"low_rank"``) or MAP (``guide="map"``)."""
+             num_particles: int = 1, progress: bool = True,
+             subsample_size: int | None = None) -> Fit:
+    """Fit ``model`` by SVI (``guide="mean_field"|"low_rank"``) or MAP (``guide="map"``).
+
+    ``subsample_size``: optimise on random minibatches of that many subjects per
+    step (stochastic gradients of the full-data ELBO; models declaring
+    ``supports_subsampling``).  Draws and the pointwise log-likelihood are then
+    computed on the full data.
+    """
     check_inputs(model, data)
+    if subsample_size is not None:
+        if not model.supports_subsampling:
+            raise ModelSpecError(f"{model.name} does not support subject minibatches "
+                                 "(subsample_size)")
+        subsample_size = check_positive_int("subsample_size", subsample_size)
+        if subsample_size >= data.n_subjects:
+            subsample_size = None  # a minibatch of everyone is the full data
     if guide not in GUIDES:
         raise ModelSpecError(f"guide must be one of {GUIDES}, got {guide!r}")
     steps = check_positive_int("steps", steps)
@@ -74,10 +89,12 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
         tol = 1e-9 if method == "map" else 1e-5
     model_fn = model.numpyro_model(method)
     kwargs = device_args(model.model_args(data, method))
-    guide_obj = _make_guide(guide, model_fn, model.init_strategy(data, method), rank)
+    train_fn = model_fn if subsample_size is None else functools.partial(
+        model_fn, subsample_size=subsample_size)
+    guide_obj = _make_guide(guide, train_fn, model.init_strategy(data, method), rank)
     decay = final_lr_fraction ** (1.0 / steps)
     optimizer = optim.Adam(step_size=lambda i: learning_rate * decay**i)
-    svi = SVI(model_fn, guide_obj, optimizer, Trace_ELBO(num_particles=num_particles))
+    svi = SVI(train_fn, guide_obj, optimizer, Trace_ELBO(num_particles=num_particles))
 
     rng = jax.random.PRNGKey(seed)
     rng_init, rng_draw = jax.random.split(rng)
@@ -137,7 +154,8 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
 
     settings = {"guide": guide, "steps_run": int(len(history)), "steps": steps,
                 "learning_rate": learning_rate, "final_lr_fraction": final_lr_fraction,
-                "num_draws": n_draws, "tol": tol, "num_particles": num_particles, "rank": rank}
+                "num_draws": n_draws, "tol": tol, "num_particles": num_particles, "rank": rank,
+                "subsample_size": subsample_size}
     attrs = base_attrs(model, data, method, seed, settings)
     attrs["svi_converged"] = bool(converged)
     attrs["timings"] = {"compile_seconds": compile_seconds, "fit_seconds": fit_seconds}

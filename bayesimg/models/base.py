@@ -56,6 +56,10 @@ class Model(abc.ABC):
     association_site: str | None = None
     #: low-dimensional sites worth a trace plot in reports
     trace_sites: tuple[str, ...] = ()
+    #: the model function takes ``subsample_size=`` and then evaluates the likelihood
+    #: on a random minibatch of LOO units (a NumPyro subsampling plate) — SVI on
+    #: biobank-sized data; all its latent sites must be global (not per unit)
+    supports_subsampling: bool = False
 
     # ------------------------------------------------------------ required
     @abc.abstractmethod

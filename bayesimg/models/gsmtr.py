@@ -103,6 +103,7 @@ class GroupSparseMTR(Model):
     observed = {"y": ("subject", "phenotype")}
     hidden_sites = frozenset({"W_white"})
     association_site = "W"
+    supports_subsampling = True
     trace_sites = ("sigma2", "gene_norm")
 
     def __init__(self, lambda1: float = 2.0, lambda2: float = 2.0, *,
@@ -246,7 +247,7 @@ class GroupSparseMTR(Model):
         covariate_scale = self.covariate_scale
 
         def gsmtr_model(X, Y, Z, gene_index, gene_sizes, lambda1, lambda2, whitener,
-                        n_phenotypes=None):
+                        n_phenotypes=None, subsample_size=None):
             n, d = X.shape
             c = Y.shape[1] if Y is not None else n_phenotypes
             if c is None:
@@ -293,13 +294,23 @@ class GroupSparseMTR(Model):
             numpyro.deterministic(
                 "gene_norm",
                 jnp.sqrt(jax.ops.segment_sum(row_sq, gene_index, num_segments=n_genes)))
-            mean = X @ W
             if Z is not None:
                 gamma = numpyro.sample(
                     "gamma", dist.Normal(0.0, covariate_scale).expand([Z.shape[1], c]).to_event(2))
-                mean = mean + Z @ gamma
-            with numpyro.plate("subject", n, dim=-2), numpyro.plate("phenotype", c, dim=-1):
-                numpyro.sample("y", dist.Normal(mean, sigma), obs=Y)
+            # subsample_size (SVI only): the likelihood of a random minibatch of subjects,
+            # scaled by n / batch (NumPyro's subsampling plate)
+            with numpyro.plate("subject", n, subsample_size=subsample_size, dim=-2) as rows:
+                if subsample_size is None:
+                    Xb, Yb, Zb = X, Y, Z
+                else:
+                    Xb = X[rows]
+                    Yb = None if Y is None else Y[rows]
+                    Zb = None if Z is None else Z[rows]
+                mean = Xb @ W
+                if Z is not None:
+                    mean = mean + Zb @ gamma
+                with numpyro.plate("phenotype", c, dim=-1):
+                    numpyro.sample("y", dist.Normal(mean, sigma), obs=Yb)
 
         return gsmtr_model
 

@@ -14,7 +14,11 @@ One sweep draws every block from its full conditional:
 * λ₁ | τ ~ Gamma(a + Σ_k (m_k c + 1)/2, b + Σ_k τ_k/2) and λ₂ | ω ~ Gamma(a + d(c + 1)/2,
   b + Σ_i ω_i/2) when λ has a Gamma(a, b) hyperprior.
 
-XᵀX and XᵀY are computed once at initialisation and carried in the state.  The
+For d ≤ n the sweep touches the data only through sufficient statistics computed
+once at initialisation and carried in the state — XᵀX, XᵀY, ‖Y‖²_F (and XᵀZ,
+ZᵀY, ZᵀZ with covariates), the residual sum of squares being
+‖Y − ZΓ‖² − 2⟨W, Xᵀ(Y − ZΓ)⟩ + ⟨W, XᵀXW⟩ — so its cost, d³/3 + O(d²c), does not
+grow with n.  The
 kernel is a NumPyro ``MCMCKernel``, so the shared MCMC driver runs it like NUTS.
 """
 
@@ -79,9 +83,15 @@ class GSMTRGibbs(MCMCKernel):
             z["lambda2"] = jnp.asarray(lam2, X.dtype)
         cache = {"n_genes": jnp.zeros((n_genes,), X.dtype)}
         if d <= n:
+            # sufficient statistics: a sweep never touches the n rows again
             cache["XtX"] = X.T @ X
+            cache["XtY"] = X.T @ Y
+            cache["YtY"] = jnp.sum(Y * Y)
+            if Z is not None:
+                cache["XtZ"] = X.T @ Z
         if Z is not None:
             cache["ZtZ"] = Z.T @ Z
+            cache["ZtY"] = Z.T @ Y
         state = GSMTRGibbsState(jnp.zeros((), jnp.int32), z, cache, k_state)
         # one sweep from the prior-drawn scales gives a valid starting W
         return self.sample(state, model_args, model_kwargs)
@@ -100,12 +110,23 @@ class GSMTRGibbs(MCMCKernel):
         lam2 = z.get("lambda2", kw["lambda2"])
         sigma2 = z["sigma2"]
         sigma = jnp.sqrt(sigma2)
-        target = Y if Z is None else Y - Z @ z["gamma"]
+        cache = state.cache
+        narrow = "XtX" in cache
+        if narrow:
+            # target = Y − ZΓ only through Xᵀtarget and ‖target‖² (cost free of n)
+            xt_target, target_sq = cache["XtY"], cache["YtY"]
+            if Z is not None:
+                g = z["gamma"]
+                xt_target = xt_target - cache["XtZ"] @ g
+                target_sq = (target_sq - 2.0 * jnp.sum(g * cache["ZtY"])
+                             + jnp.sum(g * (cache["ZtZ"] @ g)))
+        else:
+            target = Y if Z is None else Y - Z @ z["gamma"]
 
         # W | τ, ω, σ², Γ
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
-        if "XtX" in state.cache:
-            W = gaussian_columns_given_precision(keys[0], state.cache["XtX"], X.T @ target,
+        if narrow:
+            W = gaussian_columns_given_precision(keys[0], cache["XtX"], xt_target,
                                                  prior_prec, sigma)
         else:
             W = gaussian_columns_wide(keys[0], X, target, prior_prec, sigma)
@@ -123,19 +144,26 @@ class GSMTRGibbs(MCMCKernel):
         z["omega"] = 1.0 / inv_omega
 
         # σ² | W, τ, ω, Γ
-        resid = target - X @ W
+        if narrow:
+            # ‖target − XW‖² = ‖target‖² − 2⟨W, Xᵀtarget⟩ + ⟨W, XᵀX W⟩
+            rss = jnp.maximum(target_sq - 2.0 * jnp.sum(W * xt_target)
+                              + jnp.sum(W * (cache["XtX"] @ W)), 0.0)
+        else:
+            resid = target - X @ W
+            rss = jnp.sum(resid * resid)
         quad = jnp.sum(row_sq * (inv_tau[gene_index] + inv_omega))
         shape = n * c / 2.0 + d * c / 2.0 + 3.0
-        rate = jnp.sum(resid * resid) / 2.0 + quad / 2.0 + 1.0
+        rate = rss / 2.0 + quad / 2.0 + 1.0
         sigma2 = rate / jax.random.gamma(keys[3], shape, dtype=W.dtype)
         z["sigma2"] = sigma2
 
         # Γ | W, σ²
         if Z is not None:
             r = Z.shape[1]
-            P = state.cache["ZtZ"] / sigma2 + jnp.eye(r, dtype=W.dtype) / self.covariate_scale**2
+            P = cache["ZtZ"] / sigma2 + jnp.eye(r, dtype=W.dtype) / self.covariate_scale**2
             L = jnp.linalg.cholesky(P)
-            mean = cho_solve((L, True), Z.T @ (Y - X @ W) / sigma2)
+            zt_resid = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow else Z.T @ (Y - X @ W)
+            mean = cho_solve((L, True), zt_resid / sigma2)
             noise = jax.random.normal(keys[4], (r, c), W.dtype)
             z["gamma"] = mean + jax.scipy.linalg.solve_triangular(L.T, noise, lower=False)
 
