@@ -6,12 +6,15 @@ import json
 import os
 import platform
 import resource
+import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 import bayesimg as bi
 from bayesimg.inference.common import versions
+from bayesimg.inference.convert import _json_default
 
 
 def machine() -> dict:
@@ -32,15 +35,17 @@ def write_json(path: str | Path, result: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=_default))
+    tmp.write_text(json.dumps(result, indent=2, default=_json_default))
     tmp.replace(path)
     return path
 
 
-def _default(value):
-    import numpy as np
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    return str(value)
+def median_seconds(fn, *args, repeats: int = 5) -> float:
+    """Median wall time of ``fn(*args)`` (a JAX function) after one warm-up call."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))

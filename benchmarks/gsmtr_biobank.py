@@ -27,6 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import median_seconds, write_json
 
 import bayesimg as bi
 
@@ -38,16 +39,6 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     pos = labels.astype(bool)
     n_pos, n_neg = pos.sum(), (~pos).sum()
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _median_time(fn, *args, repeats=5):
-    jax.block_until_ready(fn(*args))
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        out.append(time.perf_counter() - t0)
-    return float(np.median(out))
 
 
 def main(argv=None):
@@ -66,7 +57,6 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/gsmtr_biobank.json")
     args = parser.parse_args(argv)
-    from _common import write_json
 
     t0 = time.perf_counter()
     tiled = bi.data.tile_genotypes(bi.data.load_demo(), args.n, args.d, seed=args.seed)
@@ -96,7 +86,7 @@ def main(argv=None):
     W = jnp.zeros((data.n_snps, data.n_phenotypes))
     idx = jnp.arange(args.batch)
     matmul = jax.jit(lambda X, W, idx: X[idx] @ W)
-    floor = _median_time(matmul, X, W, idx)
+    floor = median_seconds(matmul, X, W, idx)
     full = bi.fit(model, data, method="svi", steps=20, learning_rate=args.learning_rate,
                   num_draws=2, seed=args.seed, progress=False, stop_on_convergence=False)
     full_per_step = full.timings["fit_seconds"] / 20

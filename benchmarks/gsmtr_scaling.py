@@ -19,12 +19,12 @@ seconds per effective sample of W (median over entries) and of σ².
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from _common import median_seconds, write_json
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 import bayesimg as bi
@@ -53,16 +53,6 @@ def _data(n, d, c, seed=0):
                            name=f"sim n={n} d={d} c={c}")
 
 
-def _time(fn, *args, repeats=5):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def floor_seconds(X, c, repeats=5):
     n, d = X.shape
     key = jax.random.PRNGKey(0)
@@ -77,7 +67,7 @@ def floor_seconds(X, c, repeats=5):
             L = jnp.linalg.cholesky(gram + jnp.diag(prec))
             return cho_solve((L, True), rhs) + solve_triangular(L.T, rhs, lower=False)
 
-        return _time(floor, gram, prec, rhs, repeats=repeats), "d×d Cholesky + solves"
+        return median_seconds(floor, gram, prec, rhs, repeats=repeats), "d×d Cholesky + solves"
 
     @jax.jit
     def floor_wide(X, prec, rhs):
@@ -85,7 +75,8 @@ def floor_seconds(X, c, repeats=5):
         L = jnp.linalg.cholesky(M)
         return cho_solve((L, True), rhs)
 
-    return _time(floor_wide, Xj, prec, rhs, repeats=repeats), "n×n form (n²d) + Cholesky + solves"
+    seconds = median_seconds(floor_wide, Xj, prec, rhs, repeats=repeats)
+    return seconds, "n×n form (n²d) + Cholesky + solves"
 
 
 def sweep_figures(data, sweeps, warmup):
@@ -120,7 +111,6 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--out", default="benchmarks/results/gsmtr_scaling.json")
     args = parser.parse_args(argv)
-    from _common import write_json
 
     n0, d0, c0 = args.base
     shapes = [("n", (n, d0, c0)) for n in args.n_grid]

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import write_json
 
 import bayesimg as bi
 from bayesimg.data.bgsmtr_layout import load_bgsmtr_layout, read_bgsmtr_run
@@ -182,7 +183,6 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/gsmtr_vs_bgsmtr.json")
     args = parser.parse_args(argv)
-    from _common import write_json
 
     data_dir = Path(args.data)
     data = load_bgsmtr_layout(data_dir)

@@ -110,6 +110,7 @@ def _serialisable(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_default(value):
+    """JSON fallback for numpy arrays, scalars and sets (also used by the benchmarks)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.integer | np.floating):
