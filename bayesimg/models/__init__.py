@@ -1,6 +1,7 @@
 """Model families: each a NumPyro model plus what the shared drivers need."""
 
 from bayesimg.models.base import Model
+from bayesimg.models.bnmix import BNMix
 from bayesimg.models.gsmtr import GroupSparseMTR
 
-__all__ = ["GroupSparseMTR", "Model"]
+__all__ = ["BNMix", "GroupSparseMTR", "Model"]

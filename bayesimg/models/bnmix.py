@@ -1,0 +1,695 @@
+r"""Bayesian-network mixture clustering (BNMix): a mixture of K DAG models.
+
+In the spirit of bnClustOmics (Suter et al. 2022, PLoS Comput Biol), but fully
+Bayesian: subjects fall into K clusters, and within cluster k the nodes (the
+features of all views) follow a Bayesian network on a DAG G_k with its own
+weights, so clusters may differ only in their dependence structure.
+
+Notation: n subjects, p nodes (Gaussian nodes standardised), K clusters; B_k
+(p × p) with B_k[i, j] the weight of edge i → j ("parent" i, "node" j); a node
+order σ shared by the clusters makes every B_k triangular after permutation.
+
+Joint density::
+
+    π ~ Dirichlet(α 1_K)
+    z_i | π ~ Categorical(π)                          (marginalised for NUTS/SVI)
+    x_ij | z_i = k ~ N(μ_kj + Σ_i' B_k[i', j] x_ii', σ²_kj)       Gaussian node j
+    x_ij | z_i = k ~ Bernoulli(logit⁻¹ μ_kj)                       binary node j (a root)
+    μ_kj ~ N(0, s_μ²) (Gaussian), logit⁻¹ μ_kj ~ Beta(1, 1) (binary)
+    σ²_kj ~ InvGamma(a, b)
+    B_k[i, j] = 0 unless i precedes j in σ, the edge is not blacklisted and j is Gaussian;
+    otherwise (horseshoe, scaled by the child's noise, Carvalho et al. 2010):
+    B_k[i, j] ~ N(0, σ²_kj τ_k² λ²_kij),  λ_kij ~ C⁺(0, 1/pf_ij),  τ_k ~ C⁺(0, τ₀)
+    whitelisted edges: B_k[i, j] ~ N(0, σ²_kj c²) (no shrinkage)
+    σ: given, or uniform over orders consistent with the whitelist (Gibbs only).
+
+pf_ij ≥ 1 is the *edge-penalty matrix* (bnClustOmics' ``edgepmat``): it divides
+the local scale, so penalised edges are shrunk harder (pf = ∞ ≡ blacklisted).
+τ₀ defaults to Piironen & Vehtari's rule p₀/(D − p₀)/√(n/K) with p₀ =
+``expected_parents`` and D the number of allowed parents of an average node.
+
+Per-subject log-likelihood: log Σ_k π_k p(x_i | k) (labels summed out), so
+PSIS-LOO/WAIC compare numbers of clusters.  Membership probabilities of every
+draw, P(z_i = k | θ, x_i), are added after sampling (site ``membership``).
+
+**Edge-inclusion probability.**  The shrinkage prior is continuous, so an
+edge's posterior inclusion probability is *defined* as P(|B_k[i, j]| > δ | data)
+with δ = ``edge_threshold`` (0.1 on the standardised scale by default):
+:func:`edge_probabilities`.
+
+Inference
+    ``gibbs`` (fast, recommended): :mod:`bayesimg.models.bnmix_gibbs` samples
+    labels, weights, regression blocks (conjugate given the order), variances,
+    horseshoe scales and — with ``sample_order`` — the node order by Metropolis
+    moves on adjacent transpositions.  ``nuts``/``svi``/``map``: the
+    marginalised-label NumPyro model below at the fixed (given or initial) order.
+    All start from the best of several MAP-EM runs (:mod:`bnmix_init`).
+
+Label switching: every chain starts from the same EM solution, and
+:meth:`BNMix.align_draws` relabels each draw onto one reference by Hungarian
+matching of its membership probabilities (Stephens-style, iterated), so
+``pi``, ``mu``, ``B``… and R-hat refer to fixed clusters.  With known labels
+the clusters are anchored and no relabelling is done.
+
+Named dims: ``sample`` (subject, the leave-one-out unit), ``cluster``, ``node``,
+``parent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+import xarray as xr
+from numpyro.distributions import constraints
+from scipy.optimize import linear_sum_assignment
+
+from bayesimg.data.views import MultiViewData
+from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.models.base import Model
+from bayesimg.models.bnmix_init import em_restarts, greedy_order
+from bayesimg.models.bnmix_math import membership_probs, mixture_loglik
+
+__all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",
+           "edge_probabilities", "membership", "select_n_clusters"]
+
+
+class BNMixLikelihood(dist.Distribution):
+    """Per-subject mixture likelihood Σ_k π_k Π_j p(x_ij | parents, θ_k) (event: one subject)."""
+
+    support = constraints.real_vector
+
+    def __init__(self, pi, mu, B, sigma2, is_binary, known, validate_args=None):
+        self.pi, self.mu, self.B, self.sigma2 = pi, mu, B, sigma2
+        self.is_binary, self.known = is_binary, known
+        super().__init__(batch_shape=jnp.shape(known), event_shape=(jnp.shape(mu)[-1],),
+                         validate_args=validate_args)
+
+    def log_prob(self, value):
+        return mixture_loglik(value, self.pi, self.mu, self.B, self.sigma2, self.is_binary,
+                              self.known)
+
+    def sample(self, key, sample_shape=()):
+        raise NotImplementedError("BNMixLikelihood does not draw new subjects")
+
+
+def _as_edge_matrix(spec, names: np.ndarray, what: str, *, dtype=bool, fill=False) -> np.ndarray:
+    """Blacklist/whitelist/penalty given as array, DataFrame or (parent, child) pairs → (p, p)."""
+    p = len(names)
+    index = {str(n): i for i, n in enumerate(names)}
+    if spec is None:
+        return np.full((p, p), fill, dtype=dtype)
+    if isinstance(spec, pd.DataFrame):
+        for label in list(spec.index) + list(spec.columns):
+            if str(label) not in index:
+                raise DataValidationError(f"{what} names node {label!r}, which is not in the data",
+                                          column=str(label))
+        out = np.full((p, p), fill, dtype=dtype)
+        rows = [index[str(r)] for r in spec.index]
+        cols = [index[str(c)] for c in spec.columns]
+        out[np.ix_(rows, cols)] = spec.to_numpy(dtype=dtype)
+        return out
+    if isinstance(spec, list | tuple) and (len(spec) == 0 or isinstance(spec[0], list | tuple)):
+        if dtype is not bool:
+            raise ModelSpecError(f"{what} must be a matrix (array or DataFrame)")
+        out = np.zeros((p, p), dtype=bool)
+        for pair in spec:
+            if len(pair) != 2:
+                raise ModelSpecError(f"{what} entries must be (parent, child) pairs, got {pair!r}")
+            for node in pair:
+                if str(node) not in index:
+                    raise DataValidationError(
+                        f"{what} names node {node!r}, which is not in the data", column=str(node))
+            out[index[str(pair[0])], index[str(pair[1])]] = True
+        return out
+    arr = np.asarray(spec)
+    if arr.shape != (p, p):
+        missing = str(names[min(arr.shape[0], p - 1)] if arr.ndim == 2 else names[0])
+        raise DataValidationError(
+            f"{what} has shape {arr.shape} but the data have {p} nodes (it should be ({p}, {p}); "
+            f"e.g. node {missing!r} has no row/column)", column=str(missing))
+    return arr.astype(dtype)
+
+
+def _find_cycle(adj: np.ndarray) -> list[int] | None:
+    p = adj.shape[0]
+    colour = np.zeros(p, int)
+    stack_path: list[int] = []
+
+    def visit(v):
+        colour[v] = 1
+        stack_path.append(v)
+        for w in np.flatnonzero(adj[v]):
+            if colour[w] == 1:
+                return stack_path[stack_path.index(w):] + [int(w)]
+            if colour[w] == 0:
+                found = visit(w)
+                if found:
+                    return found
+        colour[v] = 2
+        stack_path.pop()
+        return None
+
+    for v in range(p):
+        if colour[v] == 0:
+            found = visit(v)
+            if found:
+                return found
+    return None
+
+
+class BNMix(Model):
+    """Mixture of K linear-Gaussian Bayesian networks with horseshoe edge priors.
+
+    Parameters
+    ----------
+    n_clusters : int
+        K.
+    order : sequence of node names or indices, optional
+        A node order shared by the clusters (parents precede children).  Default:
+        :func:`~bayesimg.models.bnmix_init.greedy_order` on the pooled data.
+    sample_order : bool, optional
+        Metropolis moves on the order inside the Gibbs kernel (default: True when
+        ``order`` is not given).  NUTS/SVI/MAP always use the fixed initial order.
+    order_moves : int, optional
+        Adjacent-transposition proposals per Gibbs sweep (default: number of nodes).
+    blacklist, whitelist : (p, p) bool array, DataFrame (parent × node), or list of
+        (parent, child) name pairs.  Blacklisted edges are hard zeros; whitelisted
+        edges are unshrunk (prior N(0, σ² c²)) and constrain the order.
+    edge_penalty : (p, p) array or DataFrame of factors ≥ 1 (bnClustOmics' ``edgepmat``).
+    dirichlet_alpha : float
+        α of π ~ Dirichlet(α 1_K); α < 1 (e.g. 1/K) gives an overfitted sparse mixture.
+    global_scale : float, optional
+        τ₀; default by Piironen & Vehtari's rule with ``expected_parents``.
+    slab_scale, mean_scale : float
+        c (whitelisted edges) and s_μ (intercepts).
+    noise_prior : (a, b)
+        σ² ~ InvGamma(a, b).
+    known_labels : str, optional
+        Column of ``data.labels`` with known memberships (NaN/empty = unknown);
+        its categories name the clusters (semi-supervised: per-group networks).
+    min_cluster_size : int
+        Refuse K when n / K is below this.
+    edge_threshold : float
+        δ of the edge-inclusion probability P(|b| > δ).
+    init_restarts : int
+        Number of EM starts (a quarter k-means on principal components, the rest
+        random hard partitions softened as bnClustOmics' ``baseprob``).
+    standardize : bool
+        Centre and scale Gaussian nodes (the priors assume unit scale; default True).
+    """
+
+    name = "bnmix"
+    observed = {"x": ("sample", "node")}
+    hidden_sites = frozenset({"lam", "nu", "xi", "labels", "mu_offset", "log_sigma2_offset",
+                              "log_tau_offset", "log_lam_offset", "B_raw"})
+    association_site = "B"
+    trace_sites = ("pi", "tau")
+    dims = {
+        "pi": ("cluster",),
+        "mu": ("cluster", "node"),
+        "sigma2": ("cluster", "node"),
+        "B": ("cluster", "parent", "node"),
+        "tau": ("cluster",),
+        "position": ("node",),
+        "membership": ("sample", "cluster"),
+    }
+
+    def __init__(self, n_clusters: int = 2, *, order: Sequence | None = None,
+                 sample_order: bool | None = None, order_moves: int | None = None,
+                 blacklist=None, whitelist=None, edge_penalty=None,
+                 dirichlet_alpha: float = 1.0, global_scale: float | None = None,
+                 expected_parents: float = 1.0, slab_scale: float = 2.0,
+                 mean_scale: float = 2.0, noise_prior: tuple[float, float] = (2.0, 1.0),
+                 known_labels: str | None = None, min_cluster_size: int = 10,
+                 edge_threshold: float = 0.1, init_restarts: int = 20, init_seed: int = 0,
+                 standardize: bool = True):
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer) \
+                or n_clusters < 1:
+            raise ModelSpecError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
+        for label, v in (("dirichlet_alpha", dirichlet_alpha), ("slab_scale", slab_scale),
+                         ("mean_scale", mean_scale), ("expected_parents", expected_parents),
+                         ("edge_threshold", edge_threshold)):
+            if not np.isfinite(v) or v <= 0:
+                raise ModelSpecError(f"{label} must be a positive number, got {v!r}")
+        if global_scale is not None and not (np.isfinite(global_scale) and global_scale > 0):
+            raise ModelSpecError(f"global_scale must be > 0, got {global_scale!r}")
+        if len(noise_prior) != 2 or min(noise_prior) <= 0:
+            raise ModelSpecError(f"noise_prior must be (a, b) with a, b > 0, got {noise_prior!r}")
+        if order_moves is not None and (order_moves < 0 or int(order_moves) != order_moves):
+            raise ModelSpecError(f"order_moves must be an integer >= 0, got {order_moves!r}")
+        if init_restarts < 1:
+            raise ModelSpecError(f"init_restarts must be >= 1, got {init_restarts!r}")
+        self.n_clusters = int(n_clusters)
+        self.order = None if order is None else list(order)
+        self.sample_order = (order is None) if sample_order is None else bool(sample_order)
+        self.order_moves = order_moves
+        self.blacklist = blacklist
+        self.whitelist = whitelist
+        self.edge_penalty = edge_penalty
+        self.dirichlet_alpha = float(dirichlet_alpha)
+        self.global_scale = None if global_scale is None else float(global_scale)
+        self.expected_parents = float(expected_parents)
+        self.slab_scale = float(slab_scale)
+        self.mean_scale = float(mean_scale)
+        self.noise_prior = tuple(float(v) for v in noise_prior)
+        self.known_labels = known_labels
+        self.min_cluster_size = int(min_cluster_size)
+        self.edge_threshold = float(edge_threshold)
+        self.init_restarts = int(init_restarts)
+        self.init_seed = int(init_seed)
+        self.standardize = bool(standardize)
+        self._prep_cache: tuple | None = None
+
+    # ------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        return {"n_clusters": self.n_clusters, "order": self.order,
+                "sample_order": self.sample_order, "order_moves": self.order_moves,
+                "blacklist": self.blacklist, "whitelist": self.whitelist,
+                "edge_penalty": self.edge_penalty, "dirichlet_alpha": self.dirichlet_alpha,
+                "global_scale": self.global_scale, "expected_parents": self.expected_parents,
+                "slab_scale": self.slab_scale, "mean_scale": self.mean_scale,
+                "noise_prior": self.noise_prior, "known_labels": self.known_labels,
+                "min_cluster_size": self.min_cluster_size,
+                "edge_threshold": self.edge_threshold, "init_restarts": self.init_restarts,
+                "init_seed": self.init_seed, "standardize": self.standardize}
+
+    def static_key(self, data=None) -> tuple:
+        moves = self._n_moves(data) if data is not None else self.order_moves
+        return (type(self).__qualname__, self.n_clusters, moves)
+
+    def _n_moves(self, data) -> int:
+        if not self.sample_order:
+            return 0
+        p = sum(v.n_features for v in data.views)
+        return int(p if self.order_moves is None else self.order_moves)
+
+    # ------------------------------------------------------------ data
+    @staticmethod
+    def node_names(data: MultiViewData) -> np.ndarray:
+        """Node labels: feature names, prefixed ``view:`` only when names clash across views."""
+        names = [str(f) for v in data.views for f in v.feature_names]
+        if len(set(names)) == len(names):
+            return np.asarray(names, dtype=str)
+        return np.asarray([f"{v.name}:{f}" for v in data.views for f in v.feature_names],
+                          dtype=str)
+
+    def validate(self, data) -> None:
+        self._prepare(data)
+
+    def _prepare(self, data) -> dict[str, Any]:
+        """Checked design: X, node types, masks, order, known labels (cached per data)."""
+        if self._prep_cache is not None and self._prep_cache[0] is data:
+            return self._prep_cache[1]
+        if not isinstance(data, MultiViewData):
+            raise DataValidationError(
+                "BNMix needs a MultiViewData (bayesimg.data.make_views), got "
+                f"{type(data).__name__}")
+        names = self.node_names(data)
+        blocks, binary = [], []
+        for v in data.views:
+            if v.likelihood not in ("gaussian", "bernoulli"):
+                raise DataValidationError(
+                    f"BNMix supports gaussian and bernoulli views, not {v.likelihood!r}",
+                    source=v.name)
+            miss = np.isnan(v.values)
+            if miss.any():
+                i, j = np.argwhere(miss)[0]
+                raise DataValidationError(
+                    "BNMix does not model missing entries yet; drop or impute them "
+                    f"({int(miss.sum())} missing in this view)", source=v.name,
+                    column=str(v.feature_names[j]), subject=str(data.subjects[i]))
+            blocks.append(v.values)
+            binary.extend([v.likelihood == "bernoulli"] * v.n_features)
+        X = np.concatenate(blocks, axis=1).astype(float)
+        is_binary = np.asarray(binary, dtype=bool)
+        n, p = X.shape
+        sd = X.std(axis=0)
+        if np.any(sd == 0):
+            j = int(np.flatnonzero(sd == 0)[0])
+            raise DataValidationError(f"node {str(names[j])!r} is constant (every subject has "
+                                      f"{X[0, j]:g}); remove it", column=str(names[j]))
+        if not np.any(~is_binary):
+            raise DataValidationError("BNMix needs at least one gaussian node (as bnClustOmics)")
+        K = self.n_clusters
+        if n < K * self.min_cluster_size:
+            raise DataValidationError(
+                f"too few samples per cluster: {n} subjects for K = {K} clusters "
+                f"(n/K = {n / K:.1f} < min_cluster_size = {self.min_cluster_size}); "
+                f"use at most K = {max(1, n // self.min_cluster_size)}")
+        Xs = X.copy()
+        g = ~is_binary
+        if self.standardize:
+            Xs[:, g] = (X[:, g] - X[:, g].mean(0)) / sd[g]
+
+        black = _as_edge_matrix(self.blacklist, names, "blacklist")
+        white = _as_edge_matrix(self.whitelist, names, "whitelist")
+        pen = _as_edge_matrix(self.edge_penalty, names, "edge_penalty", dtype=float, fill=1.0)
+        if np.any(~np.isfinite(pen) & ~np.isposinf(pen)) or np.any(pen < 1):
+            i, j = np.argwhere(~(pen >= 1))[0]
+            raise DataValidationError(
+                f"edge_penalty must be >= 1 (got {pen[i, j]!r} for {names[i]} -> {names[j]})",
+                column=str(names[j]))
+        black = black | np.isposinf(pen)
+        np.fill_diagonal(white, False)
+        both = white & black
+        if both.any():
+            i, j = np.argwhere(both)[0]
+            raise DataValidationError(f"edge {names[i]} -> {names[j]} is both whitelisted and "
+                                      "blacklisted", column=str(names[j]))
+        into_binary = white & is_binary[None, :]
+        if into_binary.any():
+            i, j = np.argwhere(into_binary)[0]
+            raise DataValidationError(
+                f"whitelisted edge {names[i]} -> {names[j]} points into a binary node; binary "
+                "nodes are roots", column=str(names[j]))
+        cycle = _find_cycle(white)
+        if cycle:
+            raise DataValidationError("the whitelist has a cycle: "
+                                      + " -> ".join(str(names[c]) for c in cycle))
+        base = ~black & ~np.eye(p, dtype=bool) & ~is_binary[None, :]
+        local_scale = np.where(np.isposinf(pen), 1.0, 1.0 / np.where(np.isposinf(pen), 1, pen))
+
+        if self.order is not None:
+            order = self._order_indices(self.order, names)
+        else:
+            order = greedy_order(Xs, is_binary, white)
+        position = np.empty(p, dtype=np.int64)
+        position[order] = np.arange(p)
+        bad = white & (position[:, None] > position[None, :])
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise DataValidationError(f"the order puts {str(names[j])!r} before its whitelisted "
+                                      f"parent {str(names[i])!r}", column=str(names[j]))
+
+        known = np.full(n, -1, dtype=np.int64)
+        cluster_names = np.asarray([f"c{k + 1}" for k in range(K)], dtype=str)
+        if self.known_labels is not None:
+            if data.labels is None or self.known_labels not in data.labels.columns:
+                raise DataValidationError(f"known_labels column {self.known_labels!r} is not in "
+                                          "data.labels")
+            col = data.labels[self.known_labels]
+            present = col.notna() & (col.astype(str) != "")
+            cats = sorted(col[present].astype(str).unique())
+            if len(cats) > K:
+                raise DataValidationError(
+                    f"known_labels has {len(cats)} categories but n_clusters = {K}",
+                    column=self.known_labels)
+            lookup = {c: i for i, c in enumerate(cats)}
+            known = np.asarray([lookup[str(v)] if ok else -1
+                                for v, ok in zip(col, present, strict=True)], dtype=np.int64)
+            cluster_names = np.asarray(cats + [f"c{k + 1}" for k in range(len(cats), K)],
+                                       dtype=str)
+        prep = {"X": Xs, "is_binary": is_binary, "names": names, "black": black,
+                "white": white, "base": base, "local_scale": local_scale, "order": order,
+                "position": position, "known": known, "cluster_names": cluster_names,
+                "center": np.where(g & self.standardize, X.mean(0), 0.0),
+                "scale": np.where(g & self.standardize, sd, 1.0)}
+        self._prep_cache = (data, prep)
+        return prep
+
+    @staticmethod
+    def _order_indices(order, names) -> np.ndarray:
+        p = len(names)
+        index = {str(n): i for i, n in enumerate(names)}
+        out = []
+        for item in order:
+            if isinstance(item, int | np.integer) and not isinstance(item, bool):
+                if not 0 <= item < p:
+                    raise DataValidationError(f"order index {item} is out of range (p = {p})")
+                out.append(int(item))
+            elif str(item) in index:
+                out.append(index[str(item)])
+            else:
+                raise DataValidationError(f"order names node {item!r}, which is not in the data",
+                                          column=str(item))
+        if sorted(out) != list(range(p)):
+            missing = [str(names[j]) for j in range(p) if j not in out]
+            raise DataValidationError(
+                f"order must list every node exactly once ({len(out)} given for {p} nodes"
+                + (f"; missing e.g. {missing[0]!r})" if missing else "; duplicates)"),
+                column=missing[0] if missing else None)
+        return np.asarray(out, dtype=np.int64)
+
+    def coords(self, data) -> dict[str, np.ndarray]:
+        prep = self._prepare(data)
+        return {"sample": np.asarray(data.subjects, dtype=str), "node": prep["names"],
+                "parent": prep["names"], "cluster": prep["cluster_names"]}
+
+    def observed_data(self, data) -> dict[str, np.ndarray]:
+        return {"x": self._prepare(data)["X"]}
+
+    def constant_data(self, data):
+        prep = self._prepare(data)
+        allowed = (prep["position"][:, None] < prep["position"][None, :]) & prep["base"]
+        return {"is_binary": (("node",), prep["is_binary"].astype(np.int8)),
+                "allowed_initial": (("parent", "node"), allowed.astype(np.int8)),
+                "whitelist": (("parent", "node"), prep["white"].astype(np.int8)),
+                "known_label": (("sample",), prep["known"])}
+
+    # ------------------------------------------------------------ arguments
+    def _global_scale(self, n: int, p: int, base: np.ndarray) -> float:
+        if self.global_scale is not None:
+            return self.global_scale
+        d = max(1.0, base.sum() / max(1, p) / 2.0)   # allowed parents of an average node
+        p0 = min(self.expected_parents, 0.5 * d)
+        return float(p0 / max(d - p0, 1e-3) / np.sqrt(max(n / self.n_clusters, 1.0)))
+
+    def model_args(self, data, method: str = "nuts") -> dict[str, Any]:
+        prep = self._prepare(data)
+        X, is_binary = prep["X"], prep["is_binary"]
+        n, p = X.shape
+        K = self.n_clusters
+        a, b = self.noise_prior
+        allowed0 = (prep["position"][:, None] < prep["position"][None, :]) & prep["base"]
+        em = em_restarts(X, is_binary, allowed0, prep["known"], K,
+                         n_kmeans=max(1, self.init_restarts // 4),
+                         n_random=max(0, self.init_restarts - self.init_restarts // 4),
+                         noise_a=a, noise_b=b, seed=self.init_seed)
+        self.last_init = em
+        tau0 = self._global_scale(n, p, prep["base"])
+        rms = np.sqrt(np.mean((em["B"] ** 2 / em["sigma2"][:, None, :])[:, allowed0])) \
+            if allowed0.any() else tau0
+        init_tau = np.full(K, max(float(rms), tau0))
+        par, child = np.nonzero(allowed0)
+        scale_e = np.where(prep["white"][par, child], self.slab_scale,
+                           init_tau[:, None]) * np.sqrt(em["sigma2"][:, child])
+        init_raw = em["B"][:, par, child] / scale_e
+        return {
+            "X": X, "is_binary": is_binary, "base_allowed": prep["base"],
+            "whitelist": prep["white"], "local_scale": prep["local_scale"],
+            "known": prep["known"], "alpha": np.full(K, self.dirichlet_alpha),
+            "global_scale": np.asarray(tau0), "slab_scale": np.asarray(self.slab_scale),
+            "mean_scale": np.asarray(self.mean_scale), "noise_a": np.asarray(a),
+            "noise_b": np.asarray(b),
+            "init_labels": em["labels"], "init_position": prep["position"],
+            "init_mu": em["mu"], "init_sigma2": em["sigma2"], "init_B": em["B"],
+            "init_tau": init_tau, "init_raw": init_raw,
+            "par_idx": par.astype(np.int64), "child_idx": child.astype(np.int64),
+            "edge_white": prep["white"][par, child],
+            "edge_scale": prep["local_scale"][par, child],
+            "gauss_idx": np.flatnonzero(~is_binary).astype(np.int64),
+        }
+
+    def init_strategy(self, data, method: str):
+        # the EM start enters through the offsets' origin (model arguments), so the
+        # compiled program is reused across data sets; only a small jitter here
+        return numpyro.infer.init_to_uniform(radius=0.05)
+
+    # ------------------------------------------------------------ the model
+    def numpyro_model(self, method: str = "nuts"):
+        gibbs = method == "gibbs"
+
+        def bnmix_model(X, is_binary, base_allowed, whitelist, local_scale, known, alpha,
+                        global_scale, slab_scale, mean_scale, noise_a, noise_b,
+                        init_labels=None, init_position=None, init_mu=None, init_sigma2=None,
+                        init_B=None, init_tau=None, init_raw=None, par_idx=None,
+                        child_idx=None, edge_white=None, edge_scale=None, gauss_idx=None):
+            n, p = X.shape
+            K = alpha.shape[0]
+            pi = numpyro.sample("pi", dist.Dirichlet(alpha))
+            if gibbs:
+                # the Gibbs kernel supplies every value; these sites only carry them to the
+                # likelihood (pointwise log-likelihood) with the intercept prior
+                mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), (K, p)))
+                sigma2 = numpyro.sample(
+                    "sigma2", dist.ImproperUniform(constraints.positive, (), (K, p)))
+                B = numpyro.sample("B", dist.ImproperUniform(constraints.real, (), (K, p, p)))
+            else:
+                m = par_idx.shape[0]
+                pg = gauss_idx.shape[0]
+                mu_off = numpyro.sample("mu_offset",
+                                        dist.ImproperUniform(constraints.real, (), (K, p)))
+                mu = numpyro.deterministic("mu", init_mu + mu_off)
+                s_off = numpyro.sample("log_sigma2_offset",
+                                       dist.ImproperUniform(constraints.real, (), (K, pg)))
+                log_s2 = jnp.log(init_sigma2[:, gauss_idx]) + s_off
+                s2g = jnp.exp(log_s2)
+                numpyro.factor("sigma2_prior", jnp.sum(
+                    dist.InverseGamma(noise_a, noise_b).log_prob(s2g) + log_s2))
+                sigma2 = numpyro.deterministic(
+                    "sigma2", jnp.ones((K, p), X.dtype).at[:, gauss_idx].set(s2g))
+                t_off = numpyro.sample("log_tau_offset",
+                                       dist.ImproperUniform(constraints.real, (), (K,)))
+                log_tau = jnp.log(init_tau) + t_off
+                tau = numpyro.deterministic("tau", jnp.exp(log_tau))
+                numpyro.factor("tau_prior", jnp.sum(
+                    dist.HalfCauchy(global_scale).log_prob(tau) + log_tau))
+                l_off = numpyro.sample("log_lam_offset",
+                                       dist.ImproperUniform(constraints.real, (), (K, m)))
+                lam = jnp.exp(l_off)
+                numpyro.factor("lam_prior", jnp.sum(
+                    dist.HalfCauchy(edge_scale).log_prob(lam) + l_off))
+                raw_off = numpyro.sample("B_raw", dist.ImproperUniform(constraints.real, (),
+                                                                       (K, m)))
+                raw = init_raw + raw_off
+                numpyro.factor("B_raw_prior", jnp.sum(-0.5 * raw**2))
+                scale = jnp.where(edge_white, slab_scale, tau[:, None] * lam) \
+                    * jnp.sqrt(sigma2[:, child_idx])
+                B = numpyro.deterministic(
+                    "B", jnp.zeros((K, p, p), X.dtype).at[:, par_idx, child_idx].set(raw * scale))
+            numpyro.factor("mu_prior", jnp.sum(jnp.where(
+                is_binary, jax.nn.log_sigmoid(mu) + jax.nn.log_sigmoid(-mu),
+                dist.Normal(0.0, mean_scale).log_prob(mu))))
+            numpyro.sample("x", BNMixLikelihood(pi, mu, B, sigma2, is_binary, known), obs=X)
+
+        return bnmix_model
+
+    def gibbs_kernel(self, data):
+        """Exact Gibbs kernel with order moves (:mod:`bayesimg.models.bnmix_gibbs`)."""
+        from bayesimg.models.bnmix_gibbs import BNMixGibbs
+        return BNMixGibbs(order_moves=self._n_moves(data))
+
+    # ------------------------------------------------------------ label switching
+    def align_draws(self, samples, data):
+        prep = self._prepare(data)
+        shape = samples["pi"].shape[:2]
+        flat = {k: np.asarray(samples[k]).reshape((-1,) + samples[k].shape[2:])
+                for k in ("pi", "mu", "B", "sigma2")}
+        memb = _memberships(prep["X"], flat, prep["is_binary"], prep["known"])  # (S, n, K)
+        S, n, K = memb.shape
+        info: dict[str, Any] = {"method": "none (known labels anchor the clusters)"
+                                if np.any(prep["known"] >= 0) else
+                                "Hungarian matching of membership probabilities to a reference"}
+        perms = np.tile(np.arange(K), (S, 1))
+        if K > 1 and not np.any(prep["known"] >= 0):
+            ref = memb.reshape(shape + (n, K))[0].mean(axis=0)
+            for _ in range(3):
+                for s in range(S):
+                    _, cols = linear_sum_assignment(-(ref.T @ memb[s]))
+                    perms[s] = cols
+                aligned = np.take_along_axis(memb, perms[:, None, :], axis=2)
+                ref = aligned.mean(axis=0)
+            memb = aligned
+            moved = np.any(perms != np.arange(K), axis=1)
+            info["draws_relabelled"] = float(moved.mean())
+            info["chains_relabelled"] = [float(m) for m in
+                                         moved.reshape(shape).mean(axis=1)]
+        out = dict(samples)
+        for name, value in samples.items():
+            dims = self.dims.get(name, ())
+            if "cluster" not in dims or K == 1:
+                continue
+            axis = dims.index("cluster")
+            v = np.asarray(value).reshape((S,) + value.shape[2:])
+            idx = perms.reshape((S,) + (1,) * axis + (K,) + (1,) * (v.ndim - 2 - axis))
+            out[name] = np.take_along_axis(v, idx, axis=1 + axis).reshape(value.shape)
+        out["membership"] = memb.reshape(shape + (n, K))
+        return out, info
+
+
+_MEMB = jax.jit(jax.vmap(membership_probs, in_axes=(None, 0, 0, 0, 0, None, None)))
+
+
+def _memberships(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
+    S = flat["pi"].shape[0]
+    parts = []
+    for s in range(0, S, batch):
+        sl = slice(s, s + batch)
+        parts.append(np.asarray(_MEMB(jnp.asarray(X), jnp.asarray(flat["pi"][sl]),
+                                      jnp.asarray(flat["mu"][sl]), jnp.asarray(flat["B"][sl]),
+                                      jnp.asarray(flat["sigma2"][sl]), jnp.asarray(is_binary),
+                                      jnp.asarray(known))))
+    return np.concatenate(parts, axis=0)
+
+
+# ---------------------------------------------------------------- fit summaries
+def _post(fit):
+    return fit.posterior if hasattr(fit, "posterior") else fit["posterior"].to_dataset()
+
+
+def membership(fit) -> xr.DataArray:
+    """Posterior membership probabilities (sample × cluster), averaged over draws."""
+    return _post(fit)["membership"].mean(("chain", "draw"))
+
+
+def cluster_labels(fit) -> np.ndarray:
+    """Most probable cluster index of every subject (0-based, in ``cluster`` coord order)."""
+    return np.asarray(membership(fit).argmax("cluster").values)
+
+
+def edge_probabilities(fit, threshold: float | None = None) -> xr.DataArray:
+    """P(|B_k[i, j]| > δ | data) per cluster, parent and node (δ: the model's edge_threshold)."""
+    if threshold is None:
+        settings = getattr(fit, "model_settings", {}) or {}
+        threshold = float(settings.get("edge_threshold", 0.1))
+    B = _post(fit)["B"]
+    return (np.abs(B) > threshold).mean(("chain", "draw"))
+
+
+def consensus_graphs(fit, probability: float = 0.5, threshold: float | None = None,
+                     ) -> xr.DataArray:
+    """Edges with inclusion probability above ``probability`` (bool, cluster × parent × node)."""
+    return edge_probabilities(fit, threshold) > probability
+
+
+def bic(fit, probability: float = 0.5) -> dict[str, float]:
+    """BIC as bnClustOmics computes it, from a fit's draws.
+
+    loglik = the highest total log-likelihood over the draws (the anchor uses its
+    EM optimum); npar = 2 · (#Gaussian nodes) · K + Σ_k |E_k| with E_k the
+    consensus edges at ``probability``; BIC = log(n) npar − 2 loglik (lower is better).
+    """
+    ll = fit.tree["log_likelihood"]["x"]
+    total = ll.sum("sample")
+    loglik = float(total.max())
+    n = int(ll.sizes["sample"])
+    is_binary = fit.tree["constant_data"]["is_binary"].values.astype(bool)
+    K = int(_post(fit).sizes["cluster"])
+    edges = int(consensus_graphs(fit, probability).sum())
+    npar = 2 * int((~is_binary).sum()) * K + edges
+    return {"loglik": loglik, "npar": npar, "bic": float(np.log(n) * npar - 2 * loglik),
+            "aic": float(2 * npar - 2 * loglik)}
+
+
+def select_n_clusters(fits: dict, ic: str = "loo", n_se: float = 1.0):
+    """Choose K from fits keyed by K: PSIS-LOO (or WAIC) ranking plus a parsimony rule.
+
+    The :func:`bayesimg.report.compare` table is extended with ``bic`` (as
+    bnClustOmics computes it), ``occupied`` (clusters with posterior mean weight
+    > 0.05, i.e. holding subjects) and ``chosen``.  The chosen K is the smallest
+    whose elpd is within ``n_se`` standard errors of the best: a mixture with a
+    superfluous cluster empties it and predicts as well, so the criterion alone
+    ties, and the simpler model is preferred (the one-standard-error rule).
+    Returns ``(K, table)``.
+    """
+    from bayesimg.report import compare
+    labelled = {f"K={k}": f for k, f in fits.items()}
+    table = compare(labelled, ic=ic).copy()
+    ks = {f"K={k}": int(k) for k in fits}
+    table["K"] = [ks[i] for i in table.index]
+    table["bic"] = [bic(labelled[i])["bic"] for i in table.index]
+    table["occupied"] = [int((_post(labelled[i])["pi"].mean(("chain", "draw")) > 0.05).sum())
+                         for i in table.index]
+    best = table["elpd"].max()
+    within = table[(best - table["elpd"]) <= n_se * table["dse"].clip(lower=1e-12)]
+    within = pd.concat([within, table[table["elpd"] == best]]).drop_duplicates()
+    chosen = int(within["K"].min())
+    table["chosen"] = table["K"] == chosen
+    return chosen, table
