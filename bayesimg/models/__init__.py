@@ -2,6 +2,7 @@
 
 from bayesimg.models.base import Model
 from bayesimg.models.bnmix import BNMix
+from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression
 from bayesimg.models.gsmtr import GroupSparseMTR
 
-__all__ = ["BNMix", "GroupSparseMTR", "Model"]
+__all__ = ["BNMix", "GLRR", "GeneralizedLowRankRegression", "GroupSparseMTR", "Model"]
