@@ -142,6 +142,8 @@ def _mapping_table(table: pd.DataFrame, source: str) -> pd.DataFrame | None:
                             "gene": table[lower["gene"]]})
     mapping = mapping[mapping["gene"].notna()]
     mapping["gene"] = mapping["gene"].astype(str).str.strip()
+    # a blank gene name means "no gene", like a missing one (never a group named "")
+    mapping = mapping[mapping["gene"] != ""]
     dup = mapping[mapping["snp"].duplicated(keep=False)]
     conflicts = dup.groupby("snp")["gene"].nunique()
     conflicts = conflicts[conflicts > 1]

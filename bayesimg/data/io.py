@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayesimg.data.dataset import SNP_COLUMNS
-from bayesimg.errors import DataValidationError, InputFileError
+from bayesimg.errors import DataValidationError, DataWarning, InputFileError
 
 __all__ = ["GenotypeTable", "read_plink", "read_table", "concat_genotype_tables"]
 
@@ -52,10 +53,12 @@ class GenotypeTable:
     source: str | None = None
 
     def __post_init__(self):
+        if not isinstance(self.values, np.ndarray):
+            object.__setattr__(self, "values", np.asarray(self.values))
         n, d = len(self.subjects), len(self.snps)
-        if self.values.shape != (n, d):
+        if np.shape(self.values) != (n, d):
             raise DataValidationError(
-                f"genotype values have shape {self.values.shape}, expected ({n}, {d}) "
+                f"genotype values have shape {np.shape(self.values)}, expected ({n}, {d}) "
                 f"for {n} subjects and {d} SNPs", source=self.source)
         missing = [c for c in SNP_COLUMNS if c not in self.snps.columns]
         if missing:
@@ -97,6 +100,13 @@ def _read_whitespace_table(path: Path, n_columns: int, what: str) -> pd.DataFram
         raise InputFileError(
             f"the {what} file has {table.shape[1]} columns, expected {n_columns}",
             path=str(path))
+    short = table.isna().any(axis=1).to_numpy()
+    if short.any():
+        # the parser pads a short (truncated or ragged) line with NaN
+        row = int(np.flatnonzero(short)[0])
+        raise InputFileError(
+            f"entry {row + 1} of the {what} file has fewer than {n_columns} fields "
+            "(truncated or malformed file)", path=str(path))
     return table
 
 
@@ -125,7 +135,7 @@ def _read_bim(path: Path) -> pd.DataFrame:
             f"SNP ID {dup!r} appears {int((snp_ids == dup).sum())} times",
             source=str(path), column=dup)
     pos = pd.to_numeric(bim[3], errors="coerce")
-    bad = pos.isna() | (pos < 0) | (pos != np.floor(pos))
+    bad = pos.isna() | (pos < 0) | (pos != np.floor(pos)) | (pos >= 2.0**62)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataValidationError(
@@ -207,9 +217,68 @@ def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1") -> G
         raise InputFileError(f"bed-reader could not read the file: {exc}",
                              path=str(bed)) from exc
 
+    _warn_if_fam_mismatch(bed, fam, values, subjects, snps)
     if count == "minor":
         values, snps = _count_minor_allele(values, snps)
     return GenotypeTable(subjects=subjects, values=values, snps=snps, source=str(bed))
+
+
+#: SNP blocks whose padding bits are inspected (a strided read of one byte each)
+_PADDING_CHECK_SNPS = 4096
+
+
+def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np.ndarray,
+                          snps: pd.DataFrame) -> None:
+    """Warn when the .fam probably lists more or fewer subjects than the .bed holds.
+
+    A .bed stores ``ceil(n / 4)`` bytes per SNP, so a .fam whose length differs by
+    less than the padding of the last byte passes the size check.  Two symptoms
+    remain (PLINK and bed-reader write zero padding):
+
+    * .fam too short: the unused 2-bit slots of the last byte of some SNP block
+      are not zero (checked on the first ``_PADDING_CHECK_SNPS`` SNPs);
+    * .fam too long: the last listed subject(s) read as code ``00`` (homozygous
+      a1) at every SNP, i.e. they *are* the padding, and that pattern is
+      improbable (< 1e-4) given the other subjects' genotype frequencies.
+    """
+    n, d = values.shape
+    if n == 0 or d == 0:
+        return
+    padding = np.zeros(1, np.uint8)
+    if n % 4:
+        bytes_per_snp = math.ceil(n / 4)
+        last = np.memmap(bed, dtype=np.uint8, mode="r", offset=3,
+                         shape=(d, bytes_per_snp))[:min(d, _PADDING_CHECK_SNPS), -1]
+        padding = np.asarray(last) >> (2 * (n % 4))
+    if padding.any():
+        j = int(np.flatnonzero(padding)[0])
+        warnings.warn(
+            f"the .bed file holds genotypes beyond the {n} subjects listed in {fam.name} "
+            f"(non-zero padding bits in the block of SNP {snps['snp'].iloc[j]!r}): the "
+            ".fam probably lists fewer subjects than the .bed was written for, so "
+            "genotypes may be attributed to the wrong subjects; check that the .bed, "
+            f".bim and .fam files belong together [file {str(bed)!r}]",
+            DataWarning, stacklevel=3)
+        return
+    # trailing subjects read as code 00 (homozygous a1, never missing) at every SNP;
+    # a .bed pads at most 3 subject slots, so at most 3 of them can be padding
+    hom = np.all(values == 2.0, axis=1)
+    tail = 0
+    while tail < min(3, n - 1) and hom[n - 1 - tail]:
+        tail += 1
+    if tail == 0:
+        return
+    reference = values[: n - tail]
+    observed = ~np.isnan(reference)
+    p_hom = ((reference == 2.0).sum(axis=0) + 0.5) / (observed.sum(axis=0) + 1.0)
+    if tail * float(np.sum(np.log(p_hom))) < math.log(1e-4):
+        who = ", ".join(repr(str(s)) for s in subjects[n - tail:])
+        warnings.warn(
+            f"the last {tail} subject(s) of {fam.name} ({who}) read as homozygous a1 at "
+            f"all {d} SNPs, which is what the zero padding of a .bed file looks like: the "
+            ".fam probably lists more subjects than the .bed holds; check that the .bed, "
+            f".bim and .fam files belong together [file {str(bed)!r}]",
+            DataWarning, stacklevel=3)
 
 
 def _count_minor_allele(values: np.ndarray, snps: pd.DataFrame):
@@ -282,11 +351,25 @@ def _read_raw_table(path: Path, sep: str | None) -> pd.DataFrame:
                     f"cannot tell the format from the extension {suffix or '(none)'!r}; "
                     "use .csv, .tsv, .txt or .parquet, or pass sep=", path=str(path))
             sep = _TABLE_SEPARATORS[suffix]
-        return pd.read_csv(path, sep=sep, dtype=str, skipinitialspace=True)
+        table = pd.read_csv(path, sep=sep, dtype=str, skipinitialspace=True)
+        # pandas renames a repeated header "x" to "x.1": refuse it instead
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
+                             skipinitialspace=True).iloc[0]
+        blank = [i for i, h in enumerate(header) if pd.isna(h) or not str(h).strip()]
+        if blank:
+            raise DataValidationError(
+                f"column number {blank[0] + 1} has no name in the header (a stray "
+                "separator?)", source=str(path))
+        names = pd.Series([str(h).strip() for h in header])
+        dup = _first_duplicate(names)
+        if dup is not None:
+            raise DataValidationError("the column name appears more than once in the header",
+                                      source=str(path), column=dup)
+        return table
     except pd.errors.EmptyDataError:
         raise InputFileError("the table is empty", path=str(path)) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        if isinstance(exc, InputFileError):
+        if isinstance(exc, InputFileError | DataValidationError):
             raise
         raise InputFileError(f"cannot parse the table: {exc}", path=str(path)) from None
 

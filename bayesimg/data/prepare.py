@@ -166,7 +166,19 @@ def _collect_tables(genotypes, phenotypes, covariates) -> dict[str, tuple[pd.Ind
             raise DataValidationError(
                 f"genotypes must be a GenotypeTable (from read_plink), got "
                 f"{type(genotypes).__name__}")
-        tables["genotypes"] = (pd.Index(np.asarray(genotypes.subjects, dtype=str)), genotypes)
+        index = pd.Index(np.asarray(genotypes.subjects, dtype=str))
+        dup = index[index.duplicated()]
+        if len(dup):
+            raise DataValidationError("duplicated subject ID in the genotype table",
+                                      source=_table_source(genotypes, "genotypes"),
+                                      subject=str(dup[0]))
+        snp_ids = pd.Index(genotypes.snps["snp"].astype(str))
+        dup = snp_ids[snp_ids.duplicated()]
+        if len(dup):
+            raise DataValidationError("duplicated SNP ID in the genotype table",
+                                      source=_table_source(genotypes, "genotypes"),
+                                      column=str(dup[0]))
+        tables["genotypes"] = (index, genotypes)
     for label, table in (("phenotypes", phenotypes), ("covariates", covariates)):
         if table is None:
             continue
@@ -227,6 +239,12 @@ def _select_columns(table: pd.DataFrame, columns, label: str) -> pd.DataFrame:
             raise DataValidationError(f"{label} column not found", source=source, column=col)
     if not columns:
         raise DataValidationError(f"no {label} columns selected", source=source)
+    names = pd.Index(table.columns)
+    dup = [c for c in columns if (names == c).sum() > 1] or \
+        [c for c in pd.Index(columns)[pd.Index(columns).duplicated()]]
+    if dup:
+        raise DataValidationError(f"{label} column name appears more than once",
+                                  source=source, column=str(dup[0]))
     out = table[columns]
     out.attrs["source"] = source
     return out
@@ -263,6 +281,9 @@ def _numeric_matrix(table: pd.DataFrame, label: str) -> np.ndarray:
                 or pd.api.types.is_bool_dtype(table[col].dtype)):
             raise DataValidationError(f"{label} column is not numeric", source=source,
                                       column=str(col))
+        if pd.api.types.is_complex_dtype(table[col].dtype):
+            raise DataValidationError(f"{label} column holds complex numbers", source=source,
+                                      column=str(col))
     values = table.to_numpy(dtype=np.float64, copy=True)
     inf = np.isinf(values)
     if inf.any():
@@ -273,8 +294,20 @@ def _numeric_matrix(table: pd.DataFrame, label: str) -> np.ndarray:
     return values
 
 
+def _scaled_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (ddof=0) free of overflow.
+
+    Each column is divided by its largest absolute value first, so values near
+    the float64 limit (1e200, 1e308) give finite moments instead of inf/NaN.
+    """
+    peak = np.abs(values).max(axis=0) if len(values) else np.ones(values.shape[1])
+    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+    unit = values / peak
+    return unit.mean(axis=0) * peak, unit.std(axis=0) * peak
+
+
 def _check_not_constant(values: np.ndarray, names, label: str, source: str) -> None:
-    sd = values.std(axis=0)
+    _, sd = _scaled_moments(values)
     scale = np.maximum(np.abs(values).max(axis=0), 1.0)
     constant = sd <= 1e-12 * scale
     if constant.any():
@@ -287,9 +320,12 @@ def _check_not_constant(values: np.ndarray, names, label: str, source: str) -> N
 def _standardize(values: np.ndarray, do_it: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not do_it:
         return values, np.zeros(values.shape[1]), np.ones(values.shape[1])
-    center = values.mean(axis=0)
-    scale = values.std(axis=0)
-    return (values - center) / scale, center, scale
+    peak = np.abs(values).max(axis=0)
+    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+    unit = values / peak
+    unit_center, unit_scale = unit.mean(axis=0), unit.std(axis=0)
+    # standardise in the rescaled units: (x - m) / s is unchanged, and nothing overflows
+    return (unit - unit_center) / unit_scale, unit_center * peak, unit_scale * peak
 
 
 def _prepare_phenotypes(table: pd.DataFrame, standardize: bool, prep: dict):
@@ -360,7 +396,14 @@ def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.
                        max_missing: float, mode: str | None, prep: dict,
                        min_maf: float = 0.0):
     source = genotypes.source or "genotypes"
-    X = np.array(genotypes.values[rows], dtype=np.float64)
+    raw = np.asarray(genotypes.values)[rows]
+    if np.iscomplexobj(raw):
+        raise DataValidationError("genotype values are complex numbers", source=source)
+    try:
+        X = np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"genotype values are not numbers ({exc})",
+                                  source=source) from None
     snps = _snp_table(genotypes)
 
     observed = ~np.isnan(X)

@@ -175,6 +175,9 @@ def _numeric_block(table: pd.DataFrame, view: str) -> np.ndarray:
             subject = None if bad.empty else str(bad.index[0])
             raise DataValidationError("non-numeric column in a view", source=view,
                                       column=str(col), subject=subject)
+        if pd.api.types.is_complex_dtype(table[col].dtype):
+            raise DataValidationError("complex numbers in a view", source=view,
+                                      column=str(col))
     values = table.to_numpy(dtype=np.float64, na_value=np.nan)
     inf = np.isinf(values)
     if inf.any():
@@ -182,6 +185,23 @@ def _numeric_block(table: pd.DataFrame, view: str) -> np.ndarray:
         raise DataValidationError("infinite value", source=view,
                                   column=str(table.columns[j]), subject=str(table.index[i]))
     return values
+
+
+def _check_columns(table: pd.DataFrame, what: str) -> None:
+    dup = pd.Index(table.columns)[pd.Index(table.columns).duplicated()]
+    if len(dup):
+        raise DataValidationError("column name appears more than once", source=what,
+                                  column=str(dup[0]))
+
+
+def _standardize_observed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre and scale columns over observed (non-NaN) entries, free of overflow."""
+    with np.errstate(invalid="ignore"):
+        peak = np.nanmax(np.abs(values), axis=0)
+    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+    unit = values / peak
+    center, scale = np.nanmean(unit, axis=0), np.nanstd(unit, axis=0)
+    return (unit - center) / scale, center * peak, scale * peak
 
 
 def _check_ids(index: pd.Index, what: str) -> np.ndarray:
@@ -265,7 +285,14 @@ def make_views(tables: Mapping[str, pd.DataFrame], *,
         ordered = [i for i in ordered if i in common]
     dropped: dict[str, list[str]] = {}
     cov_values = cov_names = None
+    for what, obj, kind in (("covariates", covariates, pd.DataFrame),
+                            ("outcome", outcome, pd.Series), ("labels", labels, pd.DataFrame)):
+        if obj is not None and not isinstance(obj, kind):
+            raise DataValidationError(
+                f"expected a subject-indexed pandas {kind.__name__}, got {type(obj).__name__}",
+                source=what)
     if covariates is not None:
+        _check_columns(covariates, "covariates")
         cov_ids = _check_ids(covariates.index, "covariates")
         cov_table = covariates.copy()
         cov_table.index = cov_ids
@@ -323,9 +350,7 @@ def make_views(tables: Mapping[str, pd.DataFrame], *,
                                           source=view_name)
         feature_names = np.asarray(aligned.columns, dtype=str)[keep]
         if lik == "gaussian" and standardize:
-            center = np.nanmean(values, axis=0)
-            scale = np.nanstd(values, axis=0)
-            values = (values - center) / scale
+            values, center, scale = _standardize_observed(values)
             prep["centers"][view_name] = center
             prep["scales"][view_name] = scale
         views.append(View(name=str(view_name), values=values, feature_names=feature_names,
@@ -339,6 +364,15 @@ def make_views(tables: Mapping[str, pd.DataFrame], *,
         out_ids = _check_ids(outcome.index, "outcome")
         series = pd.Series(np.asarray(outcome), index=out_ids).reindex(ordered)
         y = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        unparsed = np.isnan(y) & series.notna().to_numpy()
+        if unparsed.any():
+            i = int(np.flatnonzero(unparsed)[0])
+            raise DataValidationError(
+                f"non-numeric outcome value {series.iloc[i]!r} (use NaN for unknown)",
+                source="outcome", subject=ordered[i])
+        if np.isinf(y).any():
+            raise DataValidationError("infinite outcome value", source="outcome",
+                                      subject=ordered[int(np.flatnonzero(np.isinf(y))[0])])
         if outcome_kind == "bernoulli":
             bad = ~np.isnan(y) & ~np.isin(y, (0.0, 1.0))
             if bad.any():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bayesimg.data.base import SubjectData
-from bayesimg.errors import ModelSpecError
+from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.inference.common import check_positive_int
 from bayesimg.inference.fit import Fit
 from bayesimg.models.base import Model
 
@@ -45,15 +47,46 @@ def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit
         raise ModelSpecError(
             f"unknown option(s) {sorted(unknown)} for method={method!r}; "
             f"allowed: {sorted(allowed)}")
-    if method in ("nuts", "gibbs"):
-        from bayesimg.inference.sampling import sample
-        return sample(model, data, kernel=method, **options)
-    from bayesimg.inference.svi import optimize
-    if method == "map":
-        if options.get("guide", "map") != "map":
-            raise ModelSpecError("method='map' uses the point-mass guide; drop guide=")
-        options["guide"] = "map"
-    return optimize(model, data, **options)
+    _check_options(options)
+    try:
+        if method in ("nuts", "gibbs"):
+            from bayesimg.inference.sampling import sample
+            return sample(model, data, kernel=method, **options)
+        from bayesimg.inference.svi import optimize
+        if method == "map":
+            if options.get("guide", "map") != "map":
+                raise ModelSpecError("method='map' uses the point-mass guide; drop guide=")
+            options["guide"] = "map"
+        return optimize(model, data, **options)
+    except RuntimeError as exc:
+        if "Cannot find valid initial parameters" not in str(exc):
+            raise
+        raise DataValidationError(
+            f"{getattr(model, 'name', 'the model')}: the log density is not finite at any "
+            "tried starting point; check the data for extreme or degenerate values "
+            "(standardise with make_dataset / make_views) and the hyperparameters",
+            source=getattr(data, "name", None)) from exc
+
+
+def _check_options(options: dict) -> None:
+    """Named errors for option values the drivers would otherwise choke on."""
+    if "seed" in options:
+        check_positive_int("seed", options["seed"], 0)
+    for key in ("max_tree_depth", "num_particles", "rank"):
+        if key in options:
+            check_positive_int(key, options[key])
+    if "target_accept" in options:
+        value = options["target_accept"]
+        if not isinstance(value, float | int) or not 0.0 < float(value) < 1.0:
+            raise ModelSpecError(f"target_accept must be a number in (0, 1), got {value!r}")
+    if options.get("max_draw_bytes") is not None:
+        value = options["max_draw_bytes"]
+        if not isinstance(value, float | int) or not float(value) > 0:
+            raise ModelSpecError(f"max_draw_bytes must be > 0 or None, got {value!r}")
+    if options.get("tol") is not None:
+        value = options["tol"]
+        if not isinstance(value, float | int) or not (math.isfinite(value) and value >= 0):
+            raise ModelSpecError(f"tol must be a finite number >= 0, got {value!r}")
 
 
 def select_hyperparameter(model: Model, data: SubjectData,

@@ -93,7 +93,11 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
         stats["diverging"] = stats["diverging"].astype(bool)
     tree = to_datatree(model, data, samples=_numpy(out["samples"]), stats=_numpy(stats),
                        loglik=_numpy(out["extra"]), attrs=attrs, extra_groups=extra_groups)
-    return Fit(tree)
+    fit = Fit(tree)
+    # divergences, R-hat > 1.01 and Cholesky jitter surface at once, with advice
+    from bayesimg.report.diagnostics import warn_after_sampling
+    warn_after_sampling(fit, stacklevel=4)
+    return fit
 
 
 def _stored_sizes(model_fn, kwargs: dict, model: Model) -> dict[str, int]:

@@ -1,13 +1,64 @@
 """Exact draws from conditional distributions that Gibbs kernels share.
 
 All functions are pure JAX and jit/vmap-safe.
+
+Cholesky factorisations go through :func:`robust_cholesky`: a matrix that is
+positive definite in exact arithmetic can fail to factor in floating point
+(duplicated SNP columns make XᵀX singular, and a tiny prior precision — huge
+τ, ω under a small λ — leaves nothing to lift it, especially in float32).  The
+factor is then retried with a small multiple of the identity added
+(:data:`JITTER_START` × mean diagonal, × 10 per retry, at most
+:data:`JITTER_TRIES` retries) and the number of retries is returned so that the
+Gibbs kernels can expose it as the ``cholesky_jitter`` sample stat and the
+driver can warn.  A jittered draw targets a slightly more concentrated
+Gaussian than the exact conditional; a count of ``JITTER_TRIES + 1`` means that
+even the largest jitter failed (the draw is then non-finite).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.scipy.linalg import cho_solve, solve_triangular
+
+#: first jitter, relative to the mean of the diagonal
+JITTER_START = 1e-8
+#: retries with jitter JITTER_START · 10^k · mean diag, k = 0 … JITTER_TRIES − 1
+JITTER_TRIES = 5
+
+
+def robust_cholesky(A):
+    """Lower Cholesky factor of the symmetric positive-definite ``A``, retried with jitter.
+
+    Returns
+    -------
+    L : array
+        Factor of ``A`` (no retry needed) or of ``A + ε I`` for the smallest
+        ε = JITTER_START · 10^k · mean(diag A) that factors.
+    n_jitter : int32 scalar
+        Retries used: 0 (exact), 1 … JITTER_TRIES, or JITTER_TRIES + 1 if none
+        gave a finite factor.
+    """
+    d = A.shape[-1]
+    eye = jnp.eye(d, dtype=A.dtype)
+    scale = jnp.mean(jnp.abs(jnp.diagonal(A)))
+    scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, jnp.ones((), A.dtype))
+
+    def failed(L):
+        return ~jnp.all(jnp.isfinite(L))
+
+    def cond(carry):
+        L, k = carry
+        return failed(L) & (k < JITTER_TRIES)
+
+    def body(carry):
+        _, k = carry
+        jitter = JITTER_START * scale * jnp.asarray(10.0, A.dtype) ** k.astype(A.dtype)
+        return jnp.linalg.cholesky(A + jitter * eye), k + 1
+
+    L, k = lax.while_loop(cond, body, (jnp.linalg.cholesky(A), jnp.zeros((), jnp.int32)))
+    return L, k + failed(L).astype(jnp.int32)
 
 
 def inverse_gaussian(key, mean, shape):
@@ -30,25 +81,29 @@ def inverse_gaussian(key, mean, shape):
     return jnp.where(keep_x, x, mean * (mean / x))
 
 
-def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma):
+def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
+                                     return_jitter=False):
     """Draw every column j of B ~ N(A⁻¹ rhs_j, σ² A⁻¹), A = gram + diag(prior_precision).
 
     One Cholesky of the d×d matrix A serves all columns (cost d³/3 + c·d²).
+    With ``return_jitter=True`` returns ``(B, n_jitter)`` (see :func:`robust_cholesky`).
     """
     A = gram + jnp.diag(prior_precision)
-    L = jnp.linalg.cholesky(A)
+    L, n_jitter = robust_cholesky(A)
     mean = cho_solve((L, True), rhs)
     noise = jax.random.normal(key, rhs.shape, rhs.dtype)
-    return mean + sigma * solve_triangular(L.T, noise, lower=False)
+    draw = mean + sigma * solve_triangular(L.T, noise, lower=False)
+    return (draw, n_jitter) if return_jitter else draw
 
 
-def gaussian_columns_wide(key, X, Y, prior_precision, sigma):
+def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=False):
     """Same target as :func:`gaussian_columns_given_precision` with gram = XᵀX, rhs = XᵀY,
     by Bhattacharya, Chakraborty & Mallick (2016) for d > n.
 
     With prior covariance Δ = σ² D⁻¹ and Φ = X/σ: u ~ N(0, Δ), δ ~ N(0, I_n),
     v = Φu + δ, solve (X D⁻¹ Xᵀ + I_n) w = Y/σ − v, return u + σ D⁻¹ Xᵀ w.
     One n×n Cholesky is shared by all c columns (cost n²d + n³/3 + c·nd).
+    With ``return_jitter=True`` returns ``(B, n_jitter)`` (see :func:`robust_cholesky`).
     """
     n, d = X.shape
     c = Y.shape[1]
@@ -58,6 +113,7 @@ def gaussian_columns_wide(key, X, Y, prior_precision, sigma):
     delta = jax.random.normal(k_delta, (n, c), X.dtype)
     v = X @ u / sigma + delta
     M = (X * inv_prec[None, :]) @ X.T + jnp.eye(n, dtype=X.dtype)
-    L = jnp.linalg.cholesky(M)
+    L, n_jitter = robust_cholesky(M)
     w = cho_solve((L, True), Y / sigma - v)
-    return u + sigma * inv_prec[:, None] * (X.T @ w)
+    draw = u + sigma * inv_prec[:, None] * (X.T @ w)
+    return (draw, n_jitter) if return_jitter else draw

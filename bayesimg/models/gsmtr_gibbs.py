@@ -35,6 +35,7 @@ from bayesimg.models.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
     inverse_gaussian,
+    robust_cholesky,
 )
 
 
@@ -43,6 +44,9 @@ class GSMTRGibbsState(NamedTuple):
     z: dict
     cache: dict
     rng_key: jnp.ndarray
+    #: sample stats read by the MCMC driver: ``cholesky_jitter`` = jitter retries
+    #: of the Cholesky factorisations in this sweep (0 when all were exact)
+    stats: dict
 
 
 class GSMTRGibbs(MCMCKernel):
@@ -92,7 +96,8 @@ class GSMTRGibbs(MCMCKernel):
         if Z is not None:
             cache["ZtZ"] = Z.T @ Z
             cache["ZtY"] = Z.T @ Y
-        state = GSMTRGibbsState(jnp.zeros((), jnp.int32), z, cache, k_state)
+        state = GSMTRGibbsState(jnp.zeros((), jnp.int32), z, cache, k_state,
+                                {"cholesky_jitter": jnp.zeros((), jnp.int32)})
         # one sweep from the prior-drawn scales gives a valid starting W
         return self.sample(state, model_args, model_kwargs)
 
@@ -126,10 +131,11 @@ class GSMTRGibbs(MCMCKernel):
         # W | τ, ω, σ², Γ
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
         if narrow:
-            W = gaussian_columns_given_precision(keys[0], cache["XtX"], xt_target,
-                                                 prior_prec, sigma)
+            W, n_jitter = gaussian_columns_given_precision(
+                keys[0], cache["XtX"], xt_target, prior_prec, sigma, return_jitter=True)
         else:
-            W = gaussian_columns_wide(keys[0], X, target, prior_prec, sigma)
+            W, n_jitter = gaussian_columns_wide(keys[0], X, target, prior_prec, sigma,
+                                                return_jitter=True)
         z["W"] = W
 
         # 1/τ, 1/ω | W, σ²
@@ -161,7 +167,8 @@ class GSMTRGibbs(MCMCKernel):
         if Z is not None:
             r = Z.shape[1]
             P = cache["ZtZ"] / sigma2 + jnp.eye(r, dtype=W.dtype) / self.covariate_scale**2
-            L = jnp.linalg.cholesky(P)
+            L, gamma_jitter = robust_cholesky(P)
+            n_jitter = n_jitter + gamma_jitter
             zt_resid = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow else Z.T @ (Y - X @ W)
             mean = cho_solve((L, True), zt_resid / sigma2)
             noise = jax.random.normal(keys[4], (r, c), W.dtype)
@@ -177,7 +184,8 @@ class GSMTRGibbs(MCMCKernel):
                 keys[6], a + d * (c + 1.0) / 2.0, dtype=W.dtype) / (b + jnp.sum(z["omega"]) / 2.0)
 
         return GSMTRGibbsState(state.i + 1, z, state.cache,
-                               jax.random.split(state.rng_key, 1)[0])
+                               jax.random.split(state.rng_key, 1)[0],
+                               {"cholesky_jitter": n_jitter})
 
     # -------------------------------------------------------------- outputs
     def postprocess_fn(self, model_args, model_kwargs):

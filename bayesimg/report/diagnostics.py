@@ -23,7 +23,8 @@ import xarray as xr
 from bayesimg.errors import ConvergenceWarning
 from bayesimg.report import _mcmc_stats, _tree
 
-__all__ = ["Diagnostics", "diagnose", "warn_if_problems", "RHAT_MAX", "ESS_MIN", "BFMI_MIN",
+__all__ = ["Diagnostics", "diagnose", "warn_if_problems", "sampling_problems",
+           "warn_after_sampling", "RHAT_MAX", "ESS_MIN", "BFMI_MIN",
            "DEFAULT_MAX_TREE_DEPTH", "N_WORST"]
 
 #: R-hat above this (rank-normalised split R-hat) means the chains have not mixed.
@@ -338,5 +339,78 @@ def warn_if_problems(diag: Diagnostics, stacklevel: int = 2) -> bool:
         return False
     text = "; ".join(diag.problems)
     warnings.warn(f"Convergence problems ({diag.method or 'fit'}): {text}",
+                  ConvergenceWarning, stacklevel=stacklevel)
+    return True
+
+
+def sampling_problems(fit: Any) -> list[str]:
+    """The problems an MCMC run reports at once: divergences, R-hat, Cholesky jitter.
+
+    A lighter check than :func:`diagnose` (no ESS, no E-BFMI), run automatically
+    by :func:`bayesimg.fit` after every NUTS/Gibbs run; each item carries advice.
+    Empty for approximate fits.
+    """
+    tree = _tree.as_tree(fit)
+    if _tree.is_approximate(tree) or not _tree.has_group(tree, "posterior"):
+        return []
+    post = tree["posterior"].to_dataset()
+    n_chains, n_draws = int(post.sizes.get("chain", 0)), int(post.sizes.get("draw", 0))
+    ss = tree["sample_stats"].to_dataset() if _tree.has_group(tree, "sample_stats") else None
+    problems: list[str] = []
+
+    diverging = _sample_stat(ss, "diverging")
+    if diverging is not None and diverging.astype(bool).any():
+        n_div = int(np.count_nonzero(diverging.astype(bool)))
+        pct = 100.0 * n_div / max(n_chains * n_draws, 1)
+        problems.append(
+            f"{n_div} divergent transition(s) ({pct:.2g}% of draws): the sampler met "
+            "curvature it cannot follow and the posterior may be biased. Increase "
+            "target_accept (e.g. 0.95 or 0.99) and, if they persist, use a non-centred "
+            "parameterisation of hierarchical scales (or the exact Gibbs kernel, "
+            "method='gibbs', where the model has one).")
+
+    if n_chains >= 2 and n_draws >= 4:
+        labels: list[str] = []
+        rhats: list[np.ndarray] = []
+        for name in post.data_vars:
+            block = _tree.flatten_var(post, str(name))
+            rhats.append(_mcmc_stats.convergence_table(block.values, stats=("rhat",))["rhat"])
+            labels.extend(block.labels)
+        rhat = np.concatenate(rhats) if rhats else np.array([])
+        bad = rhat > RHAT_MAX
+        if bad.any():
+            worst = [w for w in _worst(labels, rhat, largest=True) if w[1] > RHAT_MAX]
+            problems.append(
+                f"R-hat > {RHAT_MAX} for {int(bad.sum())} of {rhat.size} parameters "
+                f"(worst: {_named(worst, '.3f')}): the chains disagree, so the posterior "
+                "has not been explored. Run longer (more warm-up and draws), check for "
+                "multimodality or non-identifiability, or reparameterise.")
+
+    jitter = _sample_stat(ss, "cholesky_jitter")
+    if jitter is not None and np.any(jitter > 0):
+        from bayesimg.models.conditionals import JITTER_TRIES
+
+        n_used = int(np.count_nonzero(jitter > 0))
+        failed = int(np.count_nonzero(jitter > JITTER_TRIES))
+        tail = (f"; in {failed} of them even the largest jitter failed and the draws are "
+                "not finite" if failed else "")
+        problems.append(
+            f"{n_used} of {jitter.size} recorded Gibbs sweeps needed jitter on the "
+            f"diagonal to factor a numerically singular precision matrix (up to "
+            f"{int(jitter.max())} retries; sample stat 'cholesky_jitter'){tail}. Those "
+            "draws are slightly over-concentrated. Usual causes: duplicated or perfectly "
+            "correlated SNP columns (prune them with bayesimg.data.ld_prune), a very "
+            "small lambda, or float32 precision (bayesimg.set_precision('float64')).")
+    return problems
+
+
+def warn_after_sampling(fit: Any, stacklevel: int = 3) -> bool:
+    """Emit one :class:`~bayesimg.errors.ConvergenceWarning` for :func:`sampling_problems`."""
+    problems = sampling_problems(fit)
+    if not problems:
+        return False
+    method = _tree.method(_tree.as_tree(fit)) or "mcmc"
+    warnings.warn(f"Convergence problems ({method}): " + "; ".join(problems) +
+                  " Run bayesimg.report.diagnose(fit) for the full check.",
                   ConvergenceWarning, stacklevel=stacklevel)
     return True
