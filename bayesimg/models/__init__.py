@@ -2,7 +2,9 @@
 
 from bayesimg.models.base import Model
 from bayesimg.models.bnmix import BNMix
+from bayesimg.models.factor import MultiViewFactor
 from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression
 from bayesimg.models.gsmtr import GroupSparseMTR
 
-__all__ = ["BNMix", "GLRR", "GeneralizedLowRankRegression", "GroupSparseMTR", "Model"]
+__all__ = ["BNMix", "GLRR", "GeneralizedLowRankRegression", "GroupSparseMTR", "Model",
+           "MultiViewFactor"]

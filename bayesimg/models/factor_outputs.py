@@ -1,0 +1,520 @@
+r"""What users read off a multi-view factor fit, with intervals.
+
+* :func:`variance_explained` — R² per view × factor (and total per view) for
+  every posterior draw, so it has credible intervals.  Gaussian views: MOFA's
+  definition on observed entries, R²_mk = 1 − Σ(r − z_k w_kᵀ)²/Σ r² with
+  r = y − μ − Xb; count views: the latent-scale (McKelvey–Zavoina) share
+  Σ_j Var_i(z_ik w_jk) / Σ_j (Var_i(ψ_ij) + π²/3).
+* :func:`inclusion` — posterior feature-inclusion probabilities (the horseshoe's
+  mean 1 − κ_jk, κ the shrinkage factor, Carvalho et al. 2010) per view.
+* :func:`transform` — project new subjects (any subset of views, missing
+  entries and whole missing views allowed) onto the fitted factors: for every
+  posterior draw of the loadings, one draw of z_new from its exact conditional
+  (Gaussian views) or from a short Pólya-Gamma Gibbs chain (count views), plus
+  the predicted outcome.  Uses the aligned draws, so factor k means the same as
+  in the fit.
+* :func:`impute` — posterior-predictive mean and 95% interval of every entry
+  (missing ones included) of the fitted subjects.
+* :func:`select_k` — fits over a grid of K, compared by PSIS-LOO, with the
+  number of factors ARD left active in each.
+* :func:`svi_interval_check` — are an approximate fit's intervals narrower than
+  a reference (NUTS/Gibbs) fit's on the same data?
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.optimize import linear_sum_assignment
+
+from bayesimg.data.views import MultiViewData
+from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.models.factor import OUTCOME_VIEW, TRIALS, MultiViewFactor
+from bayesimg.models.factor_gibbs import polya_gamma
+
+CI = (0.025, 0.975)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _model_of(fit) -> MultiViewFactor:
+    attrs = fit.tree.attrs
+    if attrs.get("model_class") != "MultiViewFactor":
+        raise ModelSpecError(f"not a MultiViewFactor fit (model_class={attrs.get('model_class')})")
+    settings = json.loads(attrs["model_settings"]) if isinstance(attrs["model_settings"], str) \
+        else dict(attrs["model_settings"])
+    for key in ("ard_prior", "noise_prior"):
+        settings[key] = tuple(settings[key])
+    return MultiViewFactor(**settings)
+
+
+def _flat_draws(fit, name: str, n_draws: int | None) -> np.ndarray:
+    da = fit.posterior[name]
+    arr = np.asarray(da.values)
+    arr = arr.reshape((-1,) + arr.shape[2:])
+    if n_draws is not None and arr.shape[0] > n_draws:
+        idx = np.linspace(0, arr.shape[0] - 1, n_draws).round().astype(int)
+        arr = arr[idx]
+    return arr
+
+
+def _views_in_fit(fit) -> list[str]:
+    return [str(v) for v in fit.posterior["view"].values]
+
+
+def _params(fit, n_draws: int | None) -> dict[str, Any]:
+    """Per-draw concatenated parameters: W (S, P, K), mu (S, P), tau (S, P), B."""
+    post = fit.posterior
+    views = _views_in_fit(fit)
+    out: dict[str, Any] = {"views": views, "W": [], "mu": [], "tau": [], "B": [],
+                           "trials": [], "features": []}
+    trials_all = np.asarray(fit.tree["constant_data"]["column_trials"].values)
+    start = 0
+    for v in views:
+        W = _flat_draws(fit, f"W_{v}", n_draws)
+        d = W.shape[1]
+        out["W"].append(W)
+        out["mu"].append(_flat_draws(fit, f"mu_{v}", n_draws))
+        tr = trials_all[start:start + d]
+        start += d
+        out["trials"].append(tr)
+        if f"tau_{v}" in post:
+            out["tau"].append(_flat_draws(fit, f"tau_{v}", n_draws))
+        else:
+            out["tau"].append(np.ones_like(out["mu"][-1]))
+        if f"B_{v}" in post:
+            out["B"].append(_flat_draws(fit, f"B_{v}", n_draws))
+        out["features"].append(np.asarray(post[f"feature_{v}"].values, dtype=str))
+    return out
+
+
+# ---------------------------------------------------------------------------- R²
+def variance_explained(fit, data: MultiViewData, n_draws: int = 100) -> xr.Dataset:
+    """R² per (draw, view, factor) and total per (draw, view); see the module docstring.
+
+    Returns a Dataset with ``r2`` (draw, view, factor), ``r2_total`` (draw, view)
+    and their posterior means and 95% intervals (``*_mean``, ``*_lower``, ``*_upper``).
+    """
+    model = _model_of(fit)
+    model.validate(data)
+    p = _params(fit, n_draws)
+    Z = _flat_draws(fit, "Z", n_draws)                                   # (S, n, K)
+    S, n, K = Z.shape
+    X = data.covariates
+    r2 = np.zeros((S, len(p["views"]), K))
+    r2_total = np.zeros((S, len(p["views"])))
+    for m, v in enumerate(p["views"]):
+        view = data.view(v)
+        obs = view.observed
+        y = np.where(obs, view.values, 0.0)
+        lik = view.likelihood
+        for s in range(S):
+            W, mu = p["W"][m][s], p["mu"][m][s]
+            off = mu[None, :] + (X @ p["B"][m][s].T if p["B"] else 0.0)
+            z = Z[s]
+            if lik == "gaussian":
+                r = np.where(obs, y - off, 0.0)
+                denom = np.sum(r**2)
+                cross = np.sum((r @ W) * z, axis=0)                       # Σ r z_k w_k
+                sq = np.sum((obs @ W**2) * z**2, axis=0)                  # Σ (z_k w_k)²
+                r2[s, m] = (2 * cross - sq) / denom
+                fitted = np.where(obs, z @ W.T, 0.0)
+                r2_total[s, m] = 1.0 - np.sum((r - fitted) ** 2) / denom
+            else:
+                zc = z - z.mean(0)
+                lin = zc @ W.T
+                var_psi = lin.var(0)
+                denom = np.sum(var_psi + np.pi**2 / 3)
+                per = np.array([np.sum(np.var(np.outer(zc[:, k], W[:, k]), axis=0))
+                                for k in range(K)])
+                r2[s, m] = per / denom
+                r2_total[s, m] = np.sum(var_psi) / denom
+    factor = np.asarray(fit.posterior["factor"].values)
+    ds = xr.Dataset({"r2": (("draw", "view", "factor"), r2),
+                     "r2_total": (("draw", "view"), r2_total)},
+                    coords={"view": p["views"], "factor": factor, "draw": np.arange(S)})
+    for name in ("r2", "r2_total"):
+        ds[f"{name}_mean"] = ds[name].mean("draw")
+        ds[f"{name}_lower"] = ds[name].quantile(CI[0], "draw").drop_vars("quantile")
+        ds[f"{name}_upper"] = ds[name].quantile(CI[1], "draw").drop_vars("quantile")
+    return ds
+
+
+def inclusion(fit, view: str) -> pd.DataFrame:
+    """Posterior mean inclusion probability (feature × factor) of one view."""
+    views = _views_in_fit(fit)
+    if view not in views:
+        raise DataValidationError(f"no view {view!r} in the fit; views: {views}")
+    da = fit.posterior[f"incl_{view}"].mean(("chain", "draw"))
+    return da.to_pandas()
+
+
+def top_loadings(fit, view: str, factor: str | int, n: int = 15) -> pd.DataFrame:
+    """The ``n`` features of ``view`` with the largest |posterior mean| loading on ``factor``."""
+    views = _views_in_fit(fit)
+    if view not in views:
+        raise DataValidationError(f"no view {view!r} in the fit; views: {views}")
+    factors = [str(f) for f in fit.posterior["factor"].values]
+    if isinstance(factor, int | np.integer):
+        if not 0 <= factor < len(factors):
+            raise DataValidationError(f"factor index {factor} out of range 0..{len(factors) - 1}")
+        factor = factors[int(factor)]
+    if factor not in factors:
+        raise DataValidationError(f"no factor {factor!r}; factors: {factors}")
+    W = fit.posterior[f"W_{view}"].sel(factor=factor)
+    incl = fit.posterior[f"incl_{view}"].sel(factor=factor).mean(("chain", "draw"))
+    table = pd.DataFrame({
+        "mean": W.mean(("chain", "draw")).values,
+        "lower": W.quantile(CI[0], ("chain", "draw")).values,
+        "upper": W.quantile(CI[1], ("chain", "draw")).values,
+        "inclusion": incl.values}, index=W[f"feature_{view}"].values)
+    order = np.argsort(-np.abs(table["mean"].to_numpy()), kind="stable")
+    return table.iloc[order[:n]]
+
+
+# ---------------------------------------------------------------------------- transform
+def _align_new(fit, new: MultiViewData, p) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """New data as (n_new, P) values (NaN missing) in the fit's column order."""
+    known = set(p["views"])
+    for v in new.view_names:
+        if v not in known:
+            raise DataValidationError(f"view {v!r} was not in the fitted model; "
+                                      f"fitted views: {p['views']}", source=v)
+    blocks = []
+    for m, v in enumerate(p["views"]):
+        feats = p["features"][m]
+        block = np.full((new.n_subjects, len(feats)), np.nan)
+        if v in new.view_names:
+            view = new.view(v)
+            pos = {f: j for j, f in enumerate(feats)}
+            for j, f in enumerate(view.feature_names):
+                if f not in pos:
+                    raise DataValidationError("feature was not in the fitted view", source=v,
+                                              column=str(f))
+                block[:, pos[f]] = view.values[:, j]
+            fitted = {0: "gaussian", 1: "bernoulli", 2: "binomial2"}[int(p["trials"][m][0])]
+            if view.likelihood != fitted:
+                raise DataValidationError(
+                    f"likelihood {view.likelihood!r} differs from the fitted {fitted!r}",
+                    source=v)
+        blocks.append(block)
+    Y = np.hstack(blocks)
+    return Y, ~np.isnan(Y), []
+
+
+def transform(fit, new_data: MultiViewData, n_draws: int = 200, seed: int = 0,
+              pg_iterations: int = 30) -> xr.Dataset:
+    """Project new subjects onto the fitted factors, with uncertainty.
+
+    Parameters
+    ----------
+    new_data : MultiViewData
+        Subjects to project; any subset of the fitted views (matched by name,
+        features by name; absent views/features count as missing).  Needs the
+        same covariates if the model had covariates.
+    n_draws : int
+        Posterior draws used (evenly spaced over chains × draws).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``Z`` (draw, sample, factor), ``Z_mean``/``Z_lower``/``Z_upper``; with an
+        outcome also ``outcome_mean`` (draw, sample: expected outcome on the
+        original scale, or the probability) and its summaries.
+    """
+    _model_of(fit)   # raises unless this is a MultiViewFactor fit
+    if not isinstance(new_data, MultiViewData):
+        raise DataValidationError(f"expected MultiViewData, got {type(new_data).__name__}")
+    p = _params(fit, n_draws)
+    Y, obs, _ = _align_new(fit, new_data, p)
+    W = np.concatenate(p["W"], axis=1)                                   # (S, P, K)
+    mu = np.concatenate(p["mu"], axis=1)
+    tau = np.concatenate(p["tau"], axis=1)
+    trials = np.concatenate(p["trials"])
+    has_cov = bool(p["B"])
+    if has_cov:
+        if new_data.covariates is None or new_data.covariates.shape[1] != p["B"][0].shape[-1]:
+            raise DataValidationError("the model has covariates: new_data needs the same "
+                                      f"{p['B'][0].shape[-1]} covariates")
+        B = np.concatenate(p["B"], axis=1)                               # (S, P, r)
+        off = mu[:, None, :] + np.einsum("nr,spr->snp", new_data.covariates, B)
+    else:
+        off = np.broadcast_to(mu[:, None, :], (mu.shape[0], new_data.n_subjects, mu.shape[1]))
+    none = ~obs.any(axis=1)
+    if none.any():
+        raise DataValidationError("subject has no observed entry in any fitted view",
+                                  subject=str(new_data.subjects[int(np.flatnonzero(none)[0])]))
+    S, P, K = W.shape
+    key = jax.random.PRNGKey(seed)
+    z = np.asarray(_project(key, jnp.asarray(np.where(obs, Y, 0.0)), jnp.asarray(obs, float),
+                            jnp.asarray(W), jnp.asarray(np.asarray(off)), jnp.asarray(tau),
+                            jnp.asarray(trials), pg_iterations))
+    factor = np.asarray(fit.posterior["factor"].values)
+    ds = xr.Dataset({"Z": (("draw", "sample", "factor"), z)},
+                    coords={"sample": np.asarray(new_data.subjects, dtype=str),
+                            "factor": factor, "draw": np.arange(S)})
+    if "beta" in fit.posterior:
+        beta = _flat_draws(fit, "beta", n_draws)
+        lin = np.einsum("snk,sk->sn", z, beta) + _flat_draws(fit, "beta0", n_draws)[:, None]
+        if "gamma_outcome" in fit.posterior and has_cov:
+            lin = lin + np.einsum("nr,sr->sn", new_data.covariates,
+                                  _flat_draws(fit, "gamma_outcome", n_draws))
+        cd = fit.tree["constant_data"]
+        if "tau_outcome" in fit.posterior:
+            centre = float(cd["outcome_centre"].values)
+            scale = float(cd["outcome_scale"].values)
+            pred = centre + scale * lin
+        else:
+            pred = 1.0 / (1.0 + np.exp(-lin))
+        ds["outcome_mean"] = (("draw", "sample"), pred)
+    for name in [v for v in ds.data_vars]:
+        ds[f"{name}_mean"] = ds[name].mean("draw")
+        ds[f"{name}_lower"] = ds[name].quantile(CI[0], "draw").drop_vars("quantile")
+        ds[f"{name}_upper"] = ds[name].quantile(CI[1], "draw").drop_vars("quantile")
+    return ds
+
+
+def _project(key, Y, obs, W, off, tau, trials, pg_iterations):
+    """One z draw per posterior draw: exact for Gaussian columns, PG-Gibbs otherwise."""
+    S, P, K = W.shape
+    n = Y.shape[0]
+    count = trials > 0
+
+    def one(key, Ws, offs, taus):
+        info_g = jnp.where(count, 0.0, taus)[None, :] * obs                # (n, P)
+        h_g = info_g * (Y - offs)
+
+        def draw(key, omega):
+            info = info_g + omega
+            h = h_g + jnp.where(count[None, :], (Y - trials[None, :] / 2.0) * obs
+                                - omega * offs, 0.0)
+            Lam = jnp.einsum("np,pk,pl->nkl", info, Ws, Ws) + jnp.eye(K)
+            L = jnp.linalg.cholesky(Lam)
+            mean = jax.scipy.linalg.cho_solve((L, True), (h @ Ws)[..., None])[..., 0]
+            eps = jax.random.normal(key, (n, K))
+            return mean + jax.scipy.linalg.solve_triangular(
+                jnp.swapaxes(L, -1, -2), eps[..., None], lower=False)[..., 0]
+
+        def step(carry, key):
+            z = carry
+            k1, k2 = jax.random.split(key)
+            psi = z @ Ws.T + offs
+            omega = polya_gamma(k1, jnp.broadcast_to(trials, psi.shape), psi) * obs
+            omega = jnp.where(count[None, :], omega, 0.0)
+            return draw(k2, omega), None
+
+        k0, k1 = jax.random.split(key)
+        z0 = draw(k0, jnp.where(count[None, :], 0.25 * trials[None, :] * obs, 0.0))
+        if bool(np.any(np.asarray(count))):
+            z0, _ = jax.lax.scan(step, z0, jax.random.split(k1, pg_iterations))
+        return z0
+
+    keys = jax.random.split(key, S)
+    return jax.jit(jax.vmap(one))(keys, W, off, tau)
+
+
+# ---------------------------------------------------------------------------- imputation
+def impute(fit, data: MultiViewData, n_draws: int = 200, seed: int = 0) -> dict[str, xr.Dataset]:
+    """Posterior-predictive mean and 95% interval of every entry of every view.
+
+    Returns view → Dataset with ``mean``, ``lower``, ``upper`` (sample, feature_<view>)
+    and ``observed`` (bool).  Count views: mean and interval of the count.
+    """
+    model = _model_of(fit)
+    model.validate(data)
+    p = _params(fit, n_draws)
+    Z = _flat_draws(fit, "Z", n_draws)
+    if Z.shape[1] != data.n_subjects:
+        raise DataValidationError(f"data has {data.n_subjects} subjects, the fit "
+                                  f"{Z.shape[1]}: impute() works on the fitted subjects; "
+                                  "use transform() for new ones")
+    rng = np.random.default_rng(seed)
+    out = {}
+    n = data.n_subjects
+    for m, v in enumerate(p["views"]):
+        W, mu, tau, tr = p["W"][m], p["mu"][m], p["tau"][m], p["trials"][m]
+        d = W.shape[1]
+        mean, lower, upper = (np.empty((n, d)) for _ in range(3))
+        # subject blocks keep memory at ~ draws × 50 MB whatever n and D are
+        block = max(1, int(5e6 // max(1, Z.shape[0] * d)))
+        for start in range(0, n, block):
+            rows = slice(start, min(n, start + block))
+            psi = np.einsum("snk,sdk->snd", Z[:, rows], W) + mu[:, None, :]
+            if p["B"]:
+                psi = psi + np.einsum("nr,sdr->snd", data.covariates[rows], p["B"][m])
+            if tr[0] == 0:
+                draws = psi + rng.standard_normal(psi.shape) / np.sqrt(tau[:, None, :])
+                mean[rows] = psi.mean(0)
+            else:
+                prob = 1.0 / (1.0 + np.exp(-psi))
+                draws = rng.binomial(int(tr[0]), prob).astype(float)
+                mean[rows] = (tr[0] * prob).mean(0)
+            lower[rows], upper[rows] = np.quantile(draws, CI, axis=0)
+        dim = f"feature_{v}"
+        out[v] = xr.Dataset(
+            {"mean": (("sample", dim), mean), "lower": (("sample", dim), lower),
+             "upper": (("sample", dim), upper),
+             "observed": (("sample", dim), data.view(v).observed)},
+            coords={"sample": np.asarray(data.subjects, dtype=str), dim: p["features"][m]})
+    return out
+
+
+# ---------------------------------------------------------------------------- K
+def n_active(fit, threshold: float = 0.01) -> int:
+    """Factors whose share of some view's variance exceeds ``threshold`` (alignment info)."""
+    info = json.loads(fit.tree.attrs["alignment"])
+    share = np.asarray(info["variance_share"])
+    return int(np.sum(share.max(axis=0) > threshold))
+
+
+def marginal_loglik(fit, data: MultiViewData) -> xr.DataArray:
+    """Per-subject log-likelihood with the subject's factors integrated out.
+
+    The stored ``log_likelihood`` conditions on z_i, each subject's own latent
+    variables, so PSIS-LOO on it is unreliable (Pareto k > 0.7 for most
+    subjects: leaving a subject out changes its own z_i's posterior).  Here
+    z_i ~ N(0, I) is integrated out exactly for the Gaussian views (and a
+    Gaussian outcome, on its standardised scale):
+    y_i,O ~ N(o_i,O, W_O W_Oᵀ + diag(1/τ_O)) over the subject's observed
+    entries O, evaluated with the Woodbury identity (cost O(P·K²) per subject
+    and draw).  Count views are left out (a ``note`` attribute says so).
+    Returns (chain, draw, sample).
+    """
+    model = _model_of(fit)
+    model.validate(data)
+    arr = model.data_arrays(data)
+    trials = arr["trials"]
+    gauss = trials == 0
+    if not gauss.any():
+        raise ModelSpecError("marginal_loglik needs at least one Gaussian view")
+    views = _views_in_fit(fit)
+    post = fit.posterior
+    C, S = post.sizes["chain"], post.sizes["draw"]
+    W = np.concatenate([post[f"W_{v}"].values for v in views]
+                       + ([post["beta"].values[:, :, None, :]] if "beta" in post else []),
+                       axis=2)
+    mu = np.concatenate([post[f"mu_{v}"].values for v in views]
+                        + ([post["beta0"].values[:, :, None]] if "beta0" in post else []),
+                        axis=2)
+    taus = [post[f"tau_{v}"].values if f"tau_{v}" in post
+            else np.ones((C, S, post.sizes[f"feature_{v}"])) for v in views]
+    if "beta" in post:
+        taus.append(post["tau_outcome"].values[:, :, None] if "tau_outcome" in post
+                    else np.ones((C, S, 1)))
+    tau = np.concatenate(taus, axis=2)
+    off = np.broadcast_to(mu[:, :, None, :], (C, S, data.n_subjects, mu.shape[-1]))
+    if "B_" + views[0] in post:
+        B = np.concatenate([post[f"B_{v}"].values for v in views]
+                           + ([post["gamma_outcome"].values[:, :, None, :]]
+                              if "gamma_outcome" in post else []), axis=2)
+        off = off + np.einsum("nr,cspr->csnp", arr["X"], B)
+    keep = np.flatnonzero(gauss)
+    obs = jnp.asarray(arr["mask"][:, keep])
+    Y = jnp.asarray(arr["Y"][:, keep])
+
+    def one(W, off, tau):
+        r = (Y - off) * obs
+        K = W.shape[1]
+        info = obs * tau[None, :]
+        M = jnp.einsum("np,pk,pl->nkl", info, W, W) + jnp.eye(K)
+        b = (r * tau[None, :]) @ W
+        L = jnp.linalg.cholesky(M)
+        sol = jax.scipy.linalg.cho_solve((L, True), b[..., None])[..., 0]
+        logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1) \
+            - obs @ jnp.log(tau)
+        quad = (r**2) @ tau - jnp.sum(b * sol, -1)
+        return -0.5 * (jnp.sum(obs, 1) * jnp.log(2 * jnp.pi) + logdet + quad)
+
+    f = jax.jit(lambda w, o, t: jax.lax.map(lambda a: one(*a), (w, o, t)))
+    flat = f(jnp.asarray(W[:, :, keep].reshape((C * S,) + W.shape[2:])[:, :, :]),
+             jnp.asarray(np.asarray(off)[..., keep].reshape(C * S, data.n_subjects, -1)),
+             jnp.asarray(tau[:, :, keep].reshape(C * S, -1)))
+    da = xr.DataArray(np.asarray(flat).reshape(C, S, data.n_subjects),
+                      dims=("chain", "draw", "sample"),
+                      coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                              "sample": post["sample"].values})
+    da.attrs["note"] = ("z integrated out; Gaussian views only" if not gauss.all()
+                        else "z integrated out")
+    return da
+
+
+def marginal_tree(fit, data: MultiViewData) -> xr.DataTree:
+    """A DataTree with the fit's ``alpha`` draws and :func:`marginal_loglik` as
+    ``log_likelihood/Y`` — what :func:`bayesimg.report.loo`/``compare`` need."""
+    ll = marginal_loglik(fit, data)
+    tree = xr.DataTree.from_dict({
+        "posterior": fit.posterior[["alpha"]],
+        "log_likelihood": xr.Dataset({"Y": ll})})
+    tree.attrs.update(fit.tree.attrs)
+    return tree
+
+
+def select_k(data: MultiViewData, ks, *, method: str = "gibbs", model_options=None,
+             **fit_options):
+    """Fit K ∈ ``ks`` and compare them by PSIS-LOO of the z-integrated likelihood.
+
+    Returns ``(table, fits)``: the :func:`bayesimg.report.compare` table (on
+    :func:`marginal_loglik`, leave-one-subject-out) with a column ``n_active``
+    (factors ARD kept active), and the fits keyed ``"K=<k>"``.
+    """
+    from bayesimg.inference import fit as run_fit
+    from bayesimg.report import compare
+    fits = {}
+    for k in ks:
+        model = MultiViewFactor(int(k), **(model_options or {}))
+        fits[f"K={int(k)}"] = run_fit(model, data, method=method, **fit_options)
+    if len(fits) < 2:
+        raise ModelSpecError("select_k needs at least two values of K")
+    table = compare({name: marginal_tree(f, data) for name, f in fits.items()}, ic="loo")
+    table["n_active"] = [n_active(fits[name]) for name in table.index]
+    return table, fits
+
+
+# ---------------------------------------------------------------------------- SVI vs MCMC
+def match_to(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation and signs mapping the columns of ``other`` onto ``reference`` (|corr|)."""
+    a = (reference - reference.mean(0)) / (reference.std(0) + 1e-12)
+    b = (other - other.mean(0)) / (other.std(0) + 1e-12)
+    r = a.T @ b / len(a)
+    rows, cols = linear_sum_assignment(-np.abs(r))
+    perm = np.empty(reference.shape[1], int)
+    perm[rows] = cols
+    return perm, np.sign(r[rows, cols])[np.argsort(rows)]
+
+
+def svi_interval_check(approx_fit, reference_fit, var: str = "Z") -> dict[str, float]:
+    """Compare the 95% intervals of ``var`` in an approximate fit with a reference fit.
+
+    Factors are matched (order and sign) on the posterior means.  Returns the
+    median ratio of interval widths (approx / reference), the fraction of
+    reference posterior means inside the approximate intervals, and the
+    fraction of reference draws inside them (≈ 0.95 if the approximation is
+    calibrated against the reference); ``overconfident`` is True when the
+    width ratio is below 0.8 or that coverage below 0.85.
+    """
+    ref = np.asarray(reference_fit.posterior[var].transpose("chain", "draw", ...).values)
+    app = np.asarray(approx_fit.posterior[var].transpose("chain", "draw", ...).values)
+    ref = ref.reshape((-1,) + ref.shape[2:])
+    app = app.reshape((-1,) + app.shape[2:])
+    if var in ("Z",) or var.startswith("W_"):
+        perm, sign = match_to(ref.mean(0), app.mean(0))
+        app = app[..., perm] * sign
+    lo_r, hi_r = np.quantile(ref, CI, axis=0)
+    lo_a, hi_a = np.quantile(app, CI, axis=0)
+    ratio = float(np.median((hi_a - lo_a) / np.maximum(hi_r - lo_r, 1e-12)))
+    ref_mean = ref.mean(0)
+    cover_mean = float(np.mean((lo_a <= ref_mean) & (ref_mean <= hi_a)))
+    cover_draws = float(np.mean((lo_a[None] <= ref) & (ref <= hi_a[None])))
+    return {"width_ratio": ratio, "covers_reference_mean": cover_mean,
+            "covers_reference_draws": cover_draws,
+            "overconfident": bool(ratio < 0.8 or cover_draws < 0.85)}
+
+
+__all__ = ["OUTCOME_VIEW", "TRIALS", "impute", "inclusion", "marginal_loglik", "marginal_tree",
+           "n_active", "select_k",
+           "svi_interval_check", "top_loadings", "transform", "variance_explained"]
