@@ -222,6 +222,20 @@ def _grouped_design(genotypes, n_subjects, n_snps, n_genes, gene_size, rng, name
     return _contiguous(dataset, labels)
 
 
+def simulated_covariates(rng: np.random.Generator, n: int, n_covariates: int, c: int):
+    """Standardised Gaussian covariates Z (n × r), names ``cov1…`` and effects Γ ~ N(0, 0.5²).
+
+    Returns ``(None, None, None)`` when ``n_covariates`` is 0.
+    """
+    if not n_covariates:
+        return None, None, None
+    Z = rng.standard_normal((n, n_covariates))
+    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+    gamma = rng.normal(0.0, 0.5, size=(n_covariates, c))
+    names = np.array([f"cov{k + 1}" for k in range(n_covariates)], dtype=str)
+    return Z, names, gamma
+
+
 def _phenotype_names(c: int) -> np.ndarray:
     width = max(2, len(str(c)))
     return np.array([f"pheno{j + 1:0{width}d}" for j in range(c)], dtype=str)
@@ -322,13 +336,9 @@ def simulate_gsmtr(genotypes: Dataset | GenotypeTable | None = None, *,
             W[i, targets] = signs * effect_size * rng.uniform(0.7, 1.3, size=n_hit)
         active_snp_index.extend(chosen.tolist())
 
-    Z = z_names = gamma = None
     mean = X @ W
-    if n_covariates:
-        Z = rng.standard_normal((n, n_covariates))
-        Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
-        gamma = rng.normal(0.0, 0.5, size=(n_covariates, c))
-        z_names = np.array([f"cov{k + 1}" for k in range(n_covariates)], dtype=str)
+    Z, z_names, gamma = simulated_covariates(rng, n, n_covariates, c)
+    if Z is not None:
         mean = mean + Z @ gamma
     Y = mean + noise_sd * rng.standard_normal((n, c))
 

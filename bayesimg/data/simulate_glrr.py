@@ -21,7 +21,12 @@ import pandas as pd
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.data.io import GenotypeTable
-from bayesimg.data.simulate import _grouped_design, _phenotype_names, _with_phenotypes
+from bayesimg.data.simulate import (
+    _grouped_design,
+    _phenotype_names,
+    _with_phenotypes,
+    simulated_covariates,
+)
 from bayesimg.errors import DataValidationError
 
 __all__ = ["GLRRTruth", "simulate_glrr"]
@@ -173,12 +178,8 @@ def simulate_glrr(genotypes: Dataset | GenotypeTable | None = None, *,
     psi = noise_sd**2 * rng.uniform(0.5, 1.5, size=c)
     E = rng.standard_normal((n, noise_factors)) @ Lam.T + rng.standard_normal((n, c)) * np.sqrt(psi)
     mean = X @ B
-    Z = z_names = gamma = None
-    if n_covariates:
-        Z = rng.standard_normal((n, n_covariates))
-        Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
-        gamma = rng.normal(0.0, 0.5, size=(n_covariates, c))
-        z_names = np.array([f"cov{k + 1}" for k in range(n_covariates)], dtype=str)
+    Z, z_names, gamma = simulated_covariates(rng, n, n_covariates, c)
+    if Z is not None:
         mean = mean + Z @ gamma
     Y = mean + E
 

@@ -118,6 +118,7 @@ from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.models._checks import check_centred_phenotypes, check_finite_arrays
 from bayesimg.models.base import Model
 
 PRIORS = ("laplace", "gaussian")
@@ -302,28 +303,14 @@ class GeneralizedLowRankRegression(Model):
                 f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
         if data.n_subjects < 2:
             raise DataValidationError(f"GLRR needs at least 2 subjects, got {data.n_subjects}")
-        for label, arr, names in (("genotypes", data.genotypes, data.snp_names),
-                                  ("phenotypes", data.phenotypes, data.phenotype_names),
-                                  ("covariates", data.covariates, data.covariate_names)):
-            if arr is None:
-                continue
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                i, j = np.argwhere(bad)[0]
-                raise DataValidationError(f"{label} contain NaN or inf",
-                                          column=str(names[j]), subject=str(data.subjects[i]))
+        check_finite_arrays(data)
         sd = data.phenotypes.std(axis=0)
         if np.any(sd == 0):
             j = int(np.argmin(sd))
             raise DataValidationError("phenotype is constant across subjects",
                                       column=str(data.phenotype_names[j]))
         # no intercept (as the authors' code): phenotypes must be centred
-        z = np.abs(data.phenotypes.mean(axis=0)) / (sd / np.sqrt(data.n_subjects))
-        if np.any(z > 5.0):
-            j = int(np.argmax(z))
-            raise DataValidationError(
-                "GLRR has no intercept: phenotypes must be centred; build the dataset with "
-                "standardize_phenotypes=True", column=str(data.phenotype_names[j]))
+        check_centred_phenotypes(data, "GLRR")
 
     def coords(self, data: Dataset) -> dict[str, np.ndarray]:
         c = data.n_phenotypes

@@ -70,6 +70,7 @@ from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.models._checks import check_centred_phenotypes, check_finite_arrays
 from bayesimg.models.base import Model
 
 _NORM_EPS = 1e-12
@@ -169,25 +170,9 @@ class GroupSparseMTR(Model):
         if data.phenotypes is None or data.n_phenotypes == 0:
             raise DataValidationError("GSMTR needs phenotypes (no phenotype columns)")
         _ = data.gene_names  # raises if SNPs are not grouped
-        for label, arr, names in (("genotypes", data.genotypes, data.snp_names),
-                                  ("phenotypes", data.phenotypes, data.phenotype_names),
-                                  ("covariates", data.covariates, data.covariate_names)):
-            if arr is None:
-                continue
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                i, j = np.argwhere(bad)[0]
-                raise DataValidationError(f"{label} contain NaN or inf",
-                                          column=str(names[j]), subject=str(data.subjects[i]))
-        # no intercept: a phenotype mean 5 standard errors from 0 is not centred data
-        z = np.abs(data.phenotypes.mean(axis=0)) / (
-            data.phenotypes.std(axis=0) / np.sqrt(data.n_subjects) + 1e-12)
-        if np.any(z > 5.0):
-            j = int(np.argmax(z))
-            raise DataValidationError(
-                "GSMTR has no intercept (as bgsmtr): phenotypes must be centred; "
-                "build the dataset with standardize_phenotypes=True",
-                column=str(data.phenotype_names[j]))
+        check_finite_arrays(data)
+        # no intercept (as bgsmtr): phenotypes must be centred
+        check_centred_phenotypes(data, "GSMTR")
 
     def coords(self, data: Dataset) -> dict[str, np.ndarray]:
         coords = {"snp": data.snp_names, "gene": data.gene_names,
