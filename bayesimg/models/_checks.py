@@ -31,3 +31,20 @@ def check_centred_phenotypes(data: Dataset, model_name: str) -> None:
         raise DataValidationError(
             f"{model_name} has no intercept: phenotypes must be centred; build the dataset "
             "with standardize_phenotypes=True", column=str(data.phenotype_names[j]))
+
+
+class GenotypePhenotypeIO:
+    """What the genotype → phenotype families (GSMTR, GLRR) store with a fit.
+
+    The observed site ``y`` (subject × phenotype) and the design matrices X (and Z)
+    as constant data.
+    """
+
+    def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
+        return {"y": np.asarray(data.phenotypes, dtype=float)}
+
+    def constant_data(self, data: Dataset):
+        out = {"X": (("subject", "snp"), np.asarray(data.genotypes, dtype=float))}
+        if data.covariates is not None:
+            out["Z"] = (("subject", "covariate"), np.asarray(data.covariates, dtype=float))
+        return out

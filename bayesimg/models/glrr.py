@@ -118,7 +118,11 @@ from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models._checks import check_centred_phenotypes, check_finite_arrays
+from bayesimg.models._checks import (
+    GenotypePhenotypeIO,
+    check_centred_phenotypes,
+    check_finite_arrays,
+)
 from bayesimg.models.base import Model
 
 PRIORS = ("laplace", "gaussian")
@@ -128,7 +132,7 @@ HIDDEN = frozenset({"U", "V", "delta", "rank_global", "rank_increment", "noise_r
                     "noise_increment"})
 
 
-class GeneralizedLowRankRegression(Model):
+class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
     """Bayesian generalized low-rank regression (Zhu et al. 2014) with rank shrinkage.
 
     Parameters
@@ -346,15 +350,6 @@ class GeneralizedLowRankRegression(Model):
             "rank_threshold": np.asarray(self.rank_threshold),
             "sign_reference": sign_reference(X, Y, Z, self.rank),
         }
-
-    def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
-        return {"y": np.asarray(data.phenotypes, dtype=float)}
-
-    def constant_data(self, data: Dataset):
-        out = {"X": (("subject", "snp"), np.asarray(data.genotypes, dtype=float))}
-        if data.covariates is not None:
-            out["Z"] = (("subject", "covariate"), np.asarray(data.covariates, dtype=float))
-        return out
 
     def predictive_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
         if not self.store_noise_cov:

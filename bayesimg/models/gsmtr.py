@@ -70,7 +70,11 @@ from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models._checks import check_centred_phenotypes, check_finite_arrays
+from bayesimg.models._checks import (
+    GenotypePhenotypeIO,
+    check_centred_phenotypes,
+    check_finite_arrays,
+)
 from bayesimg.models.base import Model
 
 _NORM_EPS = 1e-12
@@ -81,7 +85,7 @@ def _smooth_norm(sq):
     return jnp.sqrt(sq + _NORM_EPS)
 
 
-class GroupSparseMTR(Model):
+class GroupSparseMTR(GenotypePhenotypeIO, Model):
     """Bayesian group-sparse multitask regression (bgsmtr's density).
 
     Parameters
@@ -204,15 +208,6 @@ class GroupSparseMTR(Model):
                 kappa = 2.0 * shape / rate
             args["whitener"] = whitening_transform(X, kappa)
         return args
-
-    def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
-        return {"y": np.asarray(data.phenotypes, dtype=float)}
-
-    def constant_data(self, data: Dataset):
-        out = {"X": (("subject", "snp"), np.asarray(data.genotypes, dtype=float))}
-        if data.covariates is not None:
-            out["Z"] = (("subject", "covariate"), np.asarray(data.covariates, dtype=float))
-        return out
 
     def predictive_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
         kwargs = self.model_args(data, method)
