@@ -12,10 +12,17 @@ _jax_setup.configure()
 
 from bayesimg import data, models, report  # noqa: E402
 from bayesimg._jax_setup import current_precision, set_precision  # noqa: E402
-from bayesimg.inference import Fit, fit, load, select_hyperparameter  # noqa: E402
+from bayesimg.inference import (  # noqa: E402
+    Fit,
+    FitJob,
+    fit,
+    fit_many,
+    load,
+    select_hyperparameter,
+)
 from bayesimg.report import compare  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Fit", "compare", "current_precision", "data", "fit", "load", "models", "report",
-           "select_hyperparameter", "set_precision", "__version__"]
+__all__ = ["Fit", "FitJob", "compare", "current_precision", "data", "fit", "fit_many", "load",
+           "models", "report", "select_hyperparameter", "set_precision", "__version__"]

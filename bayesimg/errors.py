@@ -58,6 +58,28 @@ class ConfigError(BayesimgError, ValueError):
     """A run configuration file is invalid; the message names the key."""
 
 
+class ResultFileError(InputFileError):
+    """An output file of :func:`bayesimg.fit_many` is unreadable or belongs to another job
+    (different data, model, method, options or seed); pass ``overwrite=True`` to replace it."""
+
+
+class FitManyError(BayesimgError, RuntimeError):
+    """Some jobs of :func:`bayesimg.fit_many` failed; the others finished (and were saved).
+
+    Attributes
+    ----------
+    failures : dict[str, str]
+        Job name → the error, as text.
+    results : FitResults
+        What did finish.
+    """
+
+    def __init__(self, message: str, *, failures: dict | None = None, results=None):
+        super().__init__(message)
+        self.failures = dict(failures or {})
+        self.results = results
+
+
 class BayesimgWarning(UserWarning):
     """Base class of bayesimg warnings."""
 

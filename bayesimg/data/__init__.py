@@ -5,13 +5,20 @@
     phenotypes = read_table("rois.csv", id_column="IID")
     data = group_snps(make_dataset(genotypes, phenotypes))
 
-or ``load_demo()`` for the bundled demo, or ``simulate_gsmtr()`` for data with a
+or ``load_demo()`` for the bundled demo (``load_chr2_panel()`` for its
+chromosome-2 genotypes), or ``simulate_gsmtr()`` for data with a
 known truth.
 """
 
 from bayesimg.data.base import SubjectData
 from bayesimg.data.dataset import SNP_COLUMNS, Dataset
-from bayesimg.data.demo import load_demo, load_demo_truth
+from bayesimg.data.demo import (
+    CHR2_POPULATIONS,
+    load_chr2_panel,
+    load_chr2_populations,
+    load_demo,
+    load_demo_truth,
+)
 from bayesimg.data.genes import group_snps, ld_prune, load_gene_table
 from bayesimg.data.io import GenotypeTable, read_plink, read_table
 from bayesimg.data.prepare import make_dataset
@@ -22,16 +29,25 @@ from bayesimg.data.simulate import (
     simulate_gsmtr_from_prior,
     tile_genotypes,
 )
+from bayesimg.data.simulate_bnmix import simulate_bnmix
+from bayesimg.data.simulate_factor import simulate_factor
+from bayesimg.data.simulate_glrr import simulate_glrr
 from bayesimg.data.views import MultiViewData, View, make_views
+from bayesimg.data.windows import describe_windows, gene_windows
 
 __all__ = [
+    "CHR2_POPULATIONS",
     "SNP_COLUMNS",
     "Dataset",
     "MultiViewData",
     "GSMTRTruth",
     "GenotypeTable",
+    "describe_windows",
+    "gene_windows",
     "group_snps",
     "ld_prune",
+    "load_chr2_panel",
+    "load_chr2_populations",
     "load_demo",
     "load_demo_truth",
     "load_gene_table",
@@ -39,6 +55,9 @@ __all__ = [
     "read_plink",
     "read_table",
     "simulate_genotypes",
+    "simulate_bnmix",
+    "simulate_factor",
+    "simulate_glrr",
     "simulate_gsmtr",
     "simulate_gsmtr_from_prior",
     "SubjectData",

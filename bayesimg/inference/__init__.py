@@ -2,8 +2,9 @@
 
 from bayesimg.inference.api import METHODS, fit, select_hyperparameter
 from bayesimg.inference.fit import Fit, load
+from bayesimg.inference.many import FitJob, FitResults, fit_many
 from bayesimg.inference.mcmc import clear_compile_cache
 from bayesimg.inference.predictive import add_posterior_predictive
 
-__all__ = ["METHODS", "Fit", "add_posterior_predictive", "clear_compile_cache", "fit", "load",
-           "select_hyperparameter"]
+__all__ = ["METHODS", "Fit", "FitJob", "FitResults", "add_posterior_predictive",
+           "clear_compile_cache", "fit", "fit_many", "load", "select_hyperparameter"]

@@ -10,14 +10,16 @@ from bayesimg.data.base import SubjectData
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.inference.common import check_positive_int
 from bayesimg.inference.fit import Fit
+from bayesimg.inference.sharding import check_shard_option, sharded_chain_method
 from bayesimg.models.base import Model
 
 METHODS = ("nuts", "gibbs", "svi", "map")
 _MCMC_KEYS = {"chains", "warmup", "draws", "thin", "seed", "chain_method", "progress",
               "target_accept", "max_tree_depth", "dense_mass", "max_draw_bytes",
-              "importance_threshold"}
+              "importance_threshold", "checkpoint", "checkpoint_every", "shard_data"}
 _SVI_KEYS = {"guide", "steps", "learning_rate", "final_lr_fraction", "num_draws", "seed", "tol",
-             "stop_on_convergence", "rank", "num_particles", "progress", "subsample_size"}
+             "stop_on_convergence", "rank", "num_particles", "progress", "subsample_size",
+             "checkpoint", "checkpoint_every", "shard_data"}
 
 
 def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit:
@@ -33,21 +35,18 @@ def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit
         ``map``: posterior mode (point-mass guide).
     progress : bool
         Show the progress bar (default True).
+    shard_data : bool or int
+        Split the subjects (rows of the data) over all devices (``True``) or the
+        first ``k`` (``k``): one big fit on several CPU devices, GPUs or hosts
+        (:mod:`bayesimg.inference.sharding`).  n must be divisible by the
+        device count; MCMC chains then run vectorised.  Default False.
 
     Returns
     -------
     Fit
         Wraps an ArviZ DataTree with named dims and per-subject log-likelihood.
     """
-    if method not in METHODS:
-        raise ModelSpecError(f"method must be one of {METHODS}, got {method!r}")
-    allowed = _MCMC_KEYS if method in ("nuts", "gibbs") else _SVI_KEYS
-    unknown = set(options) - allowed
-    if unknown:
-        raise ModelSpecError(
-            f"unknown option(s) {sorted(unknown)} for method={method!r}; "
-            f"allowed: {sorted(allowed)}")
-    _check_options(options)
+    check_fit_options(method, options)
     try:
         if method in ("nuts", "gibbs"):
             from bayesimg.inference.sampling import sample
@@ -68,10 +67,26 @@ def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit
             source=getattr(data, "name", None)) from exc
 
 
+def check_fit_options(method: str, options: Mapping[str, Any]) -> None:
+    """Named errors for an unknown ``method``, unknown options or bad option values."""
+    if method not in METHODS:
+        raise ModelSpecError(f"method must be one of {METHODS}, got {method!r}")
+    allowed = _MCMC_KEYS if method in ("nuts", "gibbs") else _SVI_KEYS
+    unknown = set(options) - allowed
+    if unknown:
+        raise ModelSpecError(
+            f"unknown option(s) {sorted(unknown)} for method={method!r}; "
+            f"allowed: {sorted(allowed)}")
+    _check_options(dict(options))
+
+
 def _check_options(options: dict) -> None:
     """Named errors for option values the drivers would otherwise choke on."""
     if "seed" in options:
         check_positive_int("seed", options["seed"], 0)
+    if "shard_data" in options:
+        check_shard_option(options["shard_data"])
+        sharded_chain_method(options.get("chain_method", "auto"), options["shard_data"])
     for key in ("max_tree_depth", "num_particles", "rank"):
         if key in options:
             check_positive_int(key, options[key])
@@ -95,7 +110,9 @@ def select_hyperparameter(model: Model, data: SubjectData,
     """Fit ``model`` at every setting in ``grid`` and rank them by WAIC or PSIS-LOO.
 
     Hyperparameters such as GSMTR's λ₁, λ₂ enter the compiled program as
-    arguments, so the whole grid compiles once.
+    arguments, so the whole grid compiles once, and MCMC settings of one shape
+    run together in one program vmapped over the grid
+    (:func:`bayesimg.fit_many`, in this process).
 
     Returns
     -------
@@ -106,13 +123,24 @@ def select_hyperparameter(model: Model, data: SubjectData,
     fits : dict[str, Fit]
         All fits, keyed by a label such as ``"lambda1=2, lambda2=2"``.
     """
+    from bayesimg.errors import FitManyError
+    from bayesimg.inference.many import FitJob, fit_many
     from bayesimg.report import compare
-    fits = {}
+    progress = options.pop("progress", True)
+    jobs = {}
     for setting in grid:
         label = ", ".join(f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}"
                           for k, v in setting.items())
-        fits[label] = fit(model.replace(**setting), data, method=method, **options)
-    if not fits:
+        if label in jobs:
+            raise ModelSpecError(f"the hyperparameter grid holds {label!r} twice")
+        jobs[label] = FitJob(model.replace(**setting), data, method, dict(options))
+    if not jobs:
         raise ModelSpecError("the hyperparameter grid is empty")
+    try:
+        fits = dict(fit_many(jobs, progress=progress))
+    except FitManyError as err:
+        if isinstance(err.__cause__, Exception):  # the first failure, as a single fit raises it
+            raise err.__cause__ from None
+        raise
     table = compare(fits, ic=ic)
     return fits[table.index[0]], table, fits

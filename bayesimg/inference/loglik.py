@@ -16,6 +16,8 @@ import jax
 import numpy as np
 from numpyro.infer.util import log_likelihood
 
+from bayesimg.inference.sharding import to_host
+
 
 def pointwise_loglik_fn(model_fn, observed: Mapping[str, tuple[str, ...]]) -> Callable:
     """``f(sample, kwargs) -> {site: (n_units,) log-likelihood}`` for one draw."""
@@ -38,5 +40,5 @@ def batched_loglik(model_fn, observed, samples: dict, kwargs: dict, batch: int =
     parts = []
     for start in range(0, n, batch):
         chunk = jax.tree.map(lambda x, s=start: x[s:s + batch], samples)
-        parts.append(jax.device_get(f(chunk, kwargs)))
+        parts.append(to_host(f(chunk, kwargs)))  # (subjects may span several hosts)
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts)

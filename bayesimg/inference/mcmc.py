@@ -38,7 +38,9 @@ import numpy as np
 from jax import lax
 
 from bayesimg.errors import ModelSpecError
+from bayesimg.inference.checkpoint import Checkpoint
 from bayesimg.inference.progress import progress_bar
+from bayesimg.inference.sharding import to_host
 from bayesimg.inference.storage import StoragePlan, StreamingSummary
 from bayesimg.inference.threads import blas_threads_for
 
@@ -108,6 +110,43 @@ def state_stats(state) -> dict[str, Any]:
     return out
 
 
+def chain_programs(kernel, *, num_warmup: int, chunk: int,
+                   record_extra: Callable[[dict, dict], dict] | None = None,
+                   drop_sites: frozenset[str] = frozenset()):
+    """``init_one(key, kwargs)`` and ``advance_one(state, kwargs, n_slots, thin)`` of one chain.
+
+    ``advance_one`` runs ``n_slots × thin`` transitions and records, every
+    ``thin``, the kept sample sites, the kernel's stats and ``record_extra``
+    into a ``chunk``-slot buffer.  :class:`CompiledMCMC` maps them over chains
+    and devices, :class:`~bayesimg.inference.batched.BatchedMCMC` over fits too.
+    """
+
+    def init_one(key, kwargs):
+        return kernel.init(key, num_warmup, None, (), kwargs)
+
+    def advance_one(state, kwargs, n_slots, thin):
+        postprocess = kernel.postprocess_fn((), kwargs)
+
+        def record(st):
+            sample = postprocess(getattr(st, kernel.sample_field))
+            extra = {} if record_extra is None else record_extra(sample, kwargs)
+            kept = {k: v for k, v in sample.items() if k not in drop_sites}
+            return kept, state_stats(st), extra
+
+        shapes = jax.eval_shape(record, state)
+        buffer = jax.tree.map(lambda s: jnp.zeros((chunk,) + s.shape, s.dtype), shapes)
+
+        def body(j, carry):
+            st, buf = carry
+            st = lax.fori_loop(0, thin, lambda _, s: kernel.sample(s, (), kwargs), st)
+            buf = jax.tree.map(lambda b, v: b.at[j].set(v), buf, record(st))
+            return st, buf
+
+        return lax.fori_loop(0, n_slots, body, (state, buffer))
+
+    return init_one, advance_one
+
+
 class CompiledMCMC:
     """Compiled init/advance programs for one kernel and chain layout."""
 
@@ -121,32 +160,9 @@ class CompiledMCMC:
         self.record_extra = record_extra
         self.drop_sites = drop_sites
         self._compiled_shapes: set = set()
-
-        def init_one(key, kwargs):
-            return kernel.init(key, num_warmup, None, (), kwargs)
-
-        def advance_one(state, kwargs, n_slots, thin):
-            postprocess = kernel.postprocess_fn((), kwargs)
-
-            def record(st):
-                sample = postprocess(getattr(st, kernel.sample_field))
-                extra = {} if record_extra is None else record_extra(sample, kwargs)
-                kept = {k: v for k, v in sample.items() if k not in drop_sites}
-                return kept, state_stats(st), extra
-
-            shapes = jax.eval_shape(record, state)
-            buffer = jax.tree.map(lambda s: jnp.zeros((chunk,) + s.shape, s.dtype), shapes)
-
-            def body(j, carry):
-                st, buf = carry
-                st = lax.fori_loop(0, thin, lambda _, s: kernel.sample(s, (), kwargs), st)
-                buf = jax.tree.map(lambda b, v: b.at[j].set(v), buf, record(st))
-                return st, buf
-
-            return lax.fori_loop(0, n_slots, body, (state, buffer))
-
-        vinit = jax.vmap(init_one, in_axes=(0, None))
-        vadvance = jax.vmap(advance_one, in_axes=(0, None, None, None))
+        vinit, vadvance = self._device_programs(*chain_programs(
+            kernel, num_warmup=num_warmup, chunk=chunk, record_extra=record_extra,
+            drop_sites=drop_sites))
         if layout.n_devices > 1:
             devices = jax.local_devices()[: layout.n_devices]
             self._init = jax.pmap(vinit, in_axes=(0, None), devices=devices)
@@ -158,27 +174,63 @@ class CompiledMCMC:
                 lambda st, kw, n, t: jax.tree.map(lambda x: x[None], vadvance(
                     jax.tree.map(lambda x: x[0], st), kw, n, t)))
 
+    def _device_programs(self, init_one, advance_one):
+        """``(init, advance)`` over the chains of one device (a subclass adds axes).
+
+        One chain per device is not vmapped but given its axis of length 1 by
+        hand: a vmapped batch of 1 makes XLA's program slower to compile (+40%
+        on the factor model's Gibbs sweep) for the same draws.
+        """
+        if self.layout.per_device == 1:
+            return _unit_axis(init_one), _unit_axis(advance_one)
+        return (jax.vmap(init_one, in_axes=(0, None)),
+                jax.vmap(advance_one, in_axes=(0, None, None, None)))
+
+    def _chain_keys(self, rng_key):
+        """The chains' keys, laid out ``(sequential, device, per_device, 2)``."""
+        L = self.layout
+        return jax.random.split(rng_key, L.n_chains).reshape(
+            L.n_sequential, L.n_devices, L.per_device, -1)
+
     # ---------------------------------------------------------------- running
     def run(self, rng_key, kwargs: dict, *, num_samples: int, thin: int = 1,
             progress: bool = True, desc: str = "MCMC",
-            storage: StoragePlan | None = None) -> dict[str, Any]:
+            storage: StoragePlan | None = None,
+            checkpoint: Checkpoint | None = None) -> dict[str, Any]:
         """Run all chains; return host arrays with leading dims (chain, draw).
 
         With a thinning ``storage`` plan only every ``keep_every``-th draw is
         kept and ``out["streaming"]`` holds exact summaries over all draws.
+        With a :class:`~bayesimg.inference.checkpoint.Checkpoint` the kernel
+        states and kept draws are committed as the run goes, and a run that
+        finds a commit there continues from it (same draws as if never stopped).
         """
         L = self.layout
-        keys = jax.random.split(rng_key, L.n_chains).reshape(
-            L.n_sequential, L.n_devices, L.per_device, -1)
+        keys = self._chain_keys(rng_key)
         total_steps = self.num_warmup + num_samples * thin
         signature = jax.tree.map(lambda x: (x.shape, str(x.dtype)),
                                  {k: v for k, v in kwargs.items() if v is not None})
         needs_compile = str(signature) not in self._compiled_shapes
-        timings = {"compile_seconds": 0.0, "warmup_seconds": 0.0, "sampling_seconds": 0.0}
+        resume = checkpoint.progress if checkpoint is not None and checkpoint.resuming else {}
+        timings = dict(resume.get("timings") or
+                       {"compile_seconds": 0.0, "warmup_seconds": 0.0, "sampling_seconds": 0.0})
+        saved_streams = checkpoint.extra() if resume else {}
+        start_group = int(resume.get("group", 0))
         per_group, summaries = [], []
+        chains_per_group = L.n_devices * L.per_device
         with (blas_threads_for(L.n_devices),
               progress_bar(total=total_steps * L.n_chains, desc=desc, enabled=progress) as bar):
             for g in range(L.n_sequential):
+                streams = {site: StreamingSummary(storage.threshold)
+                           for site in (storage.streamed_sites if storage else ())}
+                _restore_streams(streams, saved_streams, g)
+                if g < start_group:  # finished before the interruption
+                    parts = checkpoint.parts(g)
+                    per_group.append(jax.tree.map(lambda *xs: np.concatenate(xs, axis=2),
+                                                  *parts))
+                    summaries.append(streams)
+                    bar.update(total_steps * chains_per_group)
+                    continue
                 t0 = time.perf_counter()
                 if needs_compile:
                     bar.set_phase("compiling")
@@ -190,39 +242,50 @@ class CompiledMCMC:
                     timings["compile_seconds"] += time.perf_counter() - t0
                     self._compiled_shapes.add(str(signature))
                     needs_compile = False
-                streams = {site: StreamingSummary(storage.threshold)
-                           for site in (storage.streamed_sites if storage else ())}
+                group_resume = resume if (g == start_group and resume.get("started")) else {}
+                if group_resume:
+                    states = checkpoint.state(states)
+                run = _GroupRun(g, group_resume, checkpoint, summaries, timings,
+                                self.num_warmup)
                 states, chunks = self._run_group(states, kwargs, num_samples, thin, bar, timings,
-                                                 storage, streams)
+                                                 storage, streams, run)
                 per_group.append(chunks)
                 summaries.append(streams)
+                if checkpoint is not None and g + 1 < L.n_sequential:
+                    run.commit_group_done(states)
         out = _stack_groups(per_group, L)
         out["timings"] = timings
         out["streaming"] = _merge_streams(summaries)
         return out
 
     def _run_group(self, states, kwargs, num_samples, thin, bar, timings, storage=None,
-                   streams=None):
+                   streams=None, run: _GroupRun | None = None):
         L = self.layout
+        run = run or _GroupRun(0, {}, None, [], timings, self.num_warmup)
         keep_every = storage.keep_every if storage else 1
-        # warm-up: thin=1 slots, nothing kept
+        per_step = L.n_devices * L.per_device
+        # warm-up: nothing kept, so each chunk is one slot of n transitions (the
+        # recorded sample, stats and log-likelihood cost ~20% of a cheap sweep)
         bar.set_phase("warmup")
         t0 = time.perf_counter()
-        done = 0
+        done = run.warmup_done
+        bar.update(done * per_step)
         while done < self.num_warmup:
             n = min(self.chunk, self.num_warmup - done)
-            states, _ = self._advance(states, kwargs, n, 1)
+            states, _ = self._advance(states, kwargs, 1, n)
             jax.block_until_ready(states)
             done += n
-            bar.update(n * L.n_devices * L.per_device)
+            bar.update(n * per_step)
+            run.after_warmup_chunk(states, n, done, streams)
         timings["warmup_seconds"] += time.perf_counter() - t0
         bar.set_phase("sampling")
         t0 = time.perf_counter()
-        kept, done, n_div = [], 0, 0
+        kept, done, n_div = run.kept_parts(), run.sampling_done, run.n_div
+        bar.update(done * thin * per_step)
         while done < num_samples:
             n = min(self.chunk, num_samples - done)
             states, buf = self._advance(states, kwargs, n, thin)
-            host = jax.tree.map(lambda x, n=n: np.asarray(x[:, :, :n]), jax.device_get(buf))
+            host = jax.tree.map(lambda x, n=n: x[:, :, :n], to_host(buf))
             for site, stream in (streams or {}).items():
                 x = host[0][site]
                 stream.update(x.reshape((-1,) + x.shape[2:]))
@@ -235,10 +298,97 @@ class CompiledMCMC:
                 n_div += int(host[1]["diverging"].sum())
                 bar.set_postfix(divergences=n_div)
             done += n
-            bar.update(n * thin * L.n_devices * L.per_device)
+            bar.update(n * thin * per_step)
+            timings["sampling_seconds"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run.after_sampling_chunk(states, n * thin, done, n_div, kept, streams)
         timings["sampling_seconds"] += time.perf_counter() - t0
         joined = jax.tree.map(lambda *xs: np.concatenate(xs, axis=2), *kept)
         return states, joined
+
+
+def _unit_axis(fn):
+    """``fn`` over a leading chain axis of length 1 on its first argument and its output."""
+
+    def mapped(first, *rest):
+        out = fn(jax.tree.map(lambda x: x[0], first), *rest)
+        return jax.tree.map(lambda x: x[None], out)
+
+    return mapped
+
+
+class _GroupRun:
+    """Where one chain group stands, and committing it to a checkpoint (if any)."""
+
+    def __init__(self, group: int, resume: dict, checkpoint: Checkpoint | None,
+                 finished_streams: list[dict], timings: dict, num_warmup: int):
+        self.group = group
+        self.num_warmup = num_warmup
+        self.checkpoint = checkpoint
+        self.finished_streams = finished_streams
+        self.timings = timings
+        self.warmup_done = int(resume.get("warmup_done", 0))
+        self.sampling_done = int(resume.get("sampling_done", 0))
+        self.n_div = int(resume.get("n_div", 0))
+        self.n_parts = int(resume.get("n_parts", 0))
+        self.parts_written = self.n_parts
+
+    def kept_parts(self) -> list:
+        if self.checkpoint is None or not self.n_parts:
+            return []
+        return self.checkpoint.parts(self.group)[: self.n_parts]
+
+    def _commit(self, states, streams, **progress) -> None:
+        all_streams = [*self.finished_streams, streams or {}]
+        self.checkpoint.commit(
+            states, {"group": self.group, "timings": self.timings, **progress},
+            {self.group: progress.get("n_parts", 0)}, _streams_to_arrays(all_streams))
+
+    def after_warmup_chunk(self, states, n: int, done: int, streams) -> None:
+        if self.checkpoint is not None and self.checkpoint.due(n):
+            self._commit(states, streams, started=True, warmup_done=done, sampling_done=0,
+                         n_div=0, n_parts=0)
+
+    def after_sampling_chunk(self, states, n: int, done: int, n_div: int, kept: list,
+                             streams) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.add_part(self.group, len(kept) - 1, kept[-1])
+        self.parts_written = len(kept)
+        if self.checkpoint.due(n):
+            self._commit(states, streams, started=True, warmup_done=self.num_warmup,
+                         sampling_done=done, n_div=n_div, n_parts=len(kept))
+
+    def commit_group_done(self, states) -> None:
+        """The group finished: the next resume starts the next group afresh."""
+        self.checkpoint.commit(
+            states, {"group": self.group + 1, "started": False, "timings": self.timings},
+            {self.group: self.parts_written}, _streams_to_arrays(self.finished_streams))
+
+
+_STREAM_FIELDS = ("mean", "m2", "n_positive", "n_exceeds")
+
+
+def _streams_to_arrays(groups: list[dict[str, StreamingSummary]]) -> dict[str, np.ndarray]:
+    out = {}
+    for g, streams in enumerate(groups):
+        for site, stream in streams.items():
+            if stream.mean is None:
+                continue
+            out[f"stream/{g}/{site}/n"] = np.asarray(stream.n)
+            for field in _STREAM_FIELDS:
+                out[f"stream/{g}/{site}/{field}"] = getattr(stream, field)
+    return out
+
+
+def _restore_streams(streams: dict[str, StreamingSummary], saved: dict, group: int) -> None:
+    for site, stream in streams.items():
+        prefix = f"stream/{group}/{site}/"
+        if prefix + "n" not in saved:
+            continue
+        stream.n = int(saved[prefix + "n"])
+        for field in _STREAM_FIELDS:
+            setattr(stream, field, saved[prefix + field])
 
 
 def _stack_groups(per_group, layout: ChainLayout) -> dict[str, Any]:
@@ -270,14 +420,15 @@ def _merge_streams(per_group: list[dict[str, StreamingSummary]]) -> dict[str, di
 _PROGRAMS: dict[tuple, CompiledMCMC] = {}
 
 
-def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], **kwargs) -> CompiledMCMC:
-    """The cached :class:`CompiledMCMC` for ``cache_key`` (built on first use)."""
+def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], *,
+                  program_class: type[CompiledMCMC] = CompiledMCMC, **kwargs) -> CompiledMCMC:
+    """The cached ``program_class`` program for ``cache_key`` (built on first use)."""
     key = cache_key + tuple(sorted((k, repr(v)) for k, v in kwargs.items()
                                    if k not in ("record_extra",)))
-    key = key + (jax.config.jax_enable_x64,)
+    key = key + (jax.config.jax_enable_x64, program_class.__qualname__)
     program = _PROGRAMS.get(key)
     if program is None:
-        program = CompiledMCMC(make_kernel(), **kwargs)
+        program = program_class(make_kernel(), **kwargs)
         _PROGRAMS[key] = program
     return program
 

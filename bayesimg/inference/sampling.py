@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,11 +13,13 @@ import numpyro
 from numpyro.infer import NUTS
 
 from bayesimg.data.base import SubjectData
+from bayesimg.inference.checkpoint import Checkpoint, fingerprint_of
 from bayesimg.inference.common import base_attrs, check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import streaming_group, to_datatree
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import pointwise_loglik_fn
 from bayesimg.inference.mcmc import choose_layout, compiled_mcmc
+from bayesimg.inference.sharding import shard_model_args, sharded_chain_method
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, LOGLIK_PREFIX, plan_storage
 from bayesimg.models.base import Model
 
@@ -25,7 +29,8 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
            chain_method: str = "auto", progress: bool = True, target_accept: float = 0.8,
            max_tree_depth: int = 10, dense_mass: bool = False,
            max_draw_bytes: float | None = DEFAULT_MAX_DRAW_BYTES,
-           importance_threshold: float = 0.05) -> Fit:
+           importance_threshold: float = 0.05, checkpoint: str | None = None,
+           checkpoint_every: int | None = None, shard_data: bool | int = False) -> Fit:
     """Sample the posterior of ``model`` on ``data`` with NUTS or its Gibbs kernel.
 
     Parameters
@@ -44,6 +49,17 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
         keeps everything.
     importance_threshold : float
         ``P(|x| > threshold)`` is streamed for large sites when thinning.
+    checkpoint : path or None
+        Folder where the run commits its state and draws as it goes
+        (:mod:`bayesimg.inference.checkpoint`); if it already holds a commit of
+        the same run, sampling continues from there and gives the same draws
+        as an uninterrupted run.  Removed when the run completes.
+    checkpoint_every : int or None
+        Commit at most every that many transitions per chain (default: at
+        every chunk, about 5% of the run).
+    shard_data : bool or int
+        Split the subjects over all (``True``) or ``k`` devices and run the chains
+        vectorised in one program (:mod:`bayesimg.inference.sharding`).
     """
     check_inputs(model, data)
     chains = check_positive_int("chains", chains)
@@ -51,7 +67,50 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
     draws = check_positive_int("draws", draws)
     thin = check_positive_int("thin", thin)
     model_fn = model.numpyro_model(kernel)
-    layout = choose_layout(chains, chain_method)
+    layout = choose_layout(chains, sharded_chain_method(chain_method, shard_data))
+    kernel_settings, make_kernel = mcmc_kernel(model, data, kernel, model_fn,
+                                               target_accept=target_accept,
+                                               max_tree_depth=max_tree_depth,
+                                               dense_mass=dense_mass)
+    args = model.model_args(data, kernel)
+    kwargs, sharded = shard_model_args(model, data, kernel, args, device_args(args), shard_data)
+    # the data placement changes the compiled program: part of its cache key and settings
+    kernel_settings = {**kernel_settings, **sharded}
+    storage = plan_storage(_stored_sizes(model_fn, kwargs, model), chains, draws,
+                           max_draw_bytes=max_draw_bytes, threshold=importance_threshold)
+    chunk = max(1, min(storage.chunk, math.ceil(max(warmup, draws) / 20)))
+    ckpt = None
+    if checkpoint is not None:
+        if checkpoint_every is not None:
+            checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+            chunk = min(chunk, checkpoint_every)
+        ckpt = Checkpoint(checkpoint, fingerprint_of({
+            "model": model.name, "settings": model.settings(), "data": data.fingerprint(),
+            "method": kernel, "chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
+            "seed": seed, "layout": [layout.method, layout.n_devices, layout.per_device],
+            "kernel_settings": kernel_settings, "keep_every": storage.keep_every,
+            "precision": str(jnp.result_type(float))}), every=checkpoint_every)
+    program = compiled_mcmc(
+        (model.static_key(data), kernel, tuple(sorted(kernel_settings.items()))),
+        make_kernel, num_warmup=warmup, layout=layout, chunk=chunk,
+        record_extra=pointwise_loglik_fn(model_fn, model.observed),
+        drop_sites=model.hidden_sites)
+    out = program.run(jax.random.PRNGKey(seed), kwargs, num_samples=draws, thin=thin,
+                      progress=progress, desc=f"{kernel.upper()} {model.name}", storage=storage,
+                      checkpoint=ckpt)
+    settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
+                "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
+    fit = mcmc_fit(model, data, kernel=kernel, seed=seed, settings=settings, out=out,
+                   storage=storage, stacklevel=5)
+    if ckpt is not None:
+        ckpt.finish()
+    return fit
+
+
+def mcmc_kernel(model: Model, data: SubjectData, kernel: str, model_fn, *,
+                target_accept: float = 0.8, max_tree_depth: int = 10,
+                dense_mass: bool = False) -> tuple[dict, Callable[[], Any]]:
+    """``(kernel_settings, make_kernel)``: NUTS on ``model_fn`` or the model's Gibbs kernel."""
     if kernel == "nuts":
         kernel_settings = {"target_accept": float(target_accept),
                            "max_tree_depth": int(max_tree_depth), "dense_mass": bool(dense_mass)}
@@ -68,19 +127,18 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
             return model.gibbs_kernel(data)
     else:  # pragma: no cover - guarded by the api
         raise ValueError(kernel)
-    kwargs = device_args(model.model_args(data, kernel))
-    storage = plan_storage(_stored_sizes(model_fn, kwargs, model), chains, draws,
-                           max_draw_bytes=max_draw_bytes, threshold=importance_threshold)
-    chunk = max(1, min(storage.chunk, math.ceil(max(warmup, draws) / 20)))
-    program = compiled_mcmc(
-        (model.static_key(data), kernel, tuple(sorted(kernel_settings.items()))),
-        make_kernel, num_warmup=warmup, layout=layout, chunk=chunk,
-        record_extra=pointwise_loglik_fn(model_fn, model.observed),
-        drop_sites=model.hidden_sites)
-    out = program.run(jax.random.PRNGKey(seed), kwargs, num_samples=draws, thin=thin,
-                      progress=progress, desc=f"{kernel.upper()} {model.name}", storage=storage)
-    settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
-                "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
+    return kernel_settings, make_kernel
+
+
+def mcmc_fit(model: Model, data: SubjectData, *, kernel: str, seed: int, settings: dict,
+             out: dict[str, Any], storage, stacklevel: int | None = None) -> Fit:
+    """Package one run's host arrays ``out`` (``samples``, ``stats``, ``extra``,
+    ``timings``, ``streaming``; leading dims chain, draw) as a :class:`Fit`.
+
+    Sampling problems (divergences, R-hat, Cholesky jitter) are warned about
+    with this ``stacklevel`` (of :func:`warn_after_sampling`'s ``warnings.warn``;
+    5 points at the caller of ``bayesimg.fit``); ``None``: no warning.
+    """
     attrs = base_attrs(model, data, kernel, seed, settings)
     attrs["timings"] = out["timings"]
     extra_groups = {}
@@ -94,9 +152,10 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
     tree = to_datatree(model, data, samples=_numpy(out["samples"]), stats=_numpy(stats),
                        loglik=_numpy(out["extra"]), attrs=attrs, extra_groups=extra_groups)
     fit = Fit(tree)
-    # divergences, R-hat > 1.01 and Cholesky jitter surface at once, with advice
-    from bayesimg.report.diagnostics import warn_after_sampling
-    warn_after_sampling(fit, stacklevel=4)
+    if stacklevel is not None:
+        # divergences, R-hat > 1.01 and Cholesky jitter surface at once, with advice
+        from bayesimg.report.diagnostics import warn_after_sampling
+        warn_after_sampling(fit, stacklevel=stacklevel)
     return fit
 
 

@@ -35,11 +35,13 @@ from numpyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, Au
 
 from bayesimg.data.base import SubjectData
 from bayesimg.errors import ConvergenceWarning, ModelSpecError
+from bayesimg.inference.checkpoint import Checkpoint, fingerprint_of
 from bayesimg.inference.common import base_attrs, check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import to_datatree
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import batched_loglik
 from bayesimg.inference.progress import progress_bar
+from bayesimg.inference.sharding import shard_model_args, to_host
 from bayesimg.models.base import Model
 
 GUIDES = ("mean_field", "low_rank", "map")
@@ -59,13 +61,22 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
              num_draws: int = 1000, seed: int = 0, tol: float | None = None,
              stop_on_convergence: bool = True, rank: int | None = None,
              num_particles: int = 1, progress: bool = True,
-             subsample_size: int | None = None) -> Fit:
+             subsample_size: int | None = None, shard_data: bool | int = False,
+             checkpoint: str | None = None, checkpoint_every: int | None = None) -> Fit:
     """Fit ``model`` by SVI (``guide="mean_field"|"low_rank"``) or MAP (``guide="map"``).
 
     ``subsample_size``: optimise on random minibatches of that many subjects per
     step (stochastic gradients of the full-data ELBO; models declaring
     ``supports_subsampling``).  Draws and the pointwise log-likelihood are then
     computed on the full data.
+
+    ``shard_data``: split the subjects over all (``True``) or ``k`` devices
+    (:mod:`bayesimg.inference.sharding`).
+
+    ``checkpoint``: a folder where the optimiser state and ELBO history are
+    committed every ``checkpoint_every`` steps (default: every chunk); a run
+    that finds a commit of the same run there continues from it, with the
+    same result as an uninterrupted run (:mod:`bayesimg.inference.checkpoint`).
     """
     check_inputs(model, data)
     if subsample_size is not None:
@@ -88,7 +99,8 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
         # the MAP loss is deterministic, so it can be converged much more tightly
         tol = 1e-9 if method == "map" else 1e-5
     model_fn = model.numpyro_model(method)
-    kwargs = device_args(model.model_args(data, method))
+    args = model.model_args(data, method)
+    kwargs, sharded = shard_model_args(model, data, method, args, device_args(args), shard_data)
     train_fn = model_fn if subsample_size is None else functools.partial(
         model_fn, subsample_size=subsample_size)
     guide_obj = _make_guide(guide, train_fn, model.init_strategy(data, method), rank)
@@ -110,20 +122,42 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
     losses: list[np.ndarray] = []
     converged, done = False, 0
     compile_seconds = 0.0
+    ckpt = None
+    if checkpoint is not None:
+        if checkpoint_every is not None:
+            checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+        ckpt = Checkpoint(checkpoint, fingerprint_of({
+            "model": model.name, "settings": model.settings(), "data": data.fingerprint(),
+            "method": method, "guide": guide, "steps": steps, "learning_rate": learning_rate,
+            "final_lr_fraction": final_lr_fraction, "seed": seed, "tol": tol,
+            "stop_on_convergence": stop_on_convergence, "rank": rank,
+            "num_particles": num_particles, "subsample_size": subsample_size,
+            "precision": str(jax.numpy.result_type(float))}), every=checkpoint_every)
+        if ckpt.resuming:
+            state = ckpt.state(state)
+            losses = [ckpt.extra()["losses"]]
+            done = int(ckpt.progress["done"])
+            compile_seconds = float(ckpt.progress["compile_seconds"])
     with progress_bar(total=steps, desc=f"{method.upper()} {model.name}",
                       enabled=progress) as bar:
         bar.set_phase("compiling")
+        bar.update(done)
+        first_chunk = True
         while done < steps:
             t_chunk = time.perf_counter()
             state, chunk_losses = run_chunk(state, kwargs)
             chunk_losses = np.asarray(jax.device_get(chunk_losses))
-            if done == 0:
-                compile_seconds = time.perf_counter() - t_chunk
+            if first_chunk:
+                compile_seconds += time.perf_counter() - t_chunk
                 bar.set_phase("optimising")
+                first_chunk = False
             losses.append(chunk_losses)
             done += chunk
             bar.update(chunk)
             history = np.concatenate(losses)
+            if ckpt is not None and ckpt.due(chunk):
+                ckpt.commit(state, {"done": done, "compile_seconds": compile_seconds}, {},
+                            {"losses": history})
             if not np.all(np.isfinite(chunk_losses)):
                 raise FloatingPointError(
                     f"{method.upper()} loss became {chunk_losses[~np.isfinite(chunk_losses)][0]} "
@@ -149,19 +183,22 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
     draws = predictive(rng_draw, **kwargs)
     draws = {k: v for k, v in draws.items() if k in latent}
     loglik = batched_loglik(model_fn, model.observed, draws, kwargs)
+    draws = to_host(draws)  # gathers per-subject latents split over several hosts
     samples = {k: np.asarray(v)[None] for k, v in draws.items() if k not in model.hidden_sites}
     loglik = {k: np.asarray(v)[None] for k, v in loglik.items()}
 
     settings = {"guide": guide, "steps_run": int(len(history)), "steps": steps,
                 "learning_rate": learning_rate, "final_lr_fraction": final_lr_fraction,
                 "num_draws": n_draws, "tol": tol, "num_particles": num_particles, "rank": rank,
-                "subsample_size": subsample_size}
+                "subsample_size": subsample_size, **sharded}
     attrs = base_attrs(model, data, method, seed, settings)
     attrs["svi_converged"] = bool(converged)
     attrs["timings"] = {"compile_seconds": compile_seconds, "fit_seconds": fit_seconds}
     elbo = xr.Dataset({"elbo": (("step",), -history)}, coords={"step": np.arange(len(history))})
     tree = to_datatree(model, data, samples=samples, stats=None, loglik=loglik, attrs=attrs,
                        extra_groups={"svi": elbo})
+    if ckpt is not None:
+        ckpt.finish()
     return Fit(tree)
 
 

@@ -37,8 +37,12 @@ class GenotypePhenotypeIO:
     """What the genotype → phenotype families (GSMTR, GLRR) store with a fit.
 
     The observed site ``y`` (subject × phenotype) and the design matrices X (and Z)
-    as constant data.
+    as constant data; X, Y, Z are also the arguments with a subject axis (not the
+    d×d whitening transform, whatever n is).
     """
+
+    def subject_axis_args(self, data: Dataset, method: str = "nuts", *, args=None):
+        return frozenset({"X", "Y", "Z"})
 
     def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
         return {"y": np.asarray(data.phenotypes, dtype=float)}

@@ -103,6 +103,31 @@ class Model(abc.ABC):
         """Non-observed inputs worth keeping with a fit: name → (dims, array)."""
         return {}
 
+    def subject_axis_args(self, data: SubjectData, method: str = "nuts", *,
+                          args: Mapping[str, Any] | None = None) -> frozenset[str]:
+        """Names of the :meth:`model_args` arrays whose axis 0 is the subject axis.
+
+        ``bayesimg.fit(..., shard_data=True)`` splits these row-wise over the
+        devices (:mod:`bayesimg.inference.sharding`) and replicates the rest.
+        ``args``: the arguments already built by ``model_args(data, method)``
+        (saves building them again).
+
+        The default takes every array argument with at least one axis whose
+        leading dimension equals ``data.n_subjects``.  Its caveat: an argument
+        that only happens to have that length (a d×d matrix when d = n, an edge
+        list as long as the subject list) is sharded too, and a per-subject
+        argument stored subject-axis-last is not; families override this with
+        the exact names.  Either mistake costs speed only, never correctness:
+        a compiled program computes the same whatever the placement of its
+        inputs.
+        """
+        if args is None:
+            args = self.model_args(data, method)
+        n = data.n_subjects
+        return frozenset(key for key, value in args.items()
+                         if value is not None and not isinstance(value, int | str)
+                         and np.ndim(value) >= 1 and np.shape(value)[0] == n)
+
     def gibbs_kernel(self, data: SubjectData):
         """An exact conditional ``numpyro.infer.mcmc.MCMCKernel``, if the math allows."""
         raise ModelSpecError(

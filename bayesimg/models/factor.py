@@ -71,6 +71,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.infer import init_to_value
+from threadpoolctl import threadpool_limits
 
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
@@ -237,6 +238,13 @@ def pca_varimax_init(Y: np.ndarray, mask: np.ndarray, present: np.ndarray,
     randomised SVD (cost O(n·P·K)).  Returns Z (n, K) with unit-variance
     columns and W (P, K) on the data scale.
     """
+    # thin products, QRs and 10 × 10 SVDs: extra BLAS threads only spin (measured on
+    # a busy 2-core machine: 1.3 CPU-s with two OpenBLAS threads, 0.06 s with one)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _pca_varimax(Y, mask, column_view, n_factors, seed)
+
+
+def _pca_varimax(Y, mask, column_view, n_factors, seed):
     rng = np.random.default_rng(seed)
     Yc = np.where(mask > 0, Y, np.nan)
     mean = np.nanmean(np.where(np.isnan(Yc).all(0), 0.0, Yc), axis=0)
@@ -482,6 +490,10 @@ class MultiViewFactor(Model):
         if method == "gibbs":
             args.update(self._gibbs_args(arr))
         return args
+
+    def subject_axis_args(self, data: MultiViewData, method: str = "nuts", *, args=None):
+        # not init_W (P×K), ys2_obs or the flat impute_index, whatever their lengths
+        return frozenset({"Y", "mask", "present", "X", "init_Z", "Ys", "Yw", "Mw"})
 
     def _gibbs_args(self, arr) -> dict[str, np.ndarray]:
         """Extra arrays of the Gibbs kernel: the start, and the columns split into
