@@ -1,4 +1,4 @@
-"""GLRR benchmark: NUTS and SVI (ours) side by side with GSMTR on identical data.
+"""GLRR benchmark: exact Gibbs, NUTS and SVI (ours) side by side with GSMTR on identical data.
 
 Data: the bundled 1000 Genomes genotypes (LD-pruned at r² 0.5, MAF ≥ 0.05; genes added
 until d ≈ ``--d``: real LD), ``--c`` simulated phenotypes, B of rank 5 on 10 SNPs with
@@ -12,9 +12,19 @@ tail ESS of B (min and median) per second of sampling, wall time (compile includ
 excluded), peak memory.  Also: rank selection by the shrinkage prior (posterior mode of
 ``effective_rank``) and, with ``--rank-grid``, by PSIS-LOO/WAIC across R.
 
+GLRR by its exact blocked Gibbs kernel (bayesimg.models.glrr_gibbs) and by NUTS on the same
+data decides which sampler the docs recommend: ``ratios.gibbs_over_nuts_ess_per_second``
+(bulk/tail, min/median ESS of B per second of warm-up + sampling, compile excluded; Gibbs
+runs ``--gibbs-warmup`` + ``--gibbs-draws`` per chain, NUTS ``--warmup`` + ``--draws``: ESS
+per second does not depend on the run length, and the cheap sweeps buy a steadier ESS
+estimate), and ``gibbs_vs_nuts_agreement`` checks that the two agree on the posterior
+mean of B within Monte Carlo error (bayesimg.report.agreement).  ``gibbs_over_nuts_wall``
+compares the runs as configured (compile included, different lengths).  Record with
+``BAYESIMG_COMPILATION_CACHE=0`` so that compile times are not read from a warm cache.
+
 Octave/L2R2: the authors' MATLAB sampler is run only if ``octave`` is on PATH and
 ``--l2r2-path`` points at a local copy (never bundled: GPL-3); otherwise recorded as
-"not available".  No exact Gibbs kernel exists for GLRR (see bayesimg.models.glrr).
+"not available".
 
     python benchmarks/glrr.py --out benchmarks/results/glrr.json
 """
@@ -40,6 +50,7 @@ from bayesimg.data.simulate_glrr import simulate_glrr
 from bayesimg.errors import ConvergenceWarning
 from bayesimg.inference.common import versions
 from bayesimg.models.glrr import choose_rank
+from bayesimg.report.agreement import mean_agreement
 
 
 def _design(d_target: int):
@@ -81,6 +92,7 @@ def _metrics(fit, site, truth_B, active, sampling_seconds):
             "ess_bulk_min_per_s": float(bulk.min() / sampling_seconds),
             "ess_bulk_median_per_s": float(np.median(bulk) / sampling_seconds),
             "ess_tail_min_per_s": float(tail.min() / sampling_seconds),
+            "ess_tail_median_per_s": float(np.median(tail) / sampling_seconds),
             "rhat_max": float(rhat.max()),
         })
         stats = fit.tree.children.get("sample_stats")
@@ -125,6 +137,8 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--gibbs-warmup", type=int, default=500)
+    parser.add_argument("--gibbs-draws", type=int, default=1000)
     parser.add_argument("--svi-steps", type=int, default=3000)
     parser.add_argument("--rank-grid", type=int, nargs="*", default=[])
     parser.add_argument("--seed", type=int, default=0)
@@ -148,20 +162,35 @@ def main(argv=None):
     glrr = bi.models.GLRR(rank=args.rank_bound, noise_factors=args.noise_factors)
     results = {}
 
-    fit, info = _run("glrr nuts", glrr, data, "nuts", **mcmc)
-    info.update(_metrics(fit, "B", B, active, info["run_seconds_excluding_compile"]))
-    eff = fit.posterior["effective_rank"].values.astype(int).ravel()
-    info["effective_rank_posterior"] = np.bincount(eff, minlength=args.rank_bound + 1).tolist()
-    info["rank_by_shrinkage"] = int(np.bincount(eff).argmax())
-    for site in ("signal_singular_values", "whitened_singular_values"):
-        info[site + "_mean"] = fit.posterior[site].mean(("chain", "draw")).values.tolist()
-    S = fit.posterior["noise_cov"].mean(("chain", "draw")).values
-    info["rel_error_noise_cov"] = float(np.linalg.norm(S - truth.noise_cov.to_numpy())
-                                        / np.linalg.norm(truth.noise_cov.to_numpy()))
-    info["loo_elpd"] = fit.loo().elpd
-    info["waic_elpd"] = fit.waic().elpd
-    results["glrr_nuts"] = info
-    glrr_fit = fit
+    gibbs_mcmc = dict(mcmc, warmup=args.gibbs_warmup, draws=args.gibbs_draws)
+    glrr_fits = {}
+    for method, options in (("gibbs", gibbs_mcmc), ("nuts", mcmc)):
+        fit, info = _run(f"glrr {method}", glrr, data, method, **options)
+        info.update(_metrics(fit, "B", B, active, info["run_seconds_excluding_compile"]))
+        eff = fit.posterior["effective_rank"].values.astype(int).ravel()
+        info["effective_rank_posterior"] = np.bincount(
+            eff, minlength=args.rank_bound + 1).tolist()
+        info["rank_by_shrinkage"] = int(np.bincount(eff).argmax())
+        for site in ("signal_singular_values", "whitened_singular_values"):
+            info[site + "_mean"] = fit.posterior[site].mean(("chain", "draw")).values.tolist()
+        S = fit.posterior["noise_cov"].mean(("chain", "draw")).values
+        info["rel_error_noise_cov"] = float(np.linalg.norm(S - truth.noise_cov.to_numpy())
+                                            / np.linalg.norm(truth.noise_cov.to_numpy()))
+        noise_ess = azs.ess(fit.tree, var_names=["noise_cov"], method="bulk")["noise_cov"].values
+        info["ess_bulk_min_noise_cov_per_s"] = float(
+            noise_ess.min() / info["run_seconds_excluding_compile"])
+        info["loo_elpd"] = fit.loo().elpd
+        info["waic_elpd"] = fit.waic().elpd
+        results[f"glrr_{method}"] = info
+        glrr_fits[method] = fit
+    draws_of = {m: np.moveaxis(f.posterior["B"].values, (0, 1), (-2, -1)).reshape(
+        -1, f.n_chains, f.n_draws) for m, f in glrr_fits.items()}
+    agree = mean_agreement(draws_of["gibbs"], draws_of["nuts"])
+    agreement = {k: agree[k] for k in ("n", "max_abs_z", "frac_abs_z_gt_3", "mean_z2",
+                                       "p_value_chi2")}
+    gibbs_wins = (results["glrr_gibbs"]["ess_bulk_min_per_s"]
+                  > results["glrr_nuts"]["ess_bulk_min_per_s"])
+    glrr_fit = glrr_fits["gibbs" if gibbs_wins else "nuts"]
 
     fit, info = _run("glrr svi", glrr, data, "svi", steps=args.svi_steps, learning_rate=0.02,
                      num_draws=1000, seed=args.seed)
@@ -190,18 +219,24 @@ def main(argv=None):
     table = bi.compare({"glrr": glrr_fit, "gsmtr": gsmtr_fit}, ic="loo")
     comparison = table[["elpd", "elpd_diff", "dse"]].to_dict(orient="index")
 
-    rank_selection = {"by_shrinkage": results["glrr_nuts"]["rank_by_shrinkage"]}
+    best = "glrr_gibbs" if gibbs_wins else "glrr_nuts"
+    rank_selection = {"by_shrinkage": results[best]["rank_by_shrinkage"]}
     if args.rank_grid:
         _, tab, _ = bi.select_hyperparameter(
             bi.models.GLRR(noise_factors=args.noise_factors), data,
-            [{"rank": r} for r in args.rank_grid], ic="loo", progress=False, **mcmc)
+            [{"rank": r} for r in args.rank_grid], ic="loo", progress=False,
+            **(dict(gibbs_mcmc, method="gibbs") if gibbs_wins else mcmc))
         rank_selection["by_loo_one_se"] = choose_rank(tab)
         rank_selection["loo_table"] = tab[["elpd", "elpd_diff", "dse"]].to_dict(orient="index")
 
-    nuts, svi = results["glrr_nuts"], results["glrr_svi"]
+    nuts, svi, gibbs = results["glrr_nuts"], results["glrr_svi"], results["glrr_gibbs"]
+    ess_ratio = {key: gibbs[key] / nuts[key]
+                 for key in ("ess_bulk_min_per_s", "ess_bulk_median_per_s", "ess_tail_min_per_s",
+                             "ess_tail_median_per_s", "ess_bulk_min_noise_cov_per_s")}
     result = {
         "benchmark": "glrr",
-        "what": "GLRR (NUTS, SVI, MAP=sRRR) vs GSMTR (Gibbs, NUTS) on one simulated data set",
+        "what": "GLRR (exact Gibbs, NUTS, SVI, MAP=sRRR) vs GSMTR (Gibbs, NUTS) on one "
+                "simulated data set",
         "design": {"n": data.n_subjects, "d": data.n_snps, "c": data.n_phenotypes,
                    "true_rank": 5, "signal_singular_values": [100, 80, 60, 40, 20],
                    "singular_values_of_B": truth.singular_values.tolist(),
@@ -209,11 +244,15 @@ def main(argv=None):
                    "genotypes": "bundled 1000 Genomes (real LD), LD-pruned r2 0.5, MAF >= 0.05"},
         "config": vars(args),
         "methods": results,
-        "glrr_gibbs": "none: no exact conjugate Gibbs kernel (Laplace SNP prior, bilinear layers)",
+        "glrr_recommended_sampler": "gibbs" if gibbs_wins else "nuts",
+        "gibbs_vs_nuts_agreement": agreement,
         "loo_compare_glrr_vs_gsmtr": comparison,
+        "loo_compare_glrr_fit": best,
         "gsmtr_lambda_by_waic": lam,
         "rank_selection": rank_selection,
         "ratios": {
+            "gibbs_over_nuts_ess_per_second": ess_ratio,
+            "gibbs_over_nuts_wall": gibbs["wall_seconds"] / nuts["wall_seconds"],
             "glrr_nuts_wall_over_svi_wall": nuts["wall_seconds"] / svi["wall_seconds"],
             "rel_error_svi_over_nuts": svi["rel_error_B"] / nuts["rel_error_B"],
         },
@@ -239,6 +278,8 @@ def main(argv=None):
                                                                 "ess_bulk_min_per_s",
                                                                 "wall_seconds")}
                       for k, r in results.items()}, indent=1))
+    print(json.dumps({"gibbs_over_nuts_ess_per_second": ess_ratio,
+                      "gibbs_vs_nuts_agreement": agreement}, indent=1))
 
 
 def _plot(result, path):
@@ -262,6 +303,9 @@ def _plot(result, path):
         if key == "ess_bulk_min_per_s":
             ax.set_yscale("log")
             ax.set_title(title + " (log; SVI/MAP: none)", fontsize=10)
+        if key == "wall_seconds":
+            ax.set_yscale("log")
+            ax.set_title(title + " (log)", fontsize=10)
     d = result["design"]
     fig.suptitle(f"GLRR vs GSMTR: n={d['n']}, d={d['d']}, c={d['c']}, true rank 5 "
                  "(signal s.v. 100…20), real-LD genotypes", fontsize=10)

@@ -117,3 +117,23 @@ def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=Fa
     w = cho_solve((L, True), Y / sigma - v)
     draw = u + sigma * inv_prec[:, None] * (X.T @ w)
     return (draw, n_jitter) if return_jitter else draw
+
+
+def matrix_normal_kron(key, left_eig, right_eig, linear, ridge):
+    """Draw M (p×q) with density ∝ exp(−½⟨M, A M B⟩ − ½ ridge ‖M‖²_F + ⟨L, M⟩).
+
+    That is vec(M) ~ N(P⁻¹ vec(L), P⁻¹) with P = B ⊗ A + ridge·I (A p×p, B q×q
+    symmetric positive semi-definite): the conditional of a coefficient matrix whose
+    rows share one design Gram matrix A and whose columns share one precision B (a
+    multivariate regression with correlated noise and an isotropic Gaussian prior).
+    With A = P_A diag(a) P_Aᵀ and B = P_B diag(b) P_Bᵀ (``left_eig = (a, P_A)``,
+    ``right_eig = (b, P_B)``, as returned by ``jnp.linalg.eigh``), M̃ = P_Aᵀ M P_B has
+    independent entries with precision a_i b_j + ridge, so the draw costs two
+    eigendecompositions and no pq×pq factorisation.  Exact for any ridge > 0.
+    """
+    a, PA = left_eig
+    b, PB = right_eig
+    prec = jnp.maximum(a, 0.0)[:, None] * jnp.maximum(b, 0.0)[None, :] + ridge
+    lin = PA.T @ linear @ PB
+    noise = jax.random.normal(key, lin.shape, lin.dtype)
+    return PA @ (lin / prec + noise / jnp.sqrt(prec)) @ PB.T
