@@ -95,6 +95,36 @@ def test_shifted_chains_fail_and_name_the_parameter():
     assert diagnose(tree, var_names=["W", "sigma"]).ok
 
 
+def test_model_declared_exclusions_are_not_flagged_but_reported():
+    """Elements a model lists under ``alignment["convergence_exclude"]`` (e.g. loadings
+    of factors switched off by ARD) leave R-hat/ESS, with a note saying so."""
+    import json
+
+    from report_synthetic import PHENOS
+
+    from bayesimg.report.diagnostics import sampling_problems
+
+    def excluding(phenos):
+        spec = {"reason": "switched off by the prior",
+                "elements": [{"var": "mu", "sel": {"phenotype": p}} for p in phenos]}
+        return make_tree(shift_chains=0.5,
+                         attrs={"alignment": json.dumps({"convergence_exclude": spec})})
+
+    assert sampling_problems(make_tree(shift_chains=0.5))     # mu's chains disagree
+    every = excluding(PHENOS)
+    assert sampling_problems(every) == []
+    diag = diagnose(every)
+    assert diag.ok, str(diag)
+    assert any("3 parameter(s) not checked" in m and "switched off by the prior" in m
+               for m in diag.messages)
+    # excluding one of three still flags the others, and the warning says what was left out
+    one = excluding(PHENOS[:1])
+    problems = sampling_problems(one)
+    assert len(problems) == 1 and "1 parameter(s) not checked" in problems[0]
+    assert f"mu[{PHENOS[0]}]" not in problems[0] and f"mu[{PHENOS[1]}]" in problems[0]
+    assert not diagnose(one).ok
+
+
 def test_rhat_matches_arviz_on_a_tree():
     from arviz_stats import rhat
 

