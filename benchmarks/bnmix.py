@@ -4,9 +4,12 @@ Design (the bnClustOmics study's): K = 3 clusters, 25 Gaussian nodes, N = 450,
 clusters differing only in their DAGs (:func:`bayesimg.data.simulate_bnmix.simulate_bnmix`),
 seeds 0..5.  Methods on identical data:
 
-* ``bnmix_gibbs``: BNMix, exact Gibbs with Metropolis order moves (order not given,
-  as bnClustOmics), 2 chains × (300 warm-up + 300 draws);
+* ``bnmix_gibbs``: BNMix (default: clusters partially pooled), exact Gibbs with
+  Metropolis order moves (order not given, as bnClustOmics), 2 chains × (300
+  warm-up + 300 draws);
 * ``bnmix_gibbs_given_order``: the same with the true node order given;
+* ``bnmix_gibbs_independent``: ``pooling=False`` (independent clusters, as
+  bnClustOmics; the model before issue 6's fix, with the new order moves), order sampled;
 * ``gmm``: scikit-learn GaussianMixture (full covariance, 10 starts);
 * ``kmeans``: scikit-learn KMeans (10 starts);
 * ``oracle``: Bayes classification with the true parameters;
@@ -17,7 +20,8 @@ Also: K selection (K = 2, 3, 4, PSIS-LOO + BIC) on seed 1, and agreement of
 Gibbs and mean-field SVI membership probabilities on a small case.
 
 Run: ``python benchmarks/bnmix.py --out benchmarks/results/bnmix.json``
-(writes the JSON and a PNG next to it).
+(writes the JSON and a PNG next to it).  Smoke test at reduced size:
+``--seeds 0,1 --skip-extras`` (no K selection, no SVI agreement).
 """
 
 from __future__ import annotations
@@ -94,17 +98,18 @@ def run_bnclustomics() -> dict:
     return {"available": False, "reason": "bnClustOmics installed but no driver script yet"}
 
 
-def main(out: str) -> None:
+def main(out: str, seeds=SEEDS, extras: bool = True) -> None:
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
     rows = []
-    for seed in SEEDS:
+    for seed in seeds:
         data, truth = simulate_bnmix(n=450, n_nodes=25, n_clusters=3, seed=seed)
         X = data.views[0].values
         row = {"seed": seed, "oracle": cluster_scores(truth.labels, truth.oracle_labels)}
         for name, model in (("bnmix_gibbs", BNMix(3)),
-                            ("bnmix_gibbs_given_order", BNMix(3, order=list(truth.order)))):
+                            ("bnmix_gibbs_given_order", BNMix(3, order=list(truth.order))),
+                            ("bnmix_gibbs_independent", BNMix(3, pooling=False))):
             fit, wall, cpu = timed(lambda m=model, d=data: bayesimg.fit(m, d, seed=1, **GIBBS))
             labels = cluster_labels(fit)
             row[name] = {**cluster_scores(truth.labels, labels), **structure(fit, truth, labels),
@@ -123,41 +128,23 @@ def main(out: str) -> None:
         print(seed, {k: round(v["ARI"], 3) for k, v in row.items() if isinstance(v, dict)},
               flush=True)
 
-    # K selection on seed 1
-    data, truth = simulate_bnmix(n=450, n_nodes=25, n_clusters=3, seed=1)
-    fits = {k: bayesimg.fit(BNMix(k), data, seed=1, **GIBBS) for k in (2, 3, 4)}
-    chosen, table = select_n_clusters(fits, ic="loo")
-    ksel = {"seed": 1, "chosen_K": chosen,
-            "table": {str(i): {c: (float(v) if isinstance(v, float | np.floating | int | np.integer)
-                                   else bool(v) if isinstance(v, bool | np.bool_) else str(v))
-                               for c, v in r.items()} for i, r in table.iterrows()}}
-    print("K selection", chosen, flush=True)
-
-    # Gibbs vs mean-field SVI membership agreement (small case)
-    data, truth = simulate_bnmix(n=160, n_nodes=4, n_clusters=2, edge_prob=0.6, n_remove=1,
-                                 n_add=2, w_min=0.8, w_max=1.2, seed=11)
-    model = BNMix(2, order=list(truth.order))
-    g = bayesimg.fit(model, data, method="gibbs", chains=2, warmup=300, draws=1500, seed=1,
-                     progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        s = bayesimg.fit(model, data, method="svi", steps=3000, num_draws=400, seed=1,
-                         progress=False)
-    diff = np.abs(membership(g).values - membership(s).values)
-    agreement = {"gibbs_vs_svi_mean_abs_membership_diff": float(diff.mean()),
-                 "gibbs_vs_svi_max_abs_membership_diff": float(diff.max())}
+    ksel, agreement = {"skipped": True}, {"skipped": True}
+    if extras:
+        ksel, agreement = k_selection_and_agreement()
 
     def mean_of(method, key):
         return float(np.mean([r[method][key] for r in rows]))
 
-    methods = ["oracle", "bnmix_gibbs", "bnmix_gibbs_given_order", "gmm", "kmeans"]
+    methods = ["oracle", "bnmix_gibbs", "bnmix_gibbs_given_order", "bnmix_gibbs_independent",
+               "gmm", "kmeans"]
     summary = {m: {k: mean_of(m, k) for k in rows[0][m] if isinstance(rows[0][m][k], float)}
                for m in methods}
-    summary["ari_gap_to_oracle_bnmix_gibbs"] = float(np.mean(
-        [r["oracle"]["ARI"] - r["bnmix_gibbs"]["ARI"] for r in rows]))
+    for m in methods[1:4]:
+        summary[f"ari_gap_to_oracle_{m}"] = float(np.mean(
+            [r["oracle"]["ARI"] - r[m]["ARI"] for r in rows]))
     result = {
         "design": "K=3, 25 Gaussian nodes, N=450, clusters differ only in DAGs "
-                  "(simulate_bnmix defaults), seeds " + str(SEEDS),
+                  "(simulate_bnmix defaults), seeds " + str(list(seeds)),
         "settings": {"gibbs": GIBBS, "gmm": "sklearn GaussianMixture full, n_init=10",
                      "kmeans": "sklearn KMeans n_init=10"},
         "per_seed": rows, "mean": summary, "k_selection": ksel, "agreement": agreement,
@@ -182,20 +169,52 @@ def main(out: str) -> None:
     print(json.dumps(summary, indent=1))
 
 
+def k_selection_and_agreement() -> tuple[dict, dict]:
+    # K selection on seed 1
+    data, truth = simulate_bnmix(n=450, n_nodes=25, n_clusters=3, seed=1)
+    fits = {k: bayesimg.fit(BNMix(k), data, seed=1, **GIBBS) for k in (2, 3, 4)}
+    chosen, table = select_n_clusters(fits, ic="loo")
+    ksel = {"seed": 1, "chosen_K": chosen,
+            "table": {str(i): {c: (float(v) if isinstance(v, float | np.floating | int | np.integer)
+                                   else bool(v) if isinstance(v, bool | np.bool_) else str(v))
+                               for c, v in r.items()} for i, r in table.iterrows()}}
+    print("K selection", chosen, flush=True)
+
+    # Gibbs vs mean-field SVI membership agreement (small case)
+    data, truth = simulate_bnmix(n=160, n_nodes=4, n_clusters=2, edge_prob=0.6, n_remove=1,
+                                 n_add=2, w_min=0.8, w_max=1.2, seed=11)
+    model = BNMix(2, order=list(truth.order))
+    g = bayesimg.fit(model, data, method="gibbs", chains=2, warmup=300, draws=1500, seed=1,
+                     progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = bayesimg.fit(model, data, method="svi", steps=3000, num_draws=400, seed=1,
+                         progress=False)
+    from scipy.optimize import linear_sum_assignment
+    mg, ms = membership(g).values, membership(s).values
+    _, cols = linear_sum_assignment(-(mg.T @ ms))   # labels are identified within a fit only
+    diff = np.abs(mg - ms[:, cols])
+    agreement = {"gibbs_vs_svi_mean_abs_membership_diff": float(diff.mean()),
+                 "gibbs_vs_svi_max_abs_membership_diff": float(diff.max())}
+    return ksel, agreement
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    methods = ["oracle", "bnmix_gibbs", "bnmix_gibbs_given_order", "gmm", "kmeans"]
+    methods = ["oracle", "bnmix_gibbs", "bnmix_gibbs_given_order", "bnmix_gibbs_independent",
+               "gmm", "kmeans"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(rows))
     for i, m in enumerate(methods):
-        axes[0].bar(x + (i - 2) * 0.16, [r[m]["ARI"] for r in rows], 0.16, label=m)
+        axes[0].bar(x + (i - 2.5) * 0.14, [r[m]["ARI"] for r in rows], 0.14, label=m)
     axes[0].set_xticks(x, [f"seed {r['seed']}" for r in rows])
     axes[0].set_ylabel("ARI")
     axes[0].set_title("Clustering (K=3, p=25, N=450)")
     axes[0].legend(fontsize=7)
-    for m, mk in (("bnmix_gibbs", "o"), ("bnmix_gibbs_given_order", "s")):
+    for m, mk in (("bnmix_gibbs", "o"), ("bnmix_gibbs_given_order", "s"),
+                  ("bnmix_gibbs_independent", "^")):
         axes[1].scatter([r[m]["FDR"] for r in rows], [r[m]["TPR"] for r in rows], marker=mk,
                         label=m)
     axes[1].set_xlabel("skeleton FDR")
@@ -211,4 +230,9 @@ def plot(rows, path):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="benchmarks/results/bnmix.json")
-    main(parser.parse_args().out)
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                        help="comma-separated simulation seeds (default 0..5)")
+    parser.add_argument("--skip-extras", action="store_true",
+                        help="skip K selection and the Gibbs-vs-SVI agreement (smoke test)")
+    args = parser.parse_args()
+    main(args.out, [int(v) for v in args.seeds.split(",")], extras=not args.skip_extras)

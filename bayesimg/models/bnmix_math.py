@@ -76,3 +76,58 @@ def node_regression(S, j, sd, sigma2, n_k, key=None):
     eps = jax.random.normal(key, (P,), S.dtype)
     beta = sd * solve_triangular(L.T, w + eps, lower=False)
     return log_ml, beta
+
+
+def pooled_node_regression(S, j, sd0, sd, sigma2, n_k, key=None):
+    r"""Node j's regressions in all K clusters with a shared and a cluster-specific part.
+
+    Cluster k's coefficients (intercept, b_{1..p, j}) are γ₀ + γ_k, the shared part
+    γ₀ ~ N(0, diag(sd0²)) and the deviations γ_k ~ N(0, diag(sd_k²)) independent
+    (``sd0`` (P,), ``sd`` (K, P); 0 = excluded); residual variance σ²_k (``sigma2``
+    (K,)), sufficient statistics ``S`` (K, P, P) and weights ``n_k`` (K,) as in
+    :func:`node_regression`.  In whitened coordinates u = (γ₀/sd0, γ_k/sd_k) the
+    posterior precision is the arrowhead matrix
+
+        A₀₀ = I + D₀^{1/2} (Σ_k S_k/σ²_k) D₀^{1/2},   A₀ₖ = D₀^{1/2} S_k D_k^{1/2} / σ²_k,
+        Aₖₖ = I + D_k^{1/2} S_k D_k^{1/2} / σ²_k,
+
+    so with Aₖₖ = L_k L_kᵀ, W_k = L_k⁻¹ A₀ₖᵀ, w_k = L_k⁻¹ r_k and the Schur complement
+    Ã₀₀ = A₀₀ − Σ_k W_kᵀW_k = L₀ L₀ᵀ, r̃₀ = r₀ − Σ_k W_kᵀ w_k, w₀ = L₀⁻¹ r̃₀:
+
+        log p(y | σ², D) = Σ_k [−(n_k/2) log(2πσ²_k) − y_kᵀy_k/(2σ²_k) + ½|w_k|²
+                           − Σ log diag L_k] + ½|w₀|² − Σ log diag L₀,
+
+    and an exact joint draw is u₀ = L₀⁻ᵀ(w₀ + ε₀), then u_k | u₀ = L_k⁻ᵀ(w_k − W_k u₀ + ε_k)
+    (cost K + 1 Cholesky factors of size P instead of one of size (K + 1)P).  With
+    ``sd0 = 0`` this is K independent :func:`node_regression` calls.
+    Returns ``(log_ml, beta0 (P,), beta (K, P))`` (betas None without a key).
+    """
+    K, P, _ = S.shape
+    eye = jnp.eye(P, dtype=S.dtype)
+    Sw = S / sigma2[:, None, None]                                   # S_k / σ²_k
+    sy = Sw[:, :, 1 + j]                                             # (K, P)
+    Ak = eye + Sw * sd[:, :, None] * sd[:, None, :]
+    rk = sd * sy
+    A0k = Sw * sd0[None, :, None] * sd[:, None, :]                   # (K, P0, Pk)
+    Lk = jnp.linalg.cholesky(Ak)
+    solve = jax.vmap(lambda L, b: solve_triangular(L, b, lower=True))
+    Wk = solve(Lk, jnp.swapaxes(A0k, 1, 2))                          # (K, Pk, P0)
+    wk = solve(Lk, rk)                                               # (K, P)
+    A00 = eye + jnp.sum(Sw, axis=0) * sd0[:, None] * sd0[None, :]
+    At = A00 - jnp.einsum("kab,kac->bc", Wk, Wk)
+    rt = sd0 * jnp.sum(sy, axis=0) - jnp.einsum("kab,ka->b", Wk, wk)
+    L0 = jnp.linalg.cholesky(At)
+    w0 = solve_triangular(L0, rt, lower=True)
+    yty = S[:, 1 + j, 1 + j]
+    log_ml = (jnp.sum(-0.5 * n_k * (LOG_2PI + jnp.log(sigma2)) - 0.5 * yty / sigma2
+                      + 0.5 * jnp.sum(wk * wk, axis=1)
+                      - jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=1, axis2=2)), axis=1))
+              + 0.5 * jnp.dot(w0, w0) - jnp.sum(jnp.log(jnp.diag(L0))))
+    if key is None:
+        return log_ml, None, None
+    k0, k1 = jax.random.split(key)
+    u0 = solve_triangular(L0.T, w0 + jax.random.normal(k0, (P,), S.dtype), lower=False)
+    eps = jax.random.normal(k1, (K, P), S.dtype)
+    uk = jax.vmap(lambda L, b: solve_triangular(L.T, b, lower=False))(
+        Lk, wk - jnp.einsum("kab,b->ka", Wk, u0) + eps)
+    return log_ml, sd0 * u0, sd * uk
