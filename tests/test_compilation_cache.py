@@ -64,7 +64,8 @@ def test_cache_folder_and_hit_in_a_second_process(tmp_path):
 
 def test_cache_off_and_default_folder(tmp_path):
     assert _run(BAYESIMG_COMPILATION_CACHE="0")["dir"] is None
-    default = _run(XDG_CACHE_HOME=str(tmp_path))
+    assert _run(XDG_CACHE_HOME=str(tmp_path))["dir"] is None   # opt-in
+    default = _run(XDG_CACHE_HOME=str(tmp_path), BAYESIMG_COMPILATION_CACHE="1")
     assert default["dir"] == str(tmp_path / "bayesimg" / "jax")
 
 
