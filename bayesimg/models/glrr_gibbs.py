@@ -229,6 +229,18 @@ def noise_ridge_moves(key, Lam, psi, tau, S, n, psi_prior, steps):
     return Lam, psi, n_acc / max(n_moves, 1)
 
 
+
+def _loading_scale_rates(M, laplace: bool, rate, size: int):
+    """(α, β) per column of a loading matrix for :func:`scale_move`.
+
+    Laplace prior with rate r: α = r Σ|m|, β = 0; Gaussian prior with precision
+    ``size``: α = 0, β = size Σ m² / 2.
+    """
+    zeros = jnp.zeros((M.shape[1],), M.dtype)
+    if laplace:
+        return rate * jnp.sum(jnp.abs(M), axis=0), zeros
+    return zeros, size * jnp.sum(M * M, axis=0) / 2.0
+
 def _laplace_inverse_variance(key, x, rate):
     """1/s | x ~ InvGauss(ρ/|x|, ρ²) for x | s ~ N(0, s), s ~ Exp(ρ²/2)."""
     tiny = jnp.finfo(x.dtype).tiny
@@ -411,12 +423,7 @@ class GLRRGibbs(MCMCKernel):
             U = U.at[:, h].set(u[:, 0])
             XU = XU.at[:, h].set(X @ u[:, 0])
         # scale moves (u_h, δ_h) → (a u_h, δ_h/a), s integrated out
-        if self.snp_laplace:
-            alpha_u = kw["snp_rate"] * jnp.sum(jnp.abs(U), axis=0)
-            beta_u = jnp.zeros((R,), dt)
-        else:
-            alpha_u = jnp.zeros((R,), dt)
-            beta_u = d * jnp.sum(U * U, axis=0) / 2.0
+        alpha_u, beta_u = _loading_scale_rates(U, self.snp_laplace, kw.get("snp_rate"), d)
         step, acc_u = scale_move(next(keys), d - 1.0, alpha_u, beta_u, theta * delta**2 / 2.0)
         U, XU, delta = U * jnp.exp(step), XU * jnp.exp(step), delta * jnp.exp(-step)
         if self.snp_laplace:
@@ -438,12 +445,7 @@ class GLRRGibbs(MCMCKernel):
                     return_jitter=True)
                 n_jitter = n_jitter + j
                 V = V.at[:, h].set(v[:, 0])
-        if self.phen_laplace:
-            alpha_v = kw["phenotype_rate"] * jnp.sum(jnp.abs(V), axis=0)
-            beta_v = jnp.zeros((R,), dt)
-        else:
-            alpha_v = jnp.zeros((R,), dt)
-            beta_v = c * jnp.sum(V * V, axis=0) / 2.0
+        alpha_v, beta_v = _loading_scale_rates(V, self.phen_laplace, kw.get("phenotype_rate"), c)
         step, acc_v = scale_move(next(keys), c - 1.0, alpha_v, beta_v, theta * delta**2 / 2.0)
         V, delta = V * jnp.exp(step), delta * jnp.exp(-step)
         if self.phen_laplace:
