@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 import bayesimg as bi
+from bayesimg.atomic import write_text_atomic
 from bayesimg.inference.common import versions
 from bayesimg.inference.convert import _json_default
 
@@ -34,10 +35,7 @@ def write_json(path: str | Path, result: dict) -> Path:
     result = {**result, "machine": machine(), "peak_rss_mb": peak_rss_mb()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=_json_default))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(result, indent=2, default=_json_default))
 
 
 def median_seconds(fn, *args, repeats: int = 5) -> float:

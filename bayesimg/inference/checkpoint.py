@@ -31,37 +31,23 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+from bayesimg.atomic import write_atomic
 from bayesimg.errors import InputFileError, ModelSpecError
 
 _FORMAT = 1
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` and rename onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     def write(tmp):
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    _atomic_write(path, write)
+    write_atomic(path, write)
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -216,7 +202,7 @@ class Checkpoint:
                 "parts": {**previous.get("parts", {}),
                           **{str(g): int(n) for g, n in parts.items()}},
                 "progress": _json_safe(progress)}
-        _atomic_write(self.path / "meta.json",
+        write_atomic(self.path / "meta.json",
                       lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
         for name in (previous.get("state_file"), previous.get("extra_file")):
             if name and name not in (state_file, extra_file):

@@ -22,8 +22,6 @@ Run from the repository root: ``python case_studies/abide_factors/run.py``; writ
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 import bayesimg
+from bayesimg.atomic import write_text_atomic
 from bayesimg.data import make_views
 from bayesimg.models import MultiViewFactor
 from bayesimg.models import factor_outputs as fo
@@ -131,10 +130,7 @@ def main() -> dict:
         fp.plot_factor_scatter(fit, labels["diagnosis"].rename("diagnosis"), x=site_f,
                                y=dx_f, path=OUT / f"factors_by_diagnosis_{name}.png")
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh, indent=1, default=str)
-    os.replace(tmp, OUT / "results.json")
+    write_text_atomic(OUT / "results.json", json.dumps(out, indent=1, default=str))
     return out
 
 

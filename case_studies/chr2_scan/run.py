@@ -161,15 +161,10 @@ def manhattan(genes: pd.DataFrame, windows: dict, names: list[str], lam: float, 
     save_figure(fig, path)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def report(args, out: Path, data, truth, windows, names, results, wall_fits, lam, waic,
            genes, diagnostics, fit_warnings, waic_warnings, t_start) -> dict:
     import bayesimg as bi
+    from bayesimg.atomic import write_text_atomic
     from bayesimg.inference.common import versions
     from bayesimg.report.markdown import markdown_table
     shapes = bi.data.describe_windows({n: windows[n] for n in names})
@@ -221,7 +216,7 @@ def report(args, out: Path, data, truth, windows, names, results, wall_fits, lam
         log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')}: ran {len(results.ran)}, reused "
                   f"{len(results.skipped)} ==\n" + "".join(f"{w}\n" for w in
                                                             fit_warnings + waic_warnings))
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     mode = "quick run (3 windows)" if args.quick else "full scan"
     lines = [
         f"# chr2 GSMTR scan — {mode}\n",
@@ -252,7 +247,7 @@ def report(args, out: Path, data, truth, windows, names, results, wall_fits, lam
         f"({summary['windows_max_rhat_all_over_1.01']} of {len(names)} windows above 1.01; "
         "warnings.txt lists the sampler's warnings).\n",
     ]
-    write_atomic(out / "results.md", "\n".join(lines))
+    write_text_atomic(out / "results.md", "\n".join(lines))
     manhattan(genes, windows, names, lam, out / "manhattan.png")
     return summary
 

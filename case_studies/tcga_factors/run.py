@@ -22,8 +22,6 @@ Run from the repository root: ``python case_studies/tcga_factors/run.py``; write
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +31,7 @@ import pandas as pd
 from scipy.cluster.vq import kmeans2
 
 import bayesimg
+from bayesimg.atomic import write_text_atomic
 from bayesimg.data import make_views
 from bayesimg.metrics import adjusted_rand_index
 from bayesimg.models import MultiViewFactor
@@ -153,10 +152,7 @@ def main() -> dict:
                            path=OUT / "factors_test_projected.png")
     fp.plot_top_loadings(fit, "protein", best[0], path=OUT / "top_protein_loadings.png")
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh, indent=1, default=str)
-    os.replace(tmp, OUT / "results.json")
+    write_text_atomic(OUT / "results.json", json.dumps(out, indent=1, default=str))
     return out
 
 
