@@ -125,3 +125,19 @@ def test_binary_roots_and_known_labels():
     target = (labels["grp"][known] == "B").astype(float).values
     np.testing.assert_allclose(memb.sel(cluster="B").values[known], target, atol=1e-9)
     assert fit.tree.attrs["alignment"].find("known labels") > 0
+
+
+@pytest.mark.parametrize("method", ["gibbs", "map", "svi", "nuts"])
+def test_single_node_is_a_gaussian_mixture(method):
+    # one node (no candidate edges): every method fits a plain two-component mixture
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-2.0, 1.0, 80), rng.normal(2.0, 1.0, 80)])[:, None]
+    opts = dict(OPTS, method=method)
+    if method in ("map", "svi"):
+        opts = dict(method=method, steps=1500, seed=0, progress=False)
+    fit = bayesimg.fit(BNMix(2), _views(x, ["a"]), **opts)
+    memb = fit.posterior["membership"].mean(("chain", "draw")).values
+    truth = np.repeat([0, 1], 80)
+    agree = max(np.mean(memb.argmax(-1) == truth), np.mean(memb.argmax(-1) != truth))
+    assert agree > 0.9
+    assert fit.posterior["B"].shape[-2:] == (1, 1)

@@ -701,25 +701,31 @@ class BNMix(Model):
                     "log_tau_offset", dist.ImproperUniform(constraints.real, (), (K,)))
                 horseshoe_factor("tau_prior", log_tau, global_scale)
                 tau = numpyro.deterministic("tau", jnp.exp(log_tau))
-                lam = cauchy_local("lam", (K, m), edge_scale)
-                raw = init_raw + numpyro.sample(
-                    "B_raw", dist.ImproperUniform(constraints.real, (), (K, m)))
-                numpyro.factor("B_raw_prior", jnp.sum(-0.5 * raw**2))
-                dev_white = edge_white & (not pool)
-                scale = jnp.where(dev_white, slab_scale, tau[:, None] * lam) \
-                    * jnp.sqrt(sigma2[:, child_idx])
-                w = raw * scale
+                if m:   # no candidate edges (one node, or all blacklisted): no edge sites
+                    lam = cauchy_local("lam", (K, m), edge_scale)
+                    raw = init_raw + numpyro.sample(
+                        "B_raw", dist.ImproperUniform(constraints.real, (), (K, m)))
+                    numpyro.factor("B_raw_prior", jnp.sum(-0.5 * raw**2))
+                    dev_white = edge_white & (not pool)
+                    scale = jnp.where(dev_white, slab_scale, tau[:, None] * lam) \
+                        * jnp.sqrt(sigma2[:, child_idx])
+                    w = raw * scale
+                else:
+                    w = jnp.zeros((K, 0), X.dtype)
                 if pool:
                     # shared network B₀ (unscaled horseshoe, whitelisted edges N(0, c²))
                     log_tau0 = jnp.log(init_tau_shared) + numpyro.sample(
                         "log_tau0_offset", dist.ImproperUniform(constraints.real, (), ()))
                     horseshoe_factor("tau0_prior", log_tau0, shared_global_scale)
                     tau0 = numpyro.deterministic("tau_shared", jnp.exp(log_tau0))
-                    lam0 = cauchy_local("lam0", (m,), edge_scale)
-                    raw0 = init_raw0 + numpyro.sample(
-                        "B0_raw", dist.ImproperUniform(constraints.real, (), (m,)))
-                    numpyro.factor("B0_raw_prior", jnp.sum(-0.5 * raw0**2))
-                    w0 = raw0 * jnp.where(edge_white, slab_scale, tau0 * lam0)
+                    if m:
+                        lam0 = cauchy_local("lam0", (m,), edge_scale)
+                        raw0 = init_raw0 + numpyro.sample(
+                            "B0_raw", dist.ImproperUniform(constraints.real, (), (m,)))
+                        numpyro.factor("B0_raw_prior", jnp.sum(-0.5 * raw0**2))
+                        w0 = raw0 * jnp.where(edge_white, slab_scale, tau0 * lam0)
+                    else:
+                        w0 = jnp.zeros((0,), X.dtype)
                     numpyro.deterministic(
                         "B_shared", jnp.zeros((p, p), X.dtype).at[par_idx, child_idx].set(w0))
                     w = w + w0[None]
