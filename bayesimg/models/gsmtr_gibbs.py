@@ -131,8 +131,9 @@ class GSMTRGibbs(MCMCKernel):
         # W | τ, ω, σ², Γ
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
         if narrow:
-            W, n_jitter = gaussian_columns_given_precision(
-                keys[0], cache["XtX"], xt_target, prior_prec, sigma, return_jitter=True)
+            W, n_jitter, energy = gaussian_columns_given_precision(
+                keys[0], cache["XtX"], xt_target, prior_prec, sigma, return_jitter=True,
+                return_energy=True)
         else:
             W, n_jitter = gaussian_columns_wide(keys[0], X, target, prior_prec, sigma,
                                                 return_jitter=True)
@@ -151,9 +152,10 @@ class GSMTRGibbs(MCMCKernel):
 
         # σ² | W, τ, ω, Γ
         if narrow:
-            # ‖target − XW‖² = ‖target‖² − 2⟨W, Xᵀtarget⟩ + ⟨W, XᵀX W⟩
+            # ‖target − XW‖² = ‖target‖² − 2⟨W, Xᵀtarget⟩ + ⟨W, XᵀX W⟩, where
+            # ⟨W, XᵀX W⟩ = ⟨W, A W⟩ − Σ_i prior_prec_i ‖w_i‖² and ⟨W, A W⟩ came with the draw
             rss = jnp.maximum(target_sq - 2.0 * jnp.sum(W * xt_target)
-                              + jnp.sum(W * (cache["XtX"] @ W)), 0.0)
+                              + energy - jnp.sum(prior_prec * row_sq), 0.0)
         else:
             resid = target - X @ W
             rss = jnp.sum(resid * resid)
