@@ -97,9 +97,10 @@ def test_unknown_population_is_a_named_error(population):
 
 def test_shared_snps_agree_with_the_dense_panels():
     """The 18 rsIDs also in the LCT/TTN files carry the same genotypes: the bundled chr2
-    files belong together and to the same individuals.  With LCT (whose counted allele
-    matches 1000 Genomes, e.g. rs4988235-A at 0.74 in CEU, 0.09 in TSI) the .bim labels
-    agree too; TTN counts the other allele of the same .bim labels (SOURCE.md)."""
+    files belong together and to the same individuals, and every file's .bim A1 names
+    the allele it counts (rs4988235-A at 0.74 in CEU, 0.09 in TSI, as in 1000 Genomes):
+    where two files label a SNP's alleles in opposite order the counts are complements,
+    where they label it alike the counts are equal (SOURCE.md)."""
     chr2 = load_chr2_panel(gene_table=None)
     with importlib.resources.as_file(DEMO) as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # the padding slots hold code 01
@@ -111,12 +112,13 @@ def test_shared_snps_agree_with_the_dense_panels():
         for snp in set(table.snps["snp"]) & set(chr2.snp_names):
             j = list(table.snps["snp"]).index(snp)
             k = list(chr2.snp_names).index(snp)
-            assert table.snps["a1"].iloc[j] == chr2.snps["a1"].iloc[k]
+            mine = tuple(table.snps[["a1", "a2"]].iloc[j])
+            theirs = tuple(chr2.snps[["a1", "a2"]].iloc[k])
+            assert mine in (theirs, theirs[::-1]), snp
             counts = chr2.genotypes[:, k] + chr2.preprocessing["genotype_center"][k]
             other = table.values[rows, j]
             ok = np.isfinite(other) & np.isin(counts, (0.0, 1.0, 2.0))  # not imputed
-            same = np.array_equal(counts[ok], other[ok])
-            assert same or np.array_equal(counts[ok], 2.0 - other[ok]), snp
-            shared.setdefault(region, []).append(same)
-    assert len(shared["LCT"]) == 2 and all(shared["LCT"])
-    assert len(shared["TTN"]) == 16 and not any(shared["TTN"])
+            expected = other[ok] if mine == theirs else 2.0 - other[ok]
+            np.testing.assert_array_equal(counts[ok], expected, err_msg=snp)
+            shared.setdefault(region, []).append(mine == theirs)
+    assert len(shared["LCT"]) == 2 and len(shared["TTN"]) == 16
