@@ -236,8 +236,9 @@ def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "gpu": "none (CPU only, no GPU used)",
-                    "note": "2-core machine shared with other jobs while this ran: wall "
-                            "times are noisy; CPU times are this process's own",
+                    "load_average_at_end": list(os.getloadavg()),
+                    "note": "CPU times are this process's own (bnClustOmics: its R "
+                            "process's); wall times depend on other jobs on the machine",
                     "precision": bayesimg.current_precision()},
         "versions": {"bayesimg": bayesimg.__version__, "jax": __import__("jax").__version__,
                      "numpyro": __import__("numpyro").__version__,
