@@ -5,7 +5,8 @@ triangular solves with c right-hand sides: of the d×d precision XᵀX + D when 
 the n×n matrix X D⁻¹ Xᵀ + I (plus forming it, n²d) when d > n (Bhattacharya et al.).
 This script times, in the same process and on the same JAX backend,
 
-* ``floor``: exactly those operations, jitted, on the same shapes;
+* ``floor``: exactly those operations, jitted in blocks of ten like the sweep, on the
+  same shapes;
 * ``sweep``: one full Gibbs sweep (W, τ, ω, σ²) of the kernel, jitted in blocks of ten
   (median over repeats); the driver's cost per kept draw, which also records the
   per-subject log-likelihood for LOO (n·d·c), is reported beside it;
@@ -56,7 +57,14 @@ def _data(n, d, c, seed=0):
                            name=f"sim n={n} d={d} c={c}")
 
 
-def floor_seconds(X, c, repeats=5):
+def floor_seconds(X, c, repeats=5, block=10):
+    """Seconds of the linear algebra one exact draw of W cannot avoid, timed like the sweep
+    (``block`` draws per jitted call, each depending on the last so none is hoisted).
+
+    d ≤ n: one d×d Cholesky of XᵀX + D and the two triangular solves of the draw
+    (:func:`bayesimg.models.conditionals.gaussian_columns_given_precision`).  d > n: the
+    n×n matrix X D⁻¹ Xᵀ + I (n²d), its Cholesky and a solve (Bhattacharya et al.).
+    """
     n, d = X.shape
     key = jax.random.PRNGKey(0)
     Xj = jnp.asarray(X)
@@ -65,21 +73,23 @@ def floor_seconds(X, c, repeats=5):
     if d <= n:
         gram = Xj.T @ Xj
 
-        @jax.jit
-        def floor(gram, prec, rhs):
+        def one(prec):
             L = jnp.linalg.cholesky(gram + jnp.diag(prec))
-            return cho_solve((L, True), rhs) + solve_triangular(L.T, rhs, lower=False)
-
-        return median_seconds(floor, gram, prec, rhs, repeats=repeats), "d×d Cholesky + solves"
+            draw = solve_triangular(L.T, solve_triangular(L, rhs, lower=True) + rhs,
+                                    lower=False)
+            return prec + 1e-12 * jnp.abs(draw[:, 0])
+        label = "d×d Cholesky + 2 triangular solves"
+    else:
+        def one(prec):
+            L = jnp.linalg.cholesky((Xj / prec[None, :]) @ Xj.T + jnp.eye(n))
+            return prec + 1e-12 * jnp.abs(Xj.T @ cho_solve((L, True), rhs)[:, 0])
+        label = "n×n form (n²d) + Cholesky + solves"
 
     @jax.jit
-    def floor_wide(X, prec, rhs):
-        M = (X / prec[None, :]) @ X.T + jnp.eye(n)
-        L = jnp.linalg.cholesky(M)
-        return cho_solve((L, True), rhs)
+    def floor(prec):
+        return jax.lax.fori_loop(0, block, lambda _, q: one(q), prec)
 
-    seconds = median_seconds(floor_wide, Xj, prec, rhs, repeats=repeats)
-    return seconds, "n×n form (n²d) + Cholesky + solves"
+    return median_seconds(floor, prec, repeats=repeats) / block, label
 
 
 def pure_sweep_seconds(model, data, repeats=5, block=10):
