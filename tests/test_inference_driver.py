@@ -64,6 +64,24 @@ def test_second_fit_of_same_shape_compiles_nothing():
     assert not np.allclose(second.posterior["W"].values, third.posterior["W"].values)
 
 
+def test_compiled_programs_are_kept_least_recently_used_first(monkeypatch):
+    """The cache of compiled samplers is bounded: the least recently used is dropped."""
+    from bayesimg.inference import mcmc
+
+    class Recorder:
+        def __init__(self, kernel, **kwargs):
+            self.kwargs = kwargs
+
+    monkeypatch.setattr(mcmc, "_PROGRAMS", type(mcmc._PROGRAMS)())
+    monkeypatch.setattr(mcmc, "MAX_CACHED_PROGRAMS", 2)
+    get = lambda k: mcmc.compiled_mcmc(("k", k), lambda: None, program_class=Recorder)  # noqa: E731
+    a, b = get(1), get(2)
+    assert get(1) is a                 # a hit, and now the most recently used
+    get(3)                             # evicts 2, the least recently used
+    assert len(mcmc._PROGRAMS) == 2
+    assert get(1) is a and get(2) is not b
+
+
 # ------------------------------------------------------------------ reproducibility
 def test_same_seed_identical_different_seed_different(data, gibbs_fit):
     again = bayesimg.fit(GroupSparseMTR(), data, method="gibbs", seed=3, progress=False, **GIBBS)

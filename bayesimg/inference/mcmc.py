@@ -26,6 +26,7 @@ other through the same compiled program.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
@@ -417,7 +418,12 @@ def _merge_streams(per_group: list[dict[str, StreamingSummary]]) -> dict[str, di
     return out
 
 
-_PROGRAMS: dict[tuple, CompiledMCMC] = {}
+#: Compiled programs kept for reuse, least recently used first.  Each holds XLA
+#: executables (machine code and buffers), so the cache is bounded: a long session that
+#: fits many differently shaped models (a scan over windows, a notebook) keeps the
+#: :data:`MAX_CACHED_PROGRAMS` most recently used and compiles an evicted one again.
+_PROGRAMS: collections.OrderedDict[tuple, CompiledMCMC] = collections.OrderedDict()
+MAX_CACHED_PROGRAMS = 32
 
 
 def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], *,
@@ -430,6 +436,10 @@ def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], *,
     if program is None:
         program = program_class(make_kernel(), **kwargs)
         _PROGRAMS[key] = program
+        while len(_PROGRAMS) > max(1, MAX_CACHED_PROGRAMS):
+            _PROGRAMS.popitem(last=False)
+    else:
+        _PROGRAMS.move_to_end(key)
     return program
 
 
