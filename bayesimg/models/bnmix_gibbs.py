@@ -57,7 +57,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
-from numpyro.infer.mcmc import MCMCKernel
 
 from bayesimg.models.bnmix_math import (
     allowed_from_position,
@@ -66,6 +65,7 @@ from bayesimg.models.bnmix_math import (
     mixture_loglik,
     pooled_node_regression,
 )
+from bayesimg.models.gibbs_kernel import ExactGibbsKernel
 
 
 def dist_ig_logpdf(a, b):
@@ -115,10 +115,9 @@ def _horseshoe(b2, active, nu, xi, tau2, tau_scale, local_scale2, gammas, axes):
     return lam2, nu, tau2, xi
 
 
-class BNMixGibbs(MCMCKernel):
+class BNMixGibbs(ExactGibbsKernel):
     """Blocked Gibbs + order-Metropolis kernel for :class:`~bayesimg.models.BNMix`."""
 
-    sample_field = "z"
 
     def __init__(self, order_moves: int = 0, pool: bool = True, relocations: int = 0,
                  carry_scales: bool = True):
@@ -128,10 +127,6 @@ class BNMixGibbs(MCMCKernel):
         self.order_moves = int(order_moves)
         self.relocations = int(relocations)
         self.pool = bool(pool)
-
-    @property
-    def model(self):
-        return None
 
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):

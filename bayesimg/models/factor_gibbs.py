@@ -57,9 +57,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
-from numpyro.infer.mcmc import MCMCKernel
 
 from bayesimg.models.factor import TRIALS, FactorLayout
+from bayesimg.models.gibbs_kernel import ExactGibbsKernel
 
 #: Up to this many slots (views + outcome), Gibbs draws the factors per presence pattern.
 MAX_PATTERN_SLOTS = 4
@@ -294,10 +294,9 @@ def _gaussian_by_pattern(eps, present, A, rhs):
     return jnp.sum(onehot[:, :, None] * both.reshape(n, 2**M, K), axis=1)
 
 
-class FactorGibbs(MCMCKernel):
+class FactorGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel; state ``z`` holds the concatenated parameters."""
 
-    sample_field = "z"
 
     def __init__(self, model, layout: FactorLayout):
         self.K = model.n_factors
@@ -321,10 +320,6 @@ class FactorGibbs(MCMCKernel):
         # without weighted columns Λ_i depends only on which views subject i is
         # present in: one K × K factorisation per presence pattern serves them all
         self.by_pattern = len(self.widx) == 0 and self.n_slots <= MAX_PATTERN_SLOTS
-
-    @property
-    def model(self):
-        return None
 
     # ------------------------------------------------------------------ helpers
     def _design(self, X, n, dtype):

@@ -96,7 +96,6 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 from numpyro import handlers
-from numpyro.infer.mcmc import MCMCKernel
 
 from bayesimg.models.conditionals import (
     gaussian_columns_given_precision,
@@ -104,6 +103,7 @@ from bayesimg.models.conditionals import (
     inverse_gaussian,
     matrix_normal_kron,
 )
+from bayesimg.models.gibbs_kernel import ExactGibbsKernel
 
 #: degrees of freedom of the Student-t noise loadings (ν of the MGP, as in glrr.py)
 NU = 3.0
@@ -278,7 +278,7 @@ def _cumulative_precision(head, increments):
     return head * jnp.concatenate([ones, jnp.cumprod(increments)])
 
 
-class GLRRGibbs(MCMCKernel):
+class GLRRGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel for :class:`~bayesimg.models.glrr.GeneralizedLowRankRegression`.
 
     Built by ``GLRR.gibbs_kernel(data)``; every hyperparameter that is an argument of
@@ -286,7 +286,6 @@ class GLRRGibbs(MCMCKernel):
     serves a grid of penalties or priors (as for NUTS).
     """
 
-    sample_field = "z"
 
     def __init__(self, model, model_fn):
         self.rank = model.rank
@@ -298,18 +297,17 @@ class GLRRGibbs(MCMCKernel):
         self.covariate_scale = model.covariate_scale
         self.model_fn = model_fn
 
-    @property
-    def model(self):
-        return None
+    def _dims(self, kw):
+        """``X, Y, Z``, the dtype, ``n, d, c`` and the rank and noise-factor bounds."""
+        X, Y = kw["X"], kw["Y"]
+        n, d = X.shape
+        c = Y.shape[1]
+        return X, Y, kw["Z"], X.dtype, n, d, c, self.rank, self.noise_factors(c)
 
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         kw = model_kwargs
-        X, Y, Z = kw["X"], kw["Y"], kw["Z"]
-        dt = X.dtype
-        n, d = X.shape
-        c = Y.shape[1]
-        R, K = self.rank, self.noise_factors(c)
+        X, Y, Z, dt, n, d, c, R, K = self._dims(kw)
         keys = jax.random.split(rng_key, 8)
         # ridge estimate of B (Y residualised on Z), its rank-R truncated SVD
         Yr = Y
@@ -376,11 +374,7 @@ class GLRRGibbs(MCMCKernel):
     # ---------------------------------------------------------------- sweep
     def sample(self, state, model_args, model_kwargs):
         kw = model_kwargs
-        X, Y, Z = kw["X"], kw["Y"], kw["Z"]
-        dt = X.dtype
-        n, d = X.shape
-        c = Y.shape[1]
-        R, K = self.rank, self.noise_factors(c)
+        X, Y, Z, dt, n, d, c, R, K = self._dims(kw)
         narrow = d <= n
         z = dict(state.z)
         U, V, delta = z["U"], z["V"], z["delta"]

@@ -29,7 +29,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
-from numpyro.infer.mcmc import MCMCKernel
 
 from bayesimg.models.conditionals import (
     gaussian_columns_given_precision,
@@ -37,6 +36,7 @@ from bayesimg.models.conditionals import (
     inverse_gaussian,
     robust_cholesky,
 )
+from bayesimg.models.gibbs_kernel import ExactGibbsKernel
 
 
 class GSMTRGibbsState(NamedTuple):
@@ -49,18 +49,13 @@ class GSMTRGibbsState(NamedTuple):
     stats: dict
 
 
-class GSMTRGibbs(MCMCKernel):
+class GSMTRGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel for :class:`~bayesimg.models.GroupSparseMTR`."""
 
-    sample_field = "z"
 
     def __init__(self, hyperprior=None, covariate_scale: float = 10.0):
         self.hyperprior = hyperprior
         self.covariate_scale = covariate_scale
-
-    @property
-    def model(self):
-        return None
 
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
