@@ -20,6 +20,14 @@ def draws(fit, name: str) -> np.ndarray:
     return value.reshape((-1,) + value.shape[2:])
 
 
+def error_and_coverage(B: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Relative Frobenius error of the posterior mean of draws ``B`` (S, d, c) and the
+    share of ``truth``'s entries inside their central 95% intervals."""
+    rel = np.linalg.norm(B.mean(0) - truth) / np.linalg.norm(truth)
+    lo, hi = np.quantile(B, [0.025, 0.975], axis=0)
+    return float(rel), float(np.mean((lo <= truth) & (truth <= hi)))
+
+
 def real_ld_case(seed: int = 0, n_phenotypes: int = 6, rank: int = 2,
                  singular_values=(30.0, 18.0), noise_factors: int = 1):
     """Rank-``rank`` truth on the bundled 1000 Genomes genotypes (MCM6, AGT, TTN, LD-pruned

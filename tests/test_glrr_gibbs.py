@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _glrr_helpers import draws
+from _glrr_helpers import draws, error_and_coverage
 from _gsmtr_helpers import centre_by_rotation, genotype_design
 from numpyro.infer import Predictive
 
@@ -267,9 +267,7 @@ def test_recovery(case, fits):
     g = fits["gibbs"]
     T = truth.B.to_numpy()
     B = draws(g, "B")
-    rel = np.linalg.norm(B.mean(0) - T) / np.linalg.norm(T)
-    lo, hi = np.quantile(B, [0.025, 0.975], axis=0)
-    cover = np.mean((lo <= T) & (T <= hi))
+    rel, cover = error_and_coverage(B, T)
     assert rel <= 0.3, rel
     assert cover >= 0.85, cover
     top = set(data.snp_names[np.argsort(np.linalg.norm(B.mean(0), axis=1))[::-1][:3]])

@@ -28,7 +28,7 @@ import warnings
 import arviz_stats
 import numpy as np
 import pytest
-from _glrr_helpers import draws, real_ld_case
+from _glrr_helpers import draws, error_and_coverage, real_ld_case
 
 import bayesimg
 from bayesimg.errors import ConvergenceWarning
@@ -62,9 +62,7 @@ def test_b_recovered_with_intervals(case, nuts):
     data, truth = case
     T = truth.B.to_numpy()
     B = draws(nuts, "B")
-    rel = np.linalg.norm(B.mean(0) - T) / np.linalg.norm(T)
-    lo, hi = np.quantile(B, [0.025, 0.975], axis=0)
-    cover = np.mean((lo <= T) & (T <= hi))
+    rel, cover = error_and_coverage(B, T)
     assert rel <= 0.35, rel
     assert cover >= 0.85, cover
     rows = np.linalg.norm(B.mean(0), axis=1)
