@@ -62,6 +62,13 @@ def test_second_fit_of_same_shape_compiles_nothing():
                          **GIBBS)
     assert third.timings["compile_seconds"] == 0
     assert not np.allclose(second.posterior["W"].values, third.posterior["W"].values)
+    # a shorter run (a trial before the long one) reuses the program too, and its draws
+    # are the first draws of the longer run: the call length is not compiled in
+    short = bayesimg.fit(GroupSparseMTR(1.0, 1.0), b, method="gibbs", seed=1, progress=False,
+                         **{**GIBBS, "draws": 300})
+    assert short.timings["compile_seconds"] == 0
+    np.testing.assert_allclose(short.posterior["W"].values,
+                               third.posterior["W"].values[:, :300], rtol=1e-12)
 
 
 def test_compiled_programs_are_kept_least_recently_used_first(monkeypatch):

@@ -35,7 +35,6 @@ Batches keep every draw: fits whose draws would be thinned under their
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -284,11 +283,10 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
     batch_chunk = plan_storage(sizes, chains * n_fits, draws, max_draw_bytes=None).chunk
     stacked_bytes = sum(np.asarray(v).nbytes for k, v in merged.items() if axes[k] == 0)
     repeat = stacked_bytes * (layout.per_device - 1) <= REPEAT_BYTES
-    chunk = max(1, min(batch_chunk, math.ceil(max(warmup, draws) / 20)))
     program = compiled_mcmc(
         (key, kernel, tuple(sorted(kernel_settings.items()))), make_kernel,
         program_class=BatchedMCMC, n_fits=n_fits, fit_axes=tuple(sorted(axes.items())),
-        fit_layout=layout, num_warmup=warmup, chunk=chunk, repeat_per_chain=repeat,
+        fit_layout=layout, num_warmup=warmup, chunk=batch_chunk, repeat_per_chain=repeat,
         record_extra=pointwise_loglik_fn(model_fn, model.observed),
         drop_sites=model.hidden_sites)
     rng = jnp.stack([jax.random.PRNGKey(s) for s in seeds])

@@ -111,6 +111,16 @@ def state_stats(state) -> dict[str, Any]:
     return out
 
 
+#: A run advances in calls of about this fraction of its warm-up or draws (progress bar,
+#: checkpoint commits); the recording buffer's size does not depend on it.
+CALL_FRACTION = 20
+
+
+def steps_per_call(warmup: int, draws: int) -> int:
+    """Transitions (warm-up) or kept draws (sampling) per call: ~5% of the longer phase."""
+    return max(1, math.ceil(max(warmup, draws) / CALL_FRACTION))
+
+
 def chain_programs(kernel, *, num_warmup: int, chunk: int,
                    record_extra: Callable[[dict, dict], dict] | None = None,
                    drop_sites: frozenset[str] = frozenset()):
@@ -197,8 +207,13 @@ class CompiledMCMC:
     def run(self, rng_key, kwargs: dict, *, num_samples: int, thin: int = 1,
             progress: bool = True, desc: str = "MCMC",
             storage: StoragePlan | None = None,
-            checkpoint: Checkpoint | None = None) -> dict[str, Any]:
+            checkpoint: Checkpoint | None = None,
+            per_call: int | None = None) -> dict[str, Any]:
         """Run all chains; return host arrays with leading dims (chain, draw).
+
+        Each call of the compiled program advances ``per_call`` warm-up transitions or
+        kept draws (at most the buffer's ``chunk``; default: :func:`steps_per_call`), so
+        the compiled program, whose buffer size is fixed, serves runs of any length.
 
         With a thinning ``storage`` plan only every ``keep_every``-th draw is
         kept and ``out["streaming"]`` holds exact summaries over all draws.
@@ -208,6 +223,7 @@ class CompiledMCMC:
         """
         L = self.layout
         keys = self._chain_keys(rng_key)
+        per_call = per_call or steps_per_call(self.num_warmup, num_samples)
         total_steps = self.num_warmup + num_samples * thin
         signature = jax.tree.map(lambda x: (x.shape, str(x.dtype)),
                                  {k: v for k, v in kwargs.items() if v is not None})
@@ -249,7 +265,7 @@ class CompiledMCMC:
                 run = _GroupRun(g, group_resume, checkpoint, summaries, timings,
                                 self.num_warmup)
                 states, chunks = self._run_group(states, kwargs, num_samples, thin, bar, timings,
-                                                 storage, streams, run)
+                                                 storage, streams, run, per_call)
                 per_group.append(chunks)
                 summaries.append(streams)
                 if checkpoint is not None and g + 1 < L.n_sequential:
@@ -260,11 +276,12 @@ class CompiledMCMC:
         return out
 
     def _run_group(self, states, kwargs, num_samples, thin, bar, timings, storage=None,
-                   streams=None, run: _GroupRun | None = None):
+                   streams=None, run: _GroupRun | None = None, per_call: int | None = None):
         L = self.layout
         run = run or _GroupRun(0, {}, None, [], timings, self.num_warmup)
         keep_every = storage.keep_every if storage else 1
         per_step = L.n_devices * L.per_device
+        per_call = per_call or self.chunk
         # warm-up: nothing kept, so each chunk is one slot of n transitions (the
         # recorded sample, stats and log-likelihood cost ~20% of a cheap sweep)
         bar.set_phase("warmup")
@@ -272,7 +289,7 @@ class CompiledMCMC:
         done = run.warmup_done
         bar.update(done * per_step)
         while done < self.num_warmup:
-            n = min(self.chunk, self.num_warmup - done)
+            n = min(per_call, self.num_warmup - done)
             states, _ = self._advance(states, kwargs, 1, n)
             jax.block_until_ready(states)
             done += n
@@ -281,10 +298,13 @@ class CompiledMCMC:
         timings["warmup_seconds"] += time.perf_counter() - t0
         bar.set_phase("sampling")
         t0 = time.perf_counter()
-        kept, done, n_div = run.kept_parts(), run.sampling_done, run.n_div
+        done, n_div = run.sampling_done, run.n_div
+        kept = _Draws(num_samples // keep_every)
+        for part in run.kept_parts():
+            kept.add(part)
         bar.update(done * thin * per_step)
         while done < num_samples:
-            n = min(self.chunk, num_samples - done)
+            n = min(self.chunk, per_call, num_samples - done)
             states, buf = self._advance(states, kwargs, n, thin)
             host = jax.tree.map(lambda x, n=n: x[:, :, :n], to_host(buf))
             for site, stream in (streams or {}).items():
@@ -294,7 +314,7 @@ class CompiledMCMC:
                 # keep global draw indices i with (i + 1) % keep_every == 0
                 first = (-(done + 1)) % keep_every
                 host = jax.tree.map(lambda x, f=first: x[:, :, f::keep_every], host)
-            kept.append(host)
+            kept.add(host)
             if "diverging" in host[1]:
                 n_div += int(host[1]["diverging"].sum())
                 bar.set_postfix(divergences=n_div)
@@ -302,10 +322,39 @@ class CompiledMCMC:
             bar.update(n * thin * per_step)
             timings["sampling_seconds"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            run.after_sampling_chunk(states, n * thin, done, n_div, kept, streams)
+            run.after_sampling_chunk(states, n * thin, done, n_div, host, kept.n_parts, streams)
         timings["sampling_seconds"] += time.perf_counter() - t0
-        joined = jax.tree.map(lambda *xs: np.concatenate(xs, axis=2), *kept)
-        return states, joined
+        return states, kept.result()
+
+
+class _Draws:
+    """Kept draws of one chain group, copied chunk by chunk into arrays allocated once.
+
+    Leaves are ``(device, per_device, draw, ...)``; a chunk fills the next draws.  (A
+    final ``np.concatenate`` along the draw axis costs 2.5× as much CPU: it copies
+    with strides.)
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.filled = 0
+        self.n_parts = 0
+        self.arrays = None
+
+    def add(self, part) -> None:
+        n = jax.tree.leaves(part)[0].shape[2]
+        if self.arrays is None:
+            self.arrays = jax.tree.map(
+                lambda x: np.empty(x.shape[:2] + (self.total,) + x.shape[3:], x.dtype), part)
+        where = (slice(None), slice(None), slice(self.filled, self.filled + n))
+        jax.tree.map(lambda a, x: a.__setitem__(where, x), self.arrays, part)
+        self.filled += n
+        self.n_parts += 1
+
+    def result(self):
+        if self.filled != self.total:   # pragma: no cover - a bug, not a user error
+            raise RuntimeError(f"kept {self.filled} draws, expected {self.total}")
+        return self.arrays
 
 
 def _unit_axis(fn):
@@ -350,15 +399,16 @@ class _GroupRun:
             self._commit(states, streams, started=True, warmup_done=done, sampling_done=0,
                          n_div=0, n_parts=0)
 
-    def after_sampling_chunk(self, states, n: int, done: int, n_div: int, kept: list,
-                             streams) -> None:
+    def after_sampling_chunk(self, states, n: int, done: int, n_div: int, part,
+                             n_parts: int, streams) -> None:
+        """``part``: the chunk just kept, the ``n_parts``-th of this group."""
         if self.checkpoint is None:
             return
-        self.checkpoint.add_part(self.group, len(kept) - 1, kept[-1])
-        self.parts_written = len(kept)
+        self.checkpoint.add_part(self.group, n_parts - 1, part)
+        self.parts_written = n_parts
         if self.checkpoint.due(n):
             self._commit(states, streams, started=True, warmup_done=self.num_warmup,
-                         sampling_done=done, n_div=n_div, n_parts=len(kept))
+                         sampling_done=done, n_div=n_div, n_parts=n_parts)
 
     def commit_group_done(self, states) -> None:
         """The group finished: the next resume starts the next group afresh."""
@@ -394,7 +444,10 @@ def _restore_streams(streams: dict[str, StreamingSummary], saved: dict, group: i
 
 def _stack_groups(per_group, layout: ChainLayout) -> dict[str, Any]:
     """(sequential, device, per_device, draw, ...) → (chain, draw, ...)."""
-    stacked = jax.tree.map(lambda *xs: np.stack(xs, axis=0), *per_group)
+    if len(per_group) == 1:   # one group (parallel or vectorised chains): no copy
+        stacked = jax.tree.map(lambda x: x[None], per_group[0])
+    else:
+        stacked = jax.tree.map(lambda *xs: np.stack(xs, axis=0), *per_group)
 
     def flat(x):
         return x.reshape((layout.n_chains,) + x.shape[3:])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from bayesimg.inference.common import base_attrs, check_inputs, check_positive_i
 from bayesimg.inference.convert import streaming_group, to_datatree
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import pointwise_loglik_fn
-from bayesimg.inference.mcmc import choose_layout, compiled_mcmc
+from bayesimg.inference.mcmc import choose_layout, compiled_mcmc, steps_per_call
 from bayesimg.inference.sharding import shard_model_args, sharded_chain_method
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, LOGLIK_PREFIX, plan_storage
 from bayesimg.models.base import Model
@@ -78,12 +77,15 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
     kernel_settings = {**kernel_settings, **sharded}
     storage = plan_storage(_stored_sizes(model_fn, kwargs, model), chains, draws,
                            max_draw_bytes=max_draw_bytes, threshold=importance_threshold)
-    chunk = max(1, min(storage.chunk, math.ceil(max(warmup, draws) / 20)))
+    # the buffer (compiled) depends only on the draw size, never on warmup or draws, so
+    # a short trial run and the long run after it share one program
+    chunk = storage.chunk
+    per_call = steps_per_call(warmup, draws)
     ckpt = None
     if checkpoint is not None:
         if checkpoint_every is not None:
             checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
-            chunk = min(chunk, checkpoint_every)
+            per_call = min(per_call, checkpoint_every)
         ckpt = Checkpoint(checkpoint, fingerprint_of({
             "model": model.name, "settings": model.settings(), "data": data.fingerprint(),
             "method": kernel, "chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
@@ -97,7 +99,7 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
         drop_sites=model.hidden_sites)
     out = program.run(jax.random.PRNGKey(seed), kwargs, num_samples=draws, thin=thin,
                       progress=progress, desc=f"{kernel.upper()} {model.name}", storage=storage,
-                      checkpoint=ckpt)
+                      checkpoint=ckpt, per_call=per_call)
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
                 "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
     fit = mcmc_fit(model, data, kernel=kernel, seed=seed, settings=settings, out=out,

@@ -2,7 +2,8 @@
 
 All functions are pure JAX and jit/vmap-safe.
 
-Cholesky factorisations go through :func:`robust_cholesky`: a matrix that is
+Cholesky factorisations go through :func:`bayesimg.models.linalg.factor_and_apply`
+(or :func:`~bayesimg.models.linalg.robust_cholesky`): a matrix that is
 positive definite in exact arithmetic can fail to factor in floating point
 (duplicated SNP columns make XᵀX singular, and a tiny prior precision — huge
 τ, ω under a small λ — leaves nothing to lift it, especially in float32).  The
@@ -19,46 +20,20 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax import lax
-from jax.scipy.linalg import cho_solve, solve_triangular
 
-#: first jitter, relative to the mean of the diagonal
-JITTER_START = 1e-8
-#: retries with jitter JITTER_START · 10^k · mean diag, k = 0 … JITTER_TRIES − 1
-JITTER_TRIES = 5
+from bayesimg.models.linalg import (
+    JITTER_START,
+    JITTER_TRIES,
+    cho_solve,
+    factor_and_apply,
+    robust_cholesky,
+    solve_lower,
+    solve_lower_t,
+)
 
-
-def robust_cholesky(A):
-    """Lower Cholesky factor of the symmetric positive-definite ``A``, retried with jitter.
-
-    Returns
-    -------
-    L : array
-        Factor of ``A`` (no retry needed) or of ``A + ε I`` for the smallest
-        ε = JITTER_START · 10^k · mean(diag A) that factors.
-    n_jitter : int32 scalar
-        Retries used: 0 (exact), 1 … JITTER_TRIES, or JITTER_TRIES + 1 if none
-        gave a finite factor.
-    """
-    d = A.shape[-1]
-    eye = jnp.eye(d, dtype=A.dtype)
-    scale = jnp.mean(jnp.abs(jnp.diagonal(A)))
-    scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, jnp.ones((), A.dtype))
-
-    def failed(L):
-        return ~jnp.all(jnp.isfinite(L))
-
-    def cond(carry):
-        L, k = carry
-        return failed(L) & (k < JITTER_TRIES)
-
-    def body(carry):
-        _, k = carry
-        jitter = JITTER_START * scale * jnp.asarray(10.0, A.dtype) ** k.astype(A.dtype)
-        return jnp.linalg.cholesky(A + jitter * eye), k + 1
-
-    L, k = lax.while_loop(cond, body, (jnp.linalg.cholesky(A), jnp.zeros((), jnp.int32)))
-    return L, k + failed(L).astype(jnp.int32)
+__all__ = ["JITTER_START", "JITTER_TRIES", "gaussian_columns_given_precision",
+           "gaussian_columns_wide", "inverse_gaussian", "matrix_normal_kron",
+           "robust_cholesky"]
 
 
 def inverse_gaussian(key, mean, shape):
@@ -95,12 +70,15 @@ def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
     ``(B, n_jitter, energy)``.
     """
     A = gram + jnp.diag(prior_precision)
-    L, n_jitter = robust_cholesky(A)
     noise = jax.random.normal(key, rhs.shape, rhs.dtype)
-    v = solve_triangular(L, rhs, lower=True) + sigma * noise
-    draw = solve_triangular(L.T, v, lower=False)
+
+    def draw_with(L):
+        v = solve_lower(L, rhs) + sigma * noise
+        return solve_lower_t(L, v), jnp.sum(v * v)
+
+    (draw, energy), n_jitter = factor_and_apply(A, draw_with)
     out = (draw,) + ((n_jitter,) if return_jitter else ()) \
-        + ((jnp.sum(v * v),) if return_energy else ())
+        + ((energy,) if return_energy else ())
     return out if len(out) > 1 else draw
 
 
@@ -121,8 +99,7 @@ def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=Fa
     delta = jax.random.normal(k_delta, (n, c), X.dtype)
     v = X @ u / sigma + delta
     M = (X * inv_prec[None, :]) @ X.T + jnp.eye(n, dtype=X.dtype)
-    L, n_jitter = robust_cholesky(M)
-    w = cho_solve((L, True), Y / sigma - v)
+    w, n_jitter = factor_and_apply(M, lambda L: cho_solve(L, Y / sigma - v))
     draw = u + sigma * inv_prec[:, None] * (X.T @ w)
     return (draw, n_jitter) if return_jitter else draw
 

@@ -28,15 +28,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve
 
 from bayesimg.models.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
     inverse_gaussian,
-    robust_cholesky,
 )
 from bayesimg.models.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.linalg import cho_solve, factor_and_apply, solve_lower_t
 
 
 class GSMTRGibbsState(NamedTuple):
@@ -164,12 +163,11 @@ class GSMTRGibbs(ExactGibbsKernel):
         if Z is not None:
             r = Z.shape[1]
             P = cache["ZtZ"] / sigma2 + jnp.eye(r, dtype=W.dtype) / self.covariate_scale**2
-            L, gamma_jitter = robust_cholesky(P)
-            n_jitter = n_jitter + gamma_jitter
             zt_resid = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow else Z.T @ (Y - X @ W)
-            mean = cho_solve((L, True), zt_resid / sigma2)
             noise = jax.random.normal(keys[4], (r, c), W.dtype)
-            z["gamma"] = mean + jax.scipy.linalg.solve_triangular(L.T, noise, lower=False)
+            z["gamma"], gamma_jitter = factor_and_apply(
+                P, lambda L: cho_solve(L, zt_resid / sigma2) + solve_lower_t(L, noise))
+            n_jitter = n_jitter + gamma_jitter
 
         # λ | τ, ω (hyperprior)
         if self.hyperprior is not None:

@@ -49,16 +49,24 @@ def _split_chains(x: np.ndarray) -> np.ndarray:
     return np.concatenate((x[..., :half], x[..., x.shape[-1] - half:]), axis=-2)
 
 
-def _average_ranks(flat: np.ndarray) -> np.ndarray:
-    """Ranks (1-based, ties averaged) along the last axis of a 2-D array.
+def _blom_scores(size: int) -> np.ndarray:
+    """Normal scores Φ⁻¹((r − 3/8) / (size + 1/4)) of the ranks r = 1 … size (Blom)."""
+    return ndtri((np.arange(1.0, size + 1.0) - 0.375) / (size + 0.25))
 
-    Same result as ``scipy.stats.rankdata(flat, method="average", axis=-1)``: one
-    argsort per row, then only the (usually few) tied runs are touched.
+
+def _z_scale_sorted(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalise each row of a 2-D array (ties get their average rank).
+
+    Same values as ``ndtri((rankdata(row, "average") − 3/8) / (n + 1/4))``: one argsort
+    per row; untied ranks read their normal score from a table of the n possible
+    values, so Φ⁻¹ is evaluated only for the (usually few) tied runs.  Returns the
+    z-scores in the original positions and the sorted rows.
     """
     e, n = flat.shape
-    order = np.argsort(flat, axis=-1)
-    srt = np.take_along_axis(flat, order, axis=-1)
-    ranks_sorted = np.broadcast_to(np.arange(1.0, n + 1.0), (e, n)).copy()
+    # flat (1-D) indices: numpy's 1-D take/put are ~30% faster than take_along_axis
+    order = (np.argsort(flat, axis=-1) + (np.arange(e) * n)[:, None]).ravel()
+    srt = np.take(np.ascontiguousarray(flat).ravel(), order).reshape(e, n)
+    z_sorted = np.broadcast_to(_blom_scores(n), (e, n)).copy()
     # Flat positions whose value equals the previous one in the same row.
     tied = np.flatnonzero(srt[:, 1:] == srt[:, :-1])
     if tied.size:
@@ -71,18 +79,16 @@ def _average_ranks(flat: np.ndarray) -> np.ndarray:
         mid = ((run_first % n) + (run_last % n)) / 2.0 + 1.0
         idx = np.repeat(run_first - np.cumsum(np.r_[0, lengths[:-1]]), lengths) \
             + np.arange(lengths.sum())
-        ranks_sorted.ravel()[idx] = np.repeat(mid, lengths)
-    ranks = np.empty((e, n))
-    ranks[np.arange(e)[:, None], order] = ranks_sorted
-    return ranks
+        z_sorted.ravel()[idx] = np.repeat(ndtri((mid - 0.375) / (n + 0.25)), lengths)
+    z = np.empty((e, n))
+    z.ravel()[order] = z_sorted.ravel()
+    return z, srt
 
 
 def _z_scale(x: np.ndarray) -> np.ndarray:
     """Rank-normalise each element over all of its chains and draws (Blom, c = 3/8)."""
     e, c, d = x.shape
-    size = c * d
-    ranks = _average_ranks(x.reshape(e, size))
-    return ndtri((ranks - 0.375) / (size + 0.25)).reshape(e, c, d)
+    return _z_scale_sorted(x.reshape(e, c * d))[0].reshape(e, c, d)
 
 
 def _rhat_basic(x: np.ndarray) -> np.ndarray:
@@ -162,10 +168,14 @@ def _nan_if(bad: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(bad, np.nan, values)
 
 
-def _rhat_from_split(s: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """max(bulk, folded) split R-hat given split draws ``s`` and their z-scores ``z``."""
-    med = np.median(s.reshape(s.shape[0], -1), axis=-1)[:, None, None]
-    return np.maximum(_rhat_basic(z), _rhat_basic(_z_scale(np.abs(s - med))))
+def _rhat_from_split(s: np.ndarray, z: np.ndarray, srt: np.ndarray) -> np.ndarray:
+    """max(bulk, folded) split R-hat given split draws ``s``, their z-scores ``z`` and
+    each element's draws sorted (``srt`` (E, size), for the median)."""
+    size = srt.shape[1]
+    half = size // 2
+    med = srt[:, half] if size % 2 else 0.5 * (srt[:, half - 1] + srt[:, half])
+    med = np.where(np.isnan(srt).any(axis=1), np.nan, med)   # as np.median
+    return np.maximum(_rhat_basic(z), _rhat_basic(_z_scale(np.abs(s - med[:, None, None]))))
 
 
 def _ess_quantile(x: np.ndarray, prob: float) -> np.ndarray:
@@ -287,9 +297,11 @@ def _block_stats(chunk: np.ndarray, stats: tuple[str, ...],
     with np.errstate(divide="ignore", invalid="ignore"):
         has_nan = np.isnan(chunk.reshape(chunk.shape[0], -1)).any(axis=-1)
         s = _split_chains(chunk)
-        z = _z_scale(s) if ("rhat" in stats or "ess_bulk" in stats) else None
+        if "rhat" in stats or "ess_bulk" in stats:
+            z, srt = _z_scale_sorted(s.reshape(s.shape[0], -1))
+            z = z.reshape(s.shape)
         if "rhat" in stats and c >= 2:
-            out["rhat"] = _nan_if(has_nan, _rhat_from_split(s, z))
+            out["rhat"] = _nan_if(has_nan, _rhat_from_split(s, z, srt))
         if "ess_bulk" in stats:
             out["ess_bulk"] = _nan_if(has_nan, _ess_basic(z))
         if "ess_tail" in stats:
