@@ -19,7 +19,8 @@ run from ``--bgsmtr-runs``), and records
   bgsmtr, median ESS of W per CPU-second — target ≥ 100) and ``gibbs_over_nuts``.  Our
   CPU time is the whole ``bayesimg.fit`` call (sampling plus the pointwise
   log-likelihood, convergence checks and the ArviZ tree; median of ``--gibbs-repeats``
-  timed fits), after an identical fit compiled the program; ``speedup_vs_bgsmtr_first_fit_with_compile`` counts that first fit instead;
+  timed fits), after an identical fit compiled the program;
+  ``speedup_vs_bgsmtr_first_fit_with_compile`` counts that first fit instead;
 * agreement of the posterior means of W: z = Δmean / √(MCSE₁² + MCSE₂²) per entry
   (:func:`bayesimg.report.agreement.mean_agreement`), Gibbs vs bgsmtr and Gibbs vs NUTS.
 
