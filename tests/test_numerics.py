@@ -22,7 +22,7 @@ import bayesimg
 from bayesimg.data import make_dataset
 from bayesimg.data.io import GenotypeTable
 from bayesimg.errors import ConvergenceWarning
-from bayesimg.models import GroupSparseMTR
+from bayesimg.models import GroupSparseMTR, linalg
 from bayesimg.models.conditionals import (
     JITTER_TRIES,
     gaussian_columns_given_precision,
@@ -89,6 +89,36 @@ def test_gaussian_draws_survive_a_singular_precision():
                                                       return_jitter=True))
     draw, k = wide(key, Xw)
     assert 1 <= int(k) <= JITTER_TRIES and bool(jnp.all(jnp.isfinite(draw)))
+
+
+def test_fast_triangular_calls_match_numpy():
+    """linalg's Cholesky (lower triangle only) and transposed solve give the textbook
+    answers, and the upper triangle of the input is never read."""
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(6, 6))
+    A = M @ M.T + 6 * np.eye(6)
+    B = rng.normal(size=(6, 3))
+    garbage_upper = np.tril(A) + np.triu(np.full((6, 6), 1e6), 1)
+    L = np.asarray(linalg.cholesky(jnp.asarray(garbage_upper)))
+    np.testing.assert_allclose(L, np.linalg.cholesky(A), rtol=1e-12)
+    np.testing.assert_allclose(linalg.solve_lower_t(jnp.asarray(L), jnp.asarray(B)),
+                               np.linalg.solve(L.T, B), rtol=1e-10)
+    np.testing.assert_allclose(linalg.cho_solve(jnp.asarray(L), jnp.asarray(B)),
+                               np.linalg.solve(A, B), rtol=1e-10)
+
+
+def test_factor_and_apply_retries_only_the_chains_that_need_it():
+    """Vectorised over chains (as on a GPU), a singular matrix in one chain is retried
+    with jitter while the other chain keeps its exact, unjittered result."""
+    _, _, gram = _singular_gram()
+    good = gram + jnp.eye(4)
+    rhs = jnp.ones((4, 1))
+    out, k = jax.jit(jax.vmap(lambda A: linalg.factor_and_apply(
+        A, lambda L: linalg.cho_solve(L, rhs))))(jnp.stack([good, gram]))
+    assert int(k[0]) == 0 and 1 <= int(k[1]) <= JITTER_TRIES
+    np.testing.assert_allclose(out[0], np.linalg.solve(np.asarray(good), np.ones((4, 1))),
+                               rtol=1e-10)
+    assert bool(jnp.all(jnp.isfinite(out[1])))
 
 
 # --------------------------------------------------------------------------- Gibbs + fit
