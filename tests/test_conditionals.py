@@ -156,3 +156,40 @@ def test_wide_sampler_is_exact_in_the_noise_free_limit():
     for sampler in ("precision", "wide"):
         B = _draw_many(sampler, X, Y, prior_prec, sigma, 3, seed=0)
         np.testing.assert_allclose(B, np.broadcast_to(mean, B.shape), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize(("n", "d"), [(6, 10), (15, 5)], ids=["d>n", "d<n"])
+def test_collapsed_scale_gets_the_marginal_quadratic_form(n, d):
+    """With a callable σ² (the collapsed (σ², B) draw of GSMTR's Gibbs sweep) both samplers
+    hand it q = Σ_j y_jᵀ(I + X D⁻¹ Xᵀ)⁻¹ y_j, the quadratic form left when B ~ N(0, σ²D⁻¹)
+    is integrated out, and then draw B with the σ² it returns (same key: the same draw as
+    with that σ fixed)."""
+    c = 3
+    X, Y, prior_prec, _, _, _ = _problem(n, d, c, seed=7)
+    M = np.eye(n) + (X / prior_prec) @ X.T
+    q_exact = float(np.sum(Y * np.linalg.solve(M, Y)))
+    Xj, Yj, pj = map(jnp.asarray, (X, Y, prior_prec))
+    key = jax.random.PRNGKey(3)
+    scale = float(np.sqrt(q_exact))
+
+    def variance(q):     # σ² := q, so the returned σ² shows the q it was given
+        return q
+
+    for name, collapsed, fixed in [
+        ("precision",
+         lambda: gaussian_columns_given_precision(key, Xj.T @ Xj, Xj.T @ Yj, pj, variance,
+                                                  rhs_sq=jnp.sum(Yj * Yj)),
+         lambda: gaussian_columns_given_precision(key, Xj.T @ Xj, Xj.T @ Yj, pj, scale)),
+        ("wide",
+         lambda: gaussian_columns_wide(key, Xj, Yj, pj, variance),
+         lambda: gaussian_columns_wide(key, Xj, Yj, pj, scale)),
+    ]:
+        B, s2 = collapsed()
+        np.testing.assert_allclose(float(s2), q_exact, rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(B, fixed(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_collapsed_scale_needs_the_target_norm():
+    with pytest.raises(ValueError, match="rhs_sq"):
+        gaussian_columns_given_precision(jax.random.PRNGKey(0), jnp.eye(2), jnp.ones((2, 1)),
+                                         jnp.ones(2), lambda q: q)

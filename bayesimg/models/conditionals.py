@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from bayesimg.models.linalg import (
     JITTER_START,
     JITTER_TRIES,
-    cho_solve,
     factor_and_apply,
     robust_cholesky,
     solve_lower,
@@ -56,29 +55,50 @@ def inverse_gaussian(key, mean, shape):
     return jnp.where(keep_x, x, mean * (mean / x))
 
 
+def _scale(sigma, quad):
+    """``(σ, σ²)`` for a fixed ``sigma``, or for σ² = ``sigma(quad)`` drawn (collapsed)."""
+    if callable(sigma):
+        variance = sigma(jnp.maximum(quad, 0.0))
+        return jnp.sqrt(variance), variance
+    return sigma, None
+
+
 def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
-                                     return_jitter=False, return_energy=False):
+                                     rhs_sq=None, return_jitter=False, return_energy=False):
     """Draw every column j of B ~ N(A⁻¹ rhs_j, σ² A⁻¹), A = gram + diag(prior_precision).
 
     One Cholesky A = LLᵀ of the d×d matrix serves all columns, and two triangular
     solves give the draw: v = L⁻¹ rhs + σ ε (ε ~ N(0, I)), B = L⁻ᵀ v, which is
     A⁻¹ rhs + σ L⁻ᵀ ε (cost d³/3 + 2·c·d²).  Since LᵀB = v, the quadratic form
     ⟨B, A B⟩ = Σ_j b_jᵀ A b_j equals ‖v‖² and comes free: ``return_energy=True``
-    also returns it (samplers use it for residual sums of squares without a d×d×c
-    product).  With ``return_jitter=True`` also returns ``n_jitter`` (see
-    :func:`robust_cholesky`).  Returns ``B``, or ``(B, n_jitter)``, ``(B, energy)`` or
-    ``(B, n_jitter, energy)``.
+    also returns it.  With ``return_jitter=True`` also returns ``n_jitter`` (see
+    :func:`robust_cholesky`).
+
+    **Collapsed scale.**  In a regression T = XB + E, E ~ N(0, σ²I), whose prior on B is
+    N(0, σ² D⁻¹) (gram = XᵀX, rhs = XᵀT, D = diag(prior_precision)), integrating B out
+    leaves σ² with the likelihood (σ²)^(−nc/2) exp(−q/2σ²), where
+    q = ‖T‖²_F − Σ_j rhs_jᵀ A⁻¹ rhs_j = ‖T‖²_F − ‖L⁻¹ rhs‖²_F.  Pass ``sigma`` as a
+    function ``q ↦ σ²`` that draws σ² from that collapsed conditional and ``rhs_sq`` =
+    ‖T‖²_F: the same factor then gives q and the draw of B given the new σ², i.e. one
+    joint draw of (σ², B), and σ² is returned right after B.
+
+    Returns ``B``, or a tuple ``(B, [σ²], [n_jitter], [energy])`` of what was asked for.
     """
+    if callable(sigma) and rhs_sq is None:
+        raise ValueError("a collapsed scale draw (callable sigma) needs rhs_sq = ‖T‖²_F")
     A = gram + jnp.diag(prior_precision)
     noise = jax.random.normal(key, rhs.shape, rhs.dtype)
 
     def draw_with(L):
-        v = solve_lower(L, rhs) + sigma * noise
-        return solve_lower_t(L, v), jnp.sum(v * v)
+        mean_part = solve_lower(L, rhs)
+        quad = None if rhs_sq is None else rhs_sq - jnp.sum(mean_part * mean_part)
+        scale, variance = _scale(sigma, quad)
+        v = mean_part + scale * noise
+        return solve_lower_t(L, v), variance, jnp.sum(v * v)
 
-    (draw, energy), n_jitter = factor_and_apply(A, draw_with)
-    out = (draw,) + ((n_jitter,) if return_jitter else ()) \
-        + ((energy,) if return_energy else ())
+    (draw, variance, energy), n_jitter = factor_and_apply(A, draw_with)
+    out = (draw,) + ((variance,) if callable(sigma) else ()) \
+        + ((n_jitter,) if return_jitter else ()) + ((energy,) if return_energy else ())
     return out if len(out) > 1 else draw
 
 
@@ -86,22 +106,32 @@ def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=Fa
     """Same target as :func:`gaussian_columns_given_precision` with gram = XᵀX, rhs = XᵀY,
     by Bhattacharya, Chakraborty & Mallick (2016) for d > n.
 
-    With prior covariance Δ = σ² D⁻¹ and Φ = X/σ: u ~ N(0, Δ), δ ~ N(0, I_n),
-    v = Φu + δ, solve (X D⁻¹ Xᵀ + I_n) w = Y/σ − v, return u + σ D⁻¹ Xᵀ w.
-    One n×n Cholesky is shared by all c columns (cost n²d + n³/3 + c·nd).
-    With ``return_jitter=True`` returns ``(B, n_jitter)`` (see :func:`robust_cholesky`).
+    With prior covariance Δ = σ² D⁻¹: u = σ ξ, ξ ~ N(0, D⁻¹), δ ~ N(0, I_n),
+    v = Xξ + δ, solve M w = Y/σ − v with M = X D⁻¹ Xᵀ + I_n, return u + σ D⁻¹ Xᵀ w.
+    One n×n Cholesky M = LLᵀ is shared by all c columns (cost n²d + n³/3 + c·nd).
+    ``sigma`` may be a function ``q ↦ σ²`` as in
+    :func:`gaussian_columns_given_precision` (collapsed scale), with
+    q = Σ_j y_jᵀ M⁻¹ y_j = ‖L⁻¹Y‖²_F, the same quadratic form by Woodbury's identity.
+    Returns ``B``, or a tuple ``(B, [σ²], [n_jitter])``.
     """
     n, d = X.shape
     c = Y.shape[1]
     k_u, k_delta = jax.random.split(key)
     inv_prec = 1.0 / prior_precision
-    u = sigma * jnp.sqrt(inv_prec)[:, None] * jax.random.normal(k_u, (d, c), X.dtype)
-    delta = jax.random.normal(k_delta, (n, c), X.dtype)
-    v = X @ u / sigma + delta
+    xi = jnp.sqrt(inv_prec)[:, None] * jax.random.normal(k_u, (d, c), X.dtype)
+    v = X @ xi + jax.random.normal(k_delta, (n, c), X.dtype)
     M = (X * inv_prec[None, :]) @ X.T + jnp.eye(n, dtype=X.dtype)
-    w, n_jitter = factor_and_apply(M, lambda L: cho_solve(L, Y / sigma - v))
-    draw = u + sigma * inv_prec[:, None] * (X.T @ w)
-    return (draw, n_jitter) if return_jitter else draw
+
+    def draw_with(L):
+        y_part = solve_lower(L, Y)
+        scale, variance = _scale(sigma, jnp.sum(y_part * y_part))
+        w = solve_lower_t(L, y_part / scale - solve_lower(L, v))
+        return scale * (xi + inv_prec[:, None] * (X.T @ w)), variance
+
+    (draw, variance), n_jitter = factor_and_apply(M, draw_with)
+    out = (draw,) + ((variance,) if callable(sigma) else ()) \
+        + ((n_jitter,) if return_jitter else ())
+    return out if len(out) > 1 else draw
 
 
 def matrix_normal_kron(key, left_eig, right_eig, linear, ridge):

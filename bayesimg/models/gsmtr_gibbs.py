@@ -2,13 +2,18 @@ r"""Exact blocked Gibbs sampler for GSMTR (the hierarchical form of MODELS.md §
 
 One sweep draws every block from its full conditional:
 
-* W | τ, ω, σ², Γ — the c columns are independent,
-  w_·j ~ N(A⁻¹Xᵀ(y_j − Zγ_j), σ²A⁻¹) with A = XᵀX + diag_i(1/τ_k(i) + 1/ω_i):
-  the whole W in one draw from one Cholesky of A (d ≤ n), or, for d > n, by
-  Bhattacharya–Chakraborty–Mallick (2016) with one n×n Cholesky (chosen from the
-  shapes at compile time);
+* (σ², W) | τ, ω, Γ jointly, from one factorisation.  With T = Y − ZΓ and
+  A = XᵀX + D, D = diag_i(1/τ_k(i) + 1/ω_i), the prior W | σ² ~ N(0, σ²D⁻¹) integrates
+  out in closed form, leaving
+  σ² | τ, ω, Γ ~ InvGamma(nc/2 + 3, q/2 + 1), q = ‖T‖²_F − Σ_j t_jᵀX A⁻¹Xᵀt_j
+  (= Σ_j t_jᵀ(I + XD⁻¹Xᵀ)⁻¹t_j by Woodbury); then W | σ², τ, ω, Γ has independent columns
+  w_·j ~ N(A⁻¹Xᵀt_j, σ²A⁻¹).  Both come from one Cholesky of A (d ≤ n:
+  q = ‖T‖² − ‖L⁻¹XᵀT‖²) or, for d > n, of the n×n matrix I + XD⁻¹Xᵀ of
+  Bhattacharya–Chakraborty–Mallick (2016) (branch chosen from the shapes at compile
+  time).  Drawing σ² with W integrated out, rather than σ² | W, removes the W–σ²
+  coupling that the σ-scaled prior creates (it made σ² mix slowly as d approaches or
+  exceeds n) at no extra cost;
 * 1/τ_k | · ~ InvGauss(√(λ₁σ²/‖W_k‖²_F), λ₁) and 1/ω_i | · ~ InvGauss(√(λ₂σ²/‖w_i‖²), λ₂);
-* σ² | · ~ InvGamma(nc/2 + dc/2 + 3, ‖Y − XW − ZΓ‖²/2 + Σ_i ‖w_i‖²(1/τ_k(i) + 1/ω_i)/2 + 1);
 * Γ | W, σ² (covariates, our extension): columns γ_j ~ N(P⁻¹Zᵀ(y_j − Xw_j)/σ², P⁻¹) with
   P = ZᵀZ/σ² + I/s²;
 * λ₁ | τ ~ Gamma(a + Σ_k (m_k c + 1)/2, b + Σ_k τ_k/2) and λ₂ | ω ~ Gamma(a + d(c + 1)/2,
@@ -16,9 +21,10 @@ One sweep draws every block from its full conditional:
 
 For d ≤ n the sweep touches the data only through sufficient statistics computed
 once at initialisation and carried in the state — XᵀX, XᵀY, ‖Y‖²_F (and XᵀZ,
-ZᵀY, ZᵀZ with covariates), the residual sum of squares being
-‖Y − ZΓ‖² − 2⟨W, Xᵀ(Y − ZΓ)⟩ + ⟨W, XᵀXW⟩ — so its cost, d³/3 + O(d²c), does not
-grow with n.  The
+ZᵀY, ZᵀZ with covariates) — so its cost, d³/3 + O(d²c), does not grow with n.
+The joint density is MODELS.md §1 (bgsmtr's), whose σ² full conditional given W,
+InvGamma(nc/2 + dc/2 + 3, ‖T − XW‖²/2 + Σ_i ‖w_i‖²(1/τ_k(i) + 1/ω_i)/2 + 1), is what
+the collapsed draw above integrates.  The
 kernel is a NumPyro ``MCMCKernel``, so the shared MCMC driver runs it like NUTS.
 """
 
@@ -107,8 +113,6 @@ class GSMTRGibbs(ExactGibbsKernel):
         keys = jax.random.split(state.rng_key, 7)
         lam1 = z.get("lambda1", kw["lambda1"])
         lam2 = z.get("lambda2", kw["lambda2"])
-        sigma2 = z["sigma2"]
-        sigma = jnp.sqrt(sigma2)
         cache = state.cache
         narrow = "XtX" in cache
         if narrow:
@@ -122,16 +126,21 @@ class GSMTRGibbs(ExactGibbsKernel):
         else:
             target = Y if Z is None else Y - Z @ z["gamma"]
 
-        # W | τ, ω, σ², Γ
+        # (σ², W) | τ, ω, Γ: σ² with W integrated out, then W | σ² (one factorisation)
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
+
+        def draw_sigma2(q):
+            return (q / 2.0 + 1.0) / jax.random.gamma(keys[3], n * c / 2.0 + 3.0,
+                                                      dtype=X.dtype)
+
         if narrow:
-            W, n_jitter, energy = gaussian_columns_given_precision(
-                keys[0], cache["XtX"], xt_target, prior_prec, sigma, return_jitter=True,
-                return_energy=True)
+            W, sigma2, n_jitter = gaussian_columns_given_precision(
+                keys[0], cache["XtX"], xt_target, prior_prec, draw_sigma2, rhs_sq=target_sq,
+                return_jitter=True)
         else:
-            W, n_jitter = gaussian_columns_wide(keys[0], X, target, prior_prec, sigma,
-                                                return_jitter=True)
-        z["W"] = W
+            W, sigma2, n_jitter = gaussian_columns_wide(keys[0], X, target, prior_prec,
+                                                        draw_sigma2, return_jitter=True)
+        z["W"], z["sigma2"] = W, sigma2
 
         # 1/τ, 1/ω | W, σ²
         row_sq = jnp.sum(W * W, axis=1)
@@ -143,21 +152,6 @@ class GSMTRGibbs(ExactGibbsKernel):
                                      jnp.sqrt(lam2 * sigma2 / jnp.maximum(row_sq, tiny)), lam2)
         z["tau"] = 1.0 / inv_tau
         z["omega"] = 1.0 / inv_omega
-
-        # σ² | W, τ, ω, Γ
-        if narrow:
-            # ‖target − XW‖² = ‖target‖² − 2⟨W, Xᵀtarget⟩ + ⟨W, XᵀX W⟩, where
-            # ⟨W, XᵀX W⟩ = ⟨W, A W⟩ − Σ_i prior_prec_i ‖w_i‖² and ⟨W, A W⟩ came with the draw
-            rss = jnp.maximum(target_sq - 2.0 * jnp.sum(W * xt_target)
-                              + energy - jnp.sum(prior_prec * row_sq), 0.0)
-        else:
-            resid = target - X @ W
-            rss = jnp.sum(resid * resid)
-        quad = jnp.sum(row_sq * (inv_tau[gene_index] + inv_omega))
-        shape = n * c / 2.0 + d * c / 2.0 + 3.0
-        rate = rss / 2.0 + quad / 2.0 + 1.0
-        sigma2 = rate / jax.random.gamma(keys[3], shape, dtype=W.dtype)
-        z["sigma2"] = sigma2
 
         # Γ | W, σ²
         if Z is not None:
