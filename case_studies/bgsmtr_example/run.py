@@ -35,7 +35,7 @@ from bayesimg.report.agreement import mean_agreement
 from bayesimg.report.markdown import markdown_table
 
 HERE = Path(__file__).resolve().parent
-GRID = (2.0, 20.0, 200.0, 1000.0, 3013.627547, 10000.0)
+GRID = (2.0, 20.0, 200.0, 1000.0, 3013.627547, 10000.0, 30000.0, 100000.0)
 
 
 def _flat(fit, snps, phenos):
