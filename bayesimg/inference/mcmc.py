@@ -275,13 +275,11 @@ class CompiledMCMC:
         out["streaming"] = _merge_streams(summaries)
         return out
 
-    def _run_group(self, states, kwargs, num_samples, thin, bar, timings, storage=None,
-                   streams=None, run: _GroupRun | None = None, per_call: int | None = None):
+    def _run_group(self, states, kwargs, num_samples, thin, bar, timings, storage,
+                   streams, run: _GroupRun, per_call: int):
         L = self.layout
-        run = run or _GroupRun(0, {}, None, [], timings, self.num_warmup)
         keep_every = storage.keep_every if storage else 1
         per_step = L.n_devices * L.per_device
-        per_call = per_call or self.chunk
         # warm-up: nothing kept, so each chunk is one slot of n transitions (the
         # recorded sample, stats and log-likelihood cost ~20% of a cheap sweep)
         bar.set_phase("warmup")

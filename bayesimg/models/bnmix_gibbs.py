@@ -118,7 +118,6 @@ def _horseshoe(b2, active, nu, xi, tau2, tau_scale, local_scale2, gammas, axes):
 class BNMixGibbs(ExactGibbsKernel):
     """Blocked Gibbs + order-Metropolis kernel for :class:`~bayesimg.models.BNMix`."""
 
-
     def __init__(self, order_moves: int = 0, pool: bool = True, relocations: int = 0,
                  carry_scales: bool = True):
         # carry_scales=False: plain order proposals at fixed λ, σ² (valid, but slow to

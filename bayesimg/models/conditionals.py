@@ -63,16 +63,22 @@ def _scale(sigma, quad):
     return sigma, None
 
 
+def _returned(draw, variance, n_jitter, return_jitter):
+    """``draw``, or ``(draw, [σ²], [n_jitter])``: σ² when it was drawn (collapsed scale),
+    the jitter retries when asked for."""
+    out = (draw,) + (() if variance is None else (variance,)) \
+        + ((n_jitter,) if return_jitter else ())
+    return out if len(out) > 1 else draw
+
+
 def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
-                                     rhs_sq=None, return_jitter=False, return_energy=False):
+                                     rhs_sq=None, return_jitter=False):
     """Draw every column j of B ~ N(A⁻¹ rhs_j, σ² A⁻¹), A = gram + diag(prior_precision).
 
     One Cholesky A = LLᵀ of the d×d matrix serves all columns, and two triangular
     solves give the draw: v = L⁻¹ rhs + σ ε (ε ~ N(0, I)), B = L⁻ᵀ v, which is
-    A⁻¹ rhs + σ L⁻ᵀ ε (cost d³/3 + 2·c·d²).  Since LᵀB = v, the quadratic form
-    ⟨B, A B⟩ = Σ_j b_jᵀ A b_j equals ‖v‖² and comes free: ``return_energy=True``
-    also returns it.  With ``return_jitter=True`` also returns ``n_jitter`` (see
-    :func:`robust_cholesky`).
+    A⁻¹ rhs + σ L⁻ᵀ ε (cost d³/3 + 2·c·d²).  With ``return_jitter=True`` also returns
+    ``n_jitter`` (see :func:`robust_cholesky`).
 
     **Collapsed scale.**  In a regression T = XB + E, E ~ N(0, σ²I), whose prior on B is
     N(0, σ² D⁻¹) (gram = XᵀX, rhs = XᵀT, D = diag(prior_precision)), integrating B out
@@ -82,7 +88,7 @@ def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
     ‖T‖²_F: the same factor then gives q and the draw of B given the new σ², i.e. one
     joint draw of (σ², B), and σ² is returned right after B.
 
-    Returns ``B``, or a tuple ``(B, [σ²], [n_jitter], [energy])`` of what was asked for.
+    Returns ``B``, or a tuple ``(B, [σ²], [n_jitter])`` of what was asked for.
     """
     if callable(sigma) and rhs_sq is None:
         raise ValueError("a collapsed scale draw (callable sigma) needs rhs_sq = ‖T‖²_F")
@@ -93,13 +99,10 @@ def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
         mean_part = solve_lower(L, rhs)
         quad = None if rhs_sq is None else rhs_sq - jnp.sum(mean_part * mean_part)
         scale, variance = _scale(sigma, quad)
-        v = mean_part + scale * noise
-        return solve_lower_t(L, v), variance, jnp.sum(v * v)
+        return solve_lower_t(L, mean_part + scale * noise), variance
 
-    (draw, variance, energy), n_jitter = factor_and_apply(A, draw_with)
-    out = (draw,) + ((variance,) if callable(sigma) else ()) \
-        + ((n_jitter,) if return_jitter else ()) + ((energy,) if return_energy else ())
-    return out if len(out) > 1 else draw
+    (draw, variance), n_jitter = factor_and_apply(A, draw_with)
+    return _returned(draw, variance, n_jitter, return_jitter)
 
 
 def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=False):
@@ -129,9 +132,7 @@ def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=Fa
         return scale * (xi + inv_prec[:, None] * (X.T @ w)), variance
 
     (draw, variance), n_jitter = factor_and_apply(M, draw_with)
-    out = (draw,) + ((variance,) if callable(sigma) else ()) \
-        + ((n_jitter,) if return_jitter else ())
-    return out if len(out) > 1 else draw
+    return _returned(draw, variance, n_jitter, return_jitter)
 
 
 def matrix_normal_kron(key, left_eig, right_eig, linear, ridge):

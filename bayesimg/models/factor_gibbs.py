@@ -297,7 +297,6 @@ def _gaussian_by_pattern(eps, present, A, rhs):
 class FactorGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel; state ``z`` holds the concatenated parameters."""
 
-
     def __init__(self, model, layout: FactorLayout):
         self.K = model.n_factors
         self.layout = layout

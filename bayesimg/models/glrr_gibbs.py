@@ -286,7 +286,6 @@ class GLRRGibbs(ExactGibbsKernel):
     serves a grid of penalties or priors (as for NUTS).
     """
 
-
     def __init__(self, model, model_fn):
         self.rank = model.rank
         self.noise_factors = model.n_noise_factors

@@ -57,7 +57,6 @@ class GSMTRGibbsState(NamedTuple):
 class GSMTRGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel for :class:`~bayesimg.models.GroupSparseMTR`."""
 
-
     def __init__(self, hyperprior=None, covariate_scale: float = 10.0):
         self.hyperprior = hyperprior
         self.covariate_scale = covariate_scale

@@ -170,11 +170,11 @@ def _nan_if(bad: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _rhat_from_split(s: np.ndarray, z: np.ndarray, srt: np.ndarray) -> np.ndarray:
     """max(bulk, folded) split R-hat given split draws ``s``, their z-scores ``z`` and
-    each element's draws sorted (``srt`` (E, size), for the median)."""
+    each element's draws sorted (``srt`` (E, size), for the median; elements with NaN
+    draws, sorted last, get a wrong median here and NaN from the caller)."""
     size = srt.shape[1]
     half = size // 2
     med = srt[:, half] if size % 2 else 0.5 * (srt[:, half - 1] + srt[:, half])
-    med = np.where(np.isnan(srt).any(axis=1), np.nan, med)   # as np.median
     return np.maximum(_rhat_basic(z), _rhat_basic(_z_scale(np.abs(s - med[:, None, None]))))
 
 
