@@ -6,19 +6,34 @@ import argparse
 import sys
 import warnings
 
-from bayesimg.errors import BayesimgError, ConvergenceWarning
+from bayesimg.errors import (
+    BayesimgError,
+    ConvergenceWarning,
+    DataValidationError,
+    InputFileError,
+    OutputFolderError,
+)
+
+#: Exit codes: 0 done; 2 bad usage, option or configuration (as argparse); 3 the output
+#: destination is refused (it would overwrite files bayesimg did not create); 4 the input
+#: data are missing, unreadable or invalid; 1 any other error bayesimg raised.
+EXIT_USAGE, EXIT_OUTPUT, EXIT_DATA, EXIT_OTHER = 2, 3, 4, 1
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from bayesimg import __version__
     parser = argparse.ArgumentParser(
         prog="bayesimg",
-        description="Bayesian models for brain imaging genomics (NumPyro/JAX, ArviZ).")
+        description="Bayesian models for brain imaging genomics (NumPyro/JAX, ArviZ).",
+        epilog="Exit codes: 0 done, 2 usage or configuration error, 3 output folder refused "
+               "(bayesimg never overwrites what it did not create), 4 input data error.")
     parser.add_argument("--version", action="version", version=f"bayesimg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="fit GSMTR on the bundled 1000 Genomes demo data")
-    demo.add_argument("--out", default="bayesimg_demo_report", help="report folder to write")
+    demo.add_argument("--out", default=None,
+                      help="report folder to create (default: bayesimg_demo_report, or "
+                           "bayesimg_demo_report_2, _3, ... if that exists)")
     demo.add_argument("--chains", type=int, default=4)
     demo.add_argument("--warmup", type=int, default=500)
     demo.add_argument("--draws", type=int, default=1000)
@@ -28,10 +43,15 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="3 genes and short chains: a smoke test of the whole pipeline")
     demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace an earlier bayesimg report at --out (never anything else)")
 
     fit = sub.add_parser("fit", help="run a model from a TOML configuration file")
     fit.add_argument("config", help="path to CONFIG.toml (see bayesimg.config)")
     fit.add_argument("--no-progress", action="store_true")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace an earlier bayesimg report at [output] folder (never "
+                          "anything else)")
     return parser
 
 
@@ -43,20 +63,42 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", ConvergenceWarning)
             if args.command == "demo":
                 from bayesimg.jobs import run_demo
-                result = run_demo(args.out, chains=args.chains, warmup=args.warmup,
+                out = args.out if args.out is not None else _new_folder("bayesimg_demo_report")
+                result = run_demo(out, chains=args.chains, warmup=args.warmup,
                                   draws=args.draws, seed=args.seed, quick=args.quick,
-                                  full=args.full, progress=progress)
+                                  full=args.full, progress=progress,
+                                  overwrite=args.overwrite)
             else:
                 from bayesimg.config import load_config
                 from bayesimg.jobs import run_config
-                result = run_config(load_config(args.config), progress=progress)
+                result = run_config(load_config(args.config), progress=progress,
+                                    overwrite=True if args.overwrite else None)
     except BayesimgError as err:
         print(f"bayesimg: error: {err}", file=sys.stderr)
-        return 2
+        return _exit_code(err)
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
     _print_result(result)
     return 0
+
+
+def _new_folder(base: str) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first name nothing exists at."""
+    from pathlib import Path
+    name, k = base, 2
+    while Path(name).exists() or Path(name).is_symlink():
+        name, k = f"{base}_{k}", k + 1
+    return name
+
+
+def _exit_code(err: BayesimgError) -> int:
+    if isinstance(err, OutputFolderError):
+        return EXIT_OUTPUT
+    if isinstance(err, DataValidationError | InputFileError):
+        return EXIT_DATA
+    if isinstance(err, ValueError):  # ConfigError, ModelSpecError
+        return EXIT_USAGE
+    return EXIT_OTHER
 
 
 def _print_result(result) -> None:

@@ -58,6 +58,11 @@ class ConfigError(BayesimgError, ValueError):
     """A run configuration file is invalid; the message names the key."""
 
 
+class OutputFolderError(BayesimgError, FileExistsError):
+    """An output destination is refused: it exists and bayesimg did not create it, it holds
+    an earlier report and overwriting was not asked for, or it cannot be written."""
+
+
 class ResultFileError(InputFileError):
     """An output file of :func:`bayesimg.fit_many` is unreadable or belongs to another job
     (different data, model, method, options or seed); pass ``overwrite=True`` to replace it."""

@@ -13,7 +13,9 @@ import pandas as pd
 from bayesimg import data as bdata
 from bayesimg.config import RunConfig
 from bayesimg.inference import add_posterior_predictive, fit, select_hyperparameter
+from bayesimg.inference.api import check_fit_options
 from bayesimg.models import GroupSparseMTR
+from bayesimg.report.destination import check_destination
 from bayesimg.report.folder import write_report
 
 
@@ -39,7 +41,7 @@ DEMO_SETTINGS = {
 
 def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmup: int = 500,
              draws: int = 1000, seed: int = 1, quick: bool = False, full: bool = False,
-             progress: bool = True) -> JobResult:
+             progress: bool = True, overwrite: bool = False) -> JobResult:
     """Fit GSMTR on the bundled 1000 Genomes demo and write a report folder.
 
     Four settings (:data:`DEMO_SETTINGS`: λ₁ = λ₂ = 20, 200, 2000 and a baseline
@@ -50,9 +52,11 @@ def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmu
     LD-pruned within genes at r² > 0.8 (339 SNPs in 15 genes; the planted SNPs are
     kept so the recovery table can compare them SNP by SNP); ``full`` fits all
     common SNPs without pruning (d > n: slower).  ``quick`` uses 3 genes (for
-    tests).
+    tests).  ``out`` must be new, or an earlier bayesimg report with ``overwrite``;
+    that is checked before anything is fitted.
     """
     t0 = time.perf_counter()
+    check_destination(out, overwrite=overwrite)
     if quick:
         dataset = bdata.load_demo(genes=["MCM6", "AGT", "TTN"], ld_prune_r2=0.8, min_maf=0.05)
     elif full:
@@ -73,7 +77,8 @@ def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmu
         "(bayesimg.data.load_demo_truth()).",
         f"Dataset: {dataset!r}. Intervals are 95% equal-tailed.",
     ]
-    folder = write_report(fits, out, title="bayesimg demo: GSMTR on 1000 Genomes", notes=notes)
+    folder = write_report(fits, out, title="bayesimg demo: GSMTR on 1000 Genomes", notes=notes,
+                          overwrite=overwrite)
     from bayesimg.report import compare
     table = compare(fits, ic="loo")
     best = str(table.index[0])
@@ -97,9 +102,20 @@ def _truth_check(fit_, truth: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def run_config(config: RunConfig, *, progress: bool = True) -> JobResult:
-    """Run a user's configuration: read data, fit, compare, write the report."""
+def run_config(config: RunConfig, *, progress: bool = True,
+               overwrite: bool | None = None) -> JobResult:
+    """Run a user's configuration: read data, fit, compare, write the report.
+
+    The output folder and the inference options are checked before any data are read;
+    ``overwrite`` (default: the config's ``[output] overwrite``, else False) allows
+    replacing an earlier bayesimg report.
+    """
     t0 = time.perf_counter()
+    if overwrite is None:
+        overwrite = bool(config.output.get("overwrite", False))
+    check_destination(config.output["folder"], overwrite=overwrite)
+    inference_options = dict(config.inference)
+    check_fit_options(inference_options.pop("method", "gibbs"), inference_options)
     d = config.data
     geno = bdata.read_plink(d["plink"], count=d.get("count", "a1"))
     pheno = bdata.read_table(d["phenotypes"], id_column=d.get("id_column"),
@@ -144,6 +160,7 @@ def run_config(config: RunConfig, *, progress: bool = True) -> JobResult:
                                             num_draws=n_ppc)
                 for k, f in fits.items()}
     folder = write_report(fits, config.output["folder"], top=config.output.get("top", 20),
+                          overwrite=overwrite,
                           title=f"bayesimg: {config.path.name if config.path else 'run'}",
                           notes=[f"Dataset: {dataset!r}. Intervals are 95% equal-tailed."])
     best = str(table.index[0]) if table is not None else "gsmtr"

@@ -27,3 +27,38 @@ def test_ci_runs_the_readme_test_command():
     _, tests = _readme_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in [ln.strip() for ln in ci], ".ci/run must run the README's test command"
+
+
+def _finder():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("python312", ROOT / "scripts" / "python312.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_python_finder_runs_a_new_enough_python():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "python312.py"), "-c",
+                          "import sys; print(sys.version_info >= (3, 12))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+def test_python_finder_skips_old_and_broken_interpreters(monkeypatch, tmp_path, capsys):
+    finder = _finder()
+    broken = tmp_path / "python3.12"          # a pyenv-style shim that refuses to run
+    broken.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\nexit 127\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(finder, "candidates", lambda: iter([[str(broken)]]))
+    assert finder.find() is None
+    assert finder.main(["-c", "pass"]) == 1
+    err = capsys.readouterr().err
+    assert "Python >= 3.12" in err and "BAYESIMG_PYTHON" in err
+
+
+def test_ci_and_readme_use_the_finder():
+    demo, tests = _readme_commands()
+    assert demo.startswith("python3 scripts/python312.py -m venv .venv")
+    assert tests.startswith("python3 scripts/python312.py -m venv .venv")

@@ -4,6 +4,7 @@ Layout (all written into a temporary sibling folder, then moved into place,
 so an interrupted run never leaves a half-written report)::
 
     REPORT/
+      .bayesimg-report.json     marker: this folder was made by bayesimg
       report.md                 what was fitted, verdicts, comparison, top hits
       comparison_waic.csv       WAIC table (all fits)
       comparison_loo.csv        PSIS-LOO table (all fits), Pareto-k warnings
@@ -13,20 +14,26 @@ so an interrupted run never leaves a half-written report)::
       <name>/fit.nc             the saved fit (netCDF, loads with bayesimg.load)
       plots/forest_<name>.png, trace_<name>.png, ppc_<name>.png, khat_<name>.png,
       plots/compare_loo.png
+
+The destination must not exist, or must be an earlier bayesimg report (it holds the
+marker) and ``overwrite=True``: see :mod:`bayesimg.report.destination`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+from bayesimg.errors import OutputFolderError
 from bayesimg.report import _tree, plots
 from bayesimg.report._tree import as_tree, has_group
 from bayesimg.report.compare import compare
+from bayesimg.report.destination import check_destination, is_bayesimg_report, write_marker
 from bayesimg.report.diagnostics import diagnose
 from bayesimg.report.intervals import interval_label
 from bayesimg.report.markdown import markdown_table
@@ -35,7 +42,7 @@ from bayesimg.report.summary import summary, top_associations
 
 def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str | None = None,
                  top: int = 20, title: str = "bayesimg report",
-                 notes: list[str] | None = None) -> Path:
+                 notes: list[str] | None = None, overwrite: bool = False) -> Path:
     """Write tables, plots, diagnostics, comparisons and saved fits for ``fits``.
 
     Parameters
@@ -43,16 +50,22 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
     fits : dict
         Name → fit (a :class:`bayesimg.Fit`).  All fits must be on the same subjects.
     folder : path
-        Destination; replaced atomically if it exists.
+        Destination: a new folder (created), or an earlier bayesimg report when
+        ``overwrite=True`` (replaced atomically).  Anything else is refused with
+        :class:`~bayesimg.errors.OutputFolderError` before anything is written.
     best : str, optional
         The fit whose associations lead the report (default: best by PSIS-LOO).
+    overwrite : bool
+        Replace an earlier bayesimg report at ``folder`` (default False).
     """
-    folder = Path(folder)
+    folder = check_destination(folder, overwrite=overwrite)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp_root = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     out = tmp_root / folder.name
+    file_names = portable_names(fits)
     try:
         out.mkdir()
+        write_marker(out)
         (out / "plots").mkdir()
         lines = [f"# {title}", ""]
         if notes:
@@ -76,19 +89,43 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
 
         lines += [f"## Best model: `{best}`", ""]
         for name, fit in fits.items():
-            lines += _one_fit(name, fit, out, top=top, lead=(name == best))
+            lines += _one_fit(name, fit, out, top=top, lead=(name == best),
+                              file_name=file_names[name])
         (out / "report.md").write_text("\n".join(lines) + "\n")
-        if folder.exists():
-            old = tmp_root / "previous"
-            os.replace(folder, old)
+        if folder.exists() or folder.is_symlink():
+            # checked again now: the folder may have appeared while the report was built
+            if not (overwrite and is_bayesimg_report(folder)):
+                check_destination(folder, overwrite=overwrite)
+                raise OutputFolderError(f"{str(folder)!r} changed while the report was written")
+            os.replace(folder, tmp_root / "previous")
         os.replace(out, folder)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     return folder
 
 
-def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool) -> list[str]:
-    sub = out / name
+def portable_names(fits: dict[str, Any]) -> dict[str, str]:
+    """Fit label → a file name safe on every system (letters, digits, ``._-`` only), unique.
+
+    ``"lambda1=2, lambda2=2"`` becomes ``"lambda1-2_lambda2-2"``; labels stay as they are
+    in the tables, only folder and file names change.
+    """
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for label in fits:
+        base = re.sub(r"=", "-", str(label))
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "fit"
+        name, k = base, 2
+        while name.lower() in used or name.lower() == "plots":
+            name, k = f"{base}_{k}", k + 1
+        used.add(name.lower())
+        out[label] = name
+    return out
+
+
+def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
+             file_name: str) -> list[str]:
+    sub = out / file_name
     sub.mkdir()
     tree = as_tree(fit)
     diag = diagnose(fit)
@@ -98,14 +135,14 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool) -> list[st
     hits.to_csv(sub / "top_associations.csv")
     if hasattr(fit, "save"):
         fit.save(sub / "fit.nc")
-    plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{name}.png")
+    plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{file_name}.png")
     trace_vars = _tree.trace_sites(tree)
     if trace_vars and not tree.attrs.get("approximate"):
-        plots.plot_trace(fit, trace_vars, path=out / "plots" / f"trace_{name}.png")
+        plots.plot_trace(fit, trace_vars, path=out / "plots" / f"trace_{file_name}.png")
     if has_group(tree, "posterior_predictive"):
-        plots.plot_ppc(fit, path=out / "plots" / f"ppc_{name}.png")
+        plots.plot_ppc(fit, path=out / "plots" / f"ppc_{file_name}.png")
     try:
-        plots.plot_khat(fit.loo(), path=out / "plots" / f"khat_{name}.png")
+        plots.plot_khat(fit.loo(), path=out / "plots" / f"khat_{file_name}.png")
     except Exception as err:  # noqa: BLE001 - a report must not die on one plot
         warnings.warn(f"k-hat plot for {name} skipped: {err}", stacklevel=2)
     settings = dict(getattr(fit, "model_settings", {}) or {})
