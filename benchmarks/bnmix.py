@@ -57,12 +57,8 @@ from bayesimg.metrics import (
     structure_scores,
 )
 from bayesimg.models import BNMix
-from bayesimg.models.bnmix import (
-    cluster_labels,
-    edge_probabilities,
-    membership,
-    select_n_clusters,
-)
+from bayesimg.models.bnmix import cluster_labels, edge_probabilities, membership
+from bayesimg.workflows import select_n_clusters
 
 SEEDS = [0, 1, 2, 3, 4, 5]
 METHODS = ["oracle", "bnmix_gibbs", "bnmix_gibbs_short", "bnmix_gibbs_given_order",

@@ -54,7 +54,7 @@ OURS = textwrap.dedent("""
     import bayesimg
     from bayesimg.data.simulate_factor import simulate_factor, factor_recovery
     from bayesimg.models import MultiViewFactor
-    from bayesimg.models import factor_outputs as fo
+    from bayesimg.models.factor import outputs as fo
     n, seed, warmup, draws, chains, timing_only = map(int, sys.argv[1:7])
     data, truth = simulate_factor(n=n, seed=seed)
     def run(s):

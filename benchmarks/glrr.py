@@ -12,7 +12,7 @@ tail ESS of B (min and median) per second of sampling, wall time (compile includ
 excluded), peak memory.  Also: rank selection by the shrinkage prior (posterior mode of
 ``effective_rank``) and, with ``--rank-grid``, by PSIS-LOO/WAIC across R.
 
-GLRR by its exact blocked Gibbs kernel (bayesimg.models.glrr_gibbs) and by NUTS on the same
+GLRR by its exact blocked Gibbs kernel (bayesimg.models.glrr.gibbs) and by NUTS on the same
 data decides which sampler the docs recommend: ``ratios.gibbs_over_nuts_ess_per_second``
 (bulk/tail, min/median ESS of B per second of warm-up + sampling, compile excluded; Gibbs
 runs ``--gibbs-warmup`` + ``--gibbs-draws`` per chain, NUTS ``--warmup`` + ``--draws``: ESS

@@ -31,7 +31,7 @@ from _common import median_seconds, write_json
 
 import bayesimg as bi
 from bayesimg.inference.common import device_args
-from bayesimg.models.linalg import cho_solve, cholesky, solve_lower, solve_lower_t
+from bayesimg.models.core.linalg import cho_solve, cholesky, solve_lower, solve_lower_t
 from bayesimg.report import _mcmc_stats
 
 
@@ -62,9 +62,9 @@ def floor_seconds(X, c, repeats=5, block=10):
     (``block`` draws per jitted call, each depending on the last so none is hoisted).
 
     d ≤ n: one d×d Cholesky of XᵀX + D and the two triangular solves of the draw
-    (:func:`bayesimg.models.conditionals.gaussian_columns_given_precision`).  d > n: the
+    (:func:`bayesimg.models.core.conditionals.gaussian_columns_given_precision`).  d > n: the
     n×n matrix X D⁻¹ Xᵀ + I (n²d), its Cholesky and a solve (Bhattacharya et al.).
-    Written with the cheapest calls the sampler uses (:mod:`bayesimg.models.linalg`:
+    Written with the cheapest calls the sampler uses (:mod:`bayesimg.models.core.linalg`:
     no symmetrising pass, no materialised transpose), so the ratio measures the sweep's
     overhead, not a slower floor.
     """

@@ -115,7 +115,7 @@ def test_order_moves_target_the_same_order_posterior():
     import jax
 
     from bayesimg.inference.common import device_args
-    from bayesimg.models.bnmix_gibbs import BNMixGibbs
+    from bayesimg.models.bnmix.gibbs import BNMixGibbs
 
     rng = np.random.default_rng(3)
     n = 40

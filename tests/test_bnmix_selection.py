@@ -9,7 +9,8 @@ import pytest
 import bayesimg
 from bayesimg.data.simulate_bnmix import simulate_bnmix
 from bayesimg.models import BNMix
-from bayesimg.models.bnmix import bic, select_n_clusters
+from bayesimg.models.bnmix import bic
+from bayesimg.workflows import select_n_clusters
 
 OPTS = dict(method="gibbs", chains=2, warmup=200, draws=300, seed=3, progress=False)
 

@@ -1,4 +1,4 @@
-"""Exact conditional samplers shared by the Gibbs kernels (bayesimg.models.conditionals).
+"""Exact conditional samplers shared by the Gibbs kernels (bayesimg.models.core.conditionals).
 
 * ``inverse_gaussian`` against scipy's law by a Kolmogorov–Smirnov test, including
   the μ → ∞ limit (the Lévy law, which the GSMTR Gibbs sweep meets whenever a row
@@ -22,7 +22,7 @@ import pytest
 from scipy import stats
 
 import bayesimg  # noqa: F401  (float64 on CPU)
-from bayesimg.models.conditionals import (
+from bayesimg.models.core.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
     inverse_gaussian,

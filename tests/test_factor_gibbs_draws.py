@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesimg.models.factor_gibbs import (
+from bayesimg.models.factor.gibbs import (
     SweepRandoms,
     _batched_gaussian,
     _gaussian_by_pattern,

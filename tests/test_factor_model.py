@@ -34,7 +34,9 @@ import bayesimg
 from bayesimg.data.simulate_factor import factor_recovery, simulate_factor
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models import MultiViewFactor
-from bayesimg.models import factor_outputs as fo
+from bayesimg.models.factor import outputs as fo
+from bayesimg.report.summary import top_loadings
+from bayesimg.workflows import select_k
 
 GIBBS = dict(method="gibbs", chains=2, warmup=150, draws=100, progress=False)
 
@@ -81,7 +83,7 @@ def test_transform_round_trip(small):
 
 def test_k_selection_by_marginal_loo(small):
     data, truth, fit = small
-    table, fits = fo.select_k(data, [1, 6], seed=0, **GIBBS)
+    table, fits = select_k(data, [1, 6], seed=0, **GIBBS)
     assert table.index[0] == "K=6", table
     assert table.loc["K=6", "n_active"] == 3 and table.loc["K=1", "n_active"] == 1
     assert table.loc["K=1", "elpd_diff"] > 4 * table.loc["K=1", "dse"]
@@ -193,6 +195,6 @@ def test_bad_inputs(small):
     with pytest.raises(DataValidationError, match="reserved"):
         bayesimg.fit(MultiViewFactor(2), reserved, method="gibbs")
     with pytest.raises(DataValidationError, match="no view 'zz'"):
-        fo.top_loadings(fit, "zz", 0)
+        top_loadings(fit, "zz", 0)
     with pytest.raises(DataValidationError, match="factor"):
-        fo.top_loadings(fit, "a", "F99")
+        top_loadings(fit, "a", "F99")

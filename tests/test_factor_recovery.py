@@ -33,7 +33,7 @@ import pytest
 import bayesimg
 from bayesimg.data.simulate_factor import factor_recovery, simulate_factor
 from bayesimg.models import MultiViewFactor
-from bayesimg.models import factor_outputs as fo
+from bayesimg.models.factor import outputs as fo
 
 
 @pytest.fixture(scope="module")

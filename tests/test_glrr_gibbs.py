@@ -1,4 +1,4 @@
-"""GLRR's exact blocked Gibbs kernel (bayesimg.models.glrr_gibbs) targets the NUTS posterior.
+"""GLRR's exact blocked Gibbs kernel (bayesimg.models.glrr.gibbs) targets the NUTS posterior.
 
 1. *The kernel alone* — Geweke's (2004) joint-distribution test: alternating one Gibbs
    sweep θ | y with a fresh y | θ from the likelihood leaves the prior of θ invariant

@@ -1,6 +1,6 @@
 """Numerical robustness (issue 7, point 5): Cholesky jitter and automatic warnings.
 
-* :func:`bayesimg.models.conditionals.robust_cholesky` retries a failed factor
+* :func:`bayesimg.models.core.conditionals.robust_cholesky` retries a failed factor
   with escalating jitter and reports the retries; the GSMTR Gibbs kernel exposes
   them as the ``cholesky_jitter`` sample stat and ``bayesimg.fit`` warns.
 * Divergences and R-hat > 1.01 surface as a ``ConvergenceWarning`` with advice
@@ -22,8 +22,9 @@ import bayesimg
 from bayesimg.data import make_dataset
 from bayesimg.data.io import GenotypeTable
 from bayesimg.errors import ConvergenceWarning
-from bayesimg.models import GroupSparseMTR, linalg
-from bayesimg.models.conditionals import (
+from bayesimg.models import GroupSparseMTR
+from bayesimg.models.core import linalg
+from bayesimg.models.core.conditionals import (
     JITTER_TRIES,
     gaussian_columns_given_precision,
     gaussian_columns_wide,

@@ -22,7 +22,7 @@ from jax.sharding import PartitionSpec
 import bayesimg as bi
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference import sharding
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 ROWS, REPLICATED = str(PartitionSpec("subjects")), str(PartitionSpec())
 

@@ -11,7 +11,7 @@ from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.inference.common import check_positive_int
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.sharding import check_shard_option, sharded_chain_method
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 METHODS = ("nuts", "gibbs", "svi", "map")
 _MCMC_KEYS = {"chains", "warmup", "draws", "thin", "seed", "chain_method", "progress",

@@ -50,7 +50,7 @@ from bayesimg.inference.loglik import pointwise_loglik_fn
 from bayesimg.inference.mcmc import ChainLayout, CompiledMCMC, choose_layout, compiled_mcmc
 from bayesimg.inference.sampling import _stored_sizes, mcmc_fit, mcmc_kernel
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, StoragePlan, plan_storage
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 #: stacked (per-fit) arguments up to this many bytes in all are repeated per chain, so that
 #: one vmap over (fit, chain) pairs replaces two nested ones (faster to compile)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bayesimg.data.base import SubjectData
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 
 def device_args(model_args: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ import xarray as xr
 
 from bayesimg.data.base import SubjectData
 from bayesimg.errors import ModelSpecError
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
+from bayesimg.models.core.linalg import JITTER_TRIES
 
 SAMPLE_DIMS = ("chain", "draw")
 
@@ -65,6 +66,10 @@ def to_datatree(model: Model, data: SubjectData, *, samples: dict[str, np.ndarra
     groups["posterior"] = _dataset(samples, dims, coords, model.name)
     if stats:
         groups["sample_stats"] = _dataset(stats, {}, coords, model.name)
+        if "cholesky_jitter" in groups["sample_stats"]:
+            # retries the kernels' jittered Cholesky allows: a count above it means even
+            # the largest jitter failed (read by report.diagnostics, which imports no model)
+            groups["sample_stats"]["cholesky_jitter"].attrs["jitter_tries"] = JITTER_TRIES
     unit_dims = {site: (obs_dims[0],) for site, obs_dims in model.observed.items()}
     groups["log_likelihood"] = _dataset(loglik, unit_dims, coords, model.name)
     observed = model.observed_data(data)

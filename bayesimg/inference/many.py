@@ -71,7 +71,7 @@ from bayesimg.errors import FitManyError, ModelSpecError, ResultFileError
 from bayesimg.inference.common import check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import _json_default
 from bayesimg.inference.fit import Fit, load
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 #: attributes written into every saved fit
 NAME_ATTR = "job_name"

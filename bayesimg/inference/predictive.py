@@ -10,7 +10,7 @@ from numpyro.infer import Predictive
 from bayesimg.data.base import SubjectData
 from bayesimg.inference.common import device_args
 from bayesimg.inference.fit import Fit
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 
 def add_posterior_predictive(fit: Fit, model: Model, data: SubjectData, *, num_draws: int = 100,

@@ -20,7 +20,7 @@ from bayesimg.inference.loglik import pointwise_loglik_fn
 from bayesimg.inference.mcmc import choose_layout, compiled_mcmc, steps_per_call
 from bayesimg.inference.sharding import shard_model_args, sharded_chain_method
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, LOGLIK_PREFIX, plan_storage
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 
 def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int = 4,

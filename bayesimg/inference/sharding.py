@@ -9,7 +9,7 @@ drivers already pass data as *arguments* of one jitted program, so nothing else
 changes: XLA's SPMD partitioner splits the likelihood (``X @ W``, the pointwise
 log-likelihood, XᵀX) by rows and inserts the all-reduces; parameters stay
 replicated.  This is generic: it works for every model family through
-:meth:`bayesimg.models.base.Model.subject_axis_args`.
+:meth:`bayesimg.models.core.base.Model.subject_axis_args`.
 
 Placement never changes what is computed, only where: a jitted program means
 the same whatever the shardings of its inputs.  The draws of a sharded fit are

@@ -42,7 +42,7 @@ from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import batched_loglik
 from bayesimg.inference.progress import progress_bar
 from bayesimg.inference.sharding import shard_model_args, to_host
-from bayesimg.models.base import Model
+from bayesimg.models.core.base import Model
 
 GUIDES = ("mean_field", "low_rank", "map")
 

@@ -1,10 +1,23 @@
-"""Model families: each a NumPyro model plus what the shared drivers need."""
+"""Model families: each a NumPyro model plus what the shared drivers need.
 
-from bayesimg.models.base import Model
+One package per family (``gsmtr``, ``glrr``, ``factor``, ``bnmix``: model, exact Gibbs
+kernel and family helpers) and ``core`` (the :class:`Model` interface and what the families
+share).  Families import ``core``, never each other; nothing here imports
+:mod:`bayesimg.inference`, :mod:`bayesimg.report` or :mod:`bayesimg.workflows` at import time.
+"""
+
+import sys as _sys
+
 from bayesimg.models.bnmix import BNMix
+from bayesimg.models.core.base import Model
 from bayesimg.models.factor import MultiViewFactor
+from bayesimg.models.factor import outputs as factor_outputs
 from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression
 from bayesimg.models.gsmtr import GroupSparseMTR
+
+# the module's old path: `from bayesimg.models import factor_outputs` and
+# `import bayesimg.models.factor_outputs` keep working
+_sys.modules.setdefault(f"{__name__}.factor_outputs", factor_outputs)
 
 __all__ = ["BNMix", "GLRR", "GeneralizedLowRankRegression", "GroupSparseMTR", "Model",
            "MultiViewFactor"]

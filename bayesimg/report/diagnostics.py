@@ -457,10 +457,11 @@ def sampling_problems(fit: Any) -> list[str]:
 
     jitter = _sample_stat(ss, "cholesky_jitter")
     if jitter is not None and np.any(jitter > 0):
-        from bayesimg.models.conditionals import JITTER_TRIES
-
+        # the retry limit is written with the stat at fit time (fits saved before it was
+        # recorded all used 5 retries)
+        tries = int(ss["cholesky_jitter"].attrs.get("jitter_tries", 5))
         n_used = int(np.count_nonzero(jitter > 0))
-        failed = int(np.count_nonzero(jitter > JITTER_TRIES))
+        failed = int(np.count_nonzero(jitter > tries))
         tail = (f"; in {failed} of them even the largest jitter failed and the draws are "
                 "not finite" if failed else "")
         problems.append(

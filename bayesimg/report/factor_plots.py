@@ -20,6 +20,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from bayesimg.report.plots import save_figure
+from bayesimg.report.summary import top_loadings
 
 __all__ = ["plot_factor_scatter", "plot_top_loadings", "plot_variance_explained"]
 
@@ -33,7 +34,7 @@ def _finish(fig: Figure, path) -> Figure:
 def plot_variance_explained(ve: xr.Dataset, *, path: str | os.PathLike | None = None,
                             factors: list[str] | None = None) -> Figure:
     """Heatmap of R² (view × factor) from
-    :func:`~bayesimg.models.factor_outputs.variance_explained`."""
+    :func:`~bayesimg.models.factor.outputs.variance_explained`."""
     mean = ve["r2_mean"]
     if factors is not None:
         mean = mean.sel(factor=factors)
@@ -70,7 +71,7 @@ def plot_factor_scatter(fit, labels: pd.Series | None = None, x: int | str = 0,
     """Factor ``x`` against factor ``y`` (posterior means ± 95% intervals), coloured by ``labels``.
 
     ``Z`` (draw dims first, then sample, factor) may be given instead of the fit's
-    posterior, e.g. the ``Z`` of :func:`~bayesimg.models.factor_outputs.transform`.
+    posterior, e.g. the ``Z`` of :func:`~bayesimg.models.factor.outputs.transform`.
     """
     if Z is None:
         Z = fit.posterior["Z"].stack(_s=("chain", "draw")).transpose("_s", "sample", "factor")
@@ -115,7 +116,6 @@ def plot_factor_scatter(fit, labels: pd.Series | None = None, x: int | str = 0,
 def plot_top_loadings(fit, view: str, factor: int | str = 0, n: int = 15, *,
                       path: str | os.PathLike | None = None) -> Figure:
     """Largest |loadings| of ``view`` on ``factor`` with 95% intervals and inclusion."""
-    from bayesimg.models.factor_outputs import top_loadings
     table = top_loadings(fit, view, factor, n=n)
     fig = Figure(figsize=(5.0, 0.3 * len(table) + 1.0))
     ax = fig.add_subplot(1, 1, 1)

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesimg.errors import ModelSpecError
+from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.report import _mcmc_stats, _tree
 from bayesimg.report.intervals import CI_KIND, CI_PROB, compute_intervals, interval_columns
 
-__all__ = ["summary", "top_associations", "STAT_COLUMNS"]
+__all__ = ["summary", "top_associations", "top_loadings", "STAT_COLUMNS"]
 
 #: Statistic columns of :func:`summary`, in order (the two interval columns go
 #: between ``sd`` and ``rhat`` and are named by :func:`interval_columns`).
@@ -273,3 +273,31 @@ def top_associations(fit: Any, var_name: str | None = None, n: int = 20, by: str
                      "var_name": var_name, "by": by, "n_elements": int(mean.size),
                      "method": _tree.method(tree), "approximate": approximate})
     return df
+
+
+def top_loadings(fit, view: str, factor: str | int, n: int = 15) -> pd.DataFrame:
+    """The ``n`` features of ``view`` with the largest |posterior mean| loading on ``factor``.
+
+    For multi-view factor fits (posterior ``W_<view>`` and ``incl_<view>`` over dims
+    ``feature_<view>`` × ``factor``): mean, 95% interval and mean inclusion per feature.
+    Reads only the fit (also reachable as ``bayesimg.models.factor.outputs.top_loadings``).
+    """
+    views = [str(v) for v in fit.posterior["view"].values]
+    if view not in views:
+        raise DataValidationError(f"no view {view!r} in the fit; views: {views}")
+    factors = [str(f) for f in fit.posterior["factor"].values]
+    if isinstance(factor, int | np.integer):
+        if not 0 <= factor < len(factors):
+            raise DataValidationError(f"factor index {factor} out of range 0..{len(factors) - 1}")
+        factor = factors[int(factor)]
+    if factor not in factors:
+        raise DataValidationError(f"no factor {factor!r}; factors: {factors}")
+    W = fit.posterior[f"W_{view}"].sel(factor=factor)
+    incl = fit.posterior[f"incl_{view}"].sel(factor=factor).mean(("chain", "draw"))
+    table = pd.DataFrame({
+        "mean": W.mean(("chain", "draw")).values,
+        "lower": W.quantile(0.025, ("chain", "draw")).values,
+        "upper": W.quantile(0.975, ("chain", "draw")).values,
+        "inclusion": incl.values}, index=W[f"feature_{view}"].values)
+    order = np.argsort(-np.abs(table["mean"].to_numpy()), kind="stable")
+    return table.iloc[order[:n]]

@@ -32,8 +32,9 @@ import bayesimg
 from bayesimg.atomic import write_text_atomic
 from bayesimg.data import make_views
 from bayesimg.models import MultiViewFactor
-from bayesimg.models import factor_outputs as fo
+from bayesimg.models.factor import outputs as fo
 from bayesimg.report import factor_plots as fp
+from bayesimg.report.summary import top_loadings
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "abide_freesurfer"
@@ -117,7 +118,7 @@ def main() -> dict:
                    ve["r2_mean"].sel(view=v, factor=f"F{k + 1}")), 1) for k in active}
                    for v in data.view_names},
                "factors": associations(fit, labels, active)}
-        res["top_features"] = {f"F{k + 1}": {v: list(fo.top_loadings(fit, v, k, n=4).index)
+        res["top_features"] = {f"F{k + 1}": {v: list(top_loadings(fit, v, k, n=4).index)
                                              for v in data.view_names} for k in active[:5]}
         out[name] = res
         fp.plot_variance_explained(ve, factors=[f"F{k + 1}" for k in active],

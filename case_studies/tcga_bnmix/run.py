@@ -30,7 +30,8 @@ import bayesimg
 from bayesimg.data import make_views
 from bayesimg.metrics import adjusted_rand_index, normalized_mutual_info
 from bayesimg.models import BNMix
-from bayesimg.models.bnmix import cluster_labels, edge_probabilities, select_n_clusters
+from bayesimg.models.bnmix import cluster_labels, edge_probabilities
+from bayesimg.workflows import select_n_clusters
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "breast_tcga"

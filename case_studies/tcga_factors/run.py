@@ -35,8 +35,10 @@ from bayesimg.atomic import write_text_atomic
 from bayesimg.data import make_views
 from bayesimg.metrics import adjusted_rand_index
 from bayesimg.models import MultiViewFactor
-from bayesimg.models import factor_outputs as fo
+from bayesimg.models.factor import outputs as fo
 from bayesimg.report import factor_plots as fp
+from bayesimg.report.summary import top_loadings
+from bayesimg.workflows import select_k
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "breast_tcga"
@@ -135,12 +137,12 @@ def main() -> dict:
                                     "test_no_protein": round(width_test, 3)}
     top = {}
     for f in names[:4]:
-        top[f] = {v: list(fo.top_loadings(fit, v, f, n=5).index) for v in train.view_names}
+        top[f] = {v: list(top_loadings(fit, v, f, n=5).index) for v in train.view_names}
     out["top_features"] = top
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table, _ = fo.select_k(train, [2, 4, 6, 10], **{**GIBBS, "warmup": 500, "draws": 300})
+        table, _ = select_k(train, [2, 4, 6, 10], **{**GIBBS, "warmup": 500, "draws": 300})
     out["k_selection"] = table[["elpd", "elpd_diff", "dse", "n_active"]].round(1).to_dict()
 
     fp.plot_variance_explained(ve, factors=names, path=OUT / "variance_explained.png")

@@ -19,7 +19,7 @@ order enters only through an edge mask):
 4. (optional) Metropolis moves on the shared node order, with the coefficients
    integrated out (each node's likelihood over all clusters is a closed-form
    Gaussian marginal given σ², λ, τ, ψ, ω:
-   :func:`~bayesimg.models.bnmix_math.pooled_node_regression`), in
+   :func:`~bayesimg.models.bnmix.math.pooled_node_regression`), in
    ``order_moves`` passes of adjacent transpositions — every adjacent pair once,
    in two phases of disjoint pairs whose decisions are independent — and
    ``relocations`` relocation / segment-reversal proposals.  A proposal is a
@@ -58,14 +58,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from bayesimg.models.bnmix_math import (
+from bayesimg.models.bnmix.math import (
     allowed_from_position,
     component_loglik,
     label_mask,
     mixture_loglik,
     pooled_node_regression,
 )
-from bayesimg.models.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 
 
 def dist_ig_logpdf(a, b):

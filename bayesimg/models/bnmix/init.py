@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesimg.models.bnmix_math import membership_probs, mixture_loglik
+from bayesimg.models.bnmix.math import membership_probs, mixture_loglik
 
 
 def greedy_order(X: np.ndarray, is_binary: np.ndarray, whitelist: np.ndarray,

@@ -65,7 +65,7 @@ with δ = ``edge_threshold`` (0.1 on the standardised scale by default):
 :func:`edge_probabilities`.
 
 Inference
-    ``gibbs`` (fast, recommended): :mod:`bayesimg.models.bnmix_gibbs` samples
+    ``gibbs`` (fast, recommended): :mod:`bayesimg.models.bnmix.gibbs` samples
     labels, weights, each node's shared and deviation coefficients jointly
     (conjugate given the order), variances, horseshoe scales and — with
     ``sample_order`` — the node order by Metropolis moves (adjacent
@@ -73,7 +73,7 @@ Inference
     scales and residual variances along).  ``nuts``/``svi``/``map``: the
     marginalised-label NumPyro model below at the fixed (given or initial)
     order, non-centred, horseshoe locals as a · √b (a ~ N⁺(0, 1), b ~ IG(½, ½)).
-    All start from the best of several MAP-EM runs (:mod:`bnmix_init`), every
+    All start from the best of several MAP-EM runs (:mod:`bayesimg.models.bnmix.init`), every
     chain from the same labelled solution; NUTS/SVI/MAP from the last state of a
     short exact-Gibbs run begun there (``pilot_sweeps``), i.e. inside the
     posterior's bulk: a gradient sampler cannot cross between partitions, and
@@ -106,11 +106,12 @@ from scipy.optimize import linear_sum_assignment
 
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models.base import Model
-from bayesimg.models.bnmix_init import em_restarts, greedy_order
-from bayesimg.models.bnmix_math import membership_probs, mixture_loglik
+from bayesimg.models.bnmix.init import em_restarts, greedy_order
+from bayesimg.models.bnmix.math import membership_probs, mixture_loglik
+from bayesimg.models.core.base import Model
 
-__all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",
+# select_n_clusters resolves through __getattr__ at the end of this module
+__all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",  # noqa: F822
            "edge_probabilities", "membership", "select_n_clusters"]
 
 
@@ -207,7 +208,7 @@ class BNMix(Model):
         K.
     order : sequence of node names or indices, optional
         A node order shared by the clusters (parents precede children).  Default:
-        :func:`~bayesimg.models.bnmix_init.greedy_order` on the pooled data.
+        :func:`~bayesimg.models.bnmix.init.greedy_order` on the pooled data.
     sample_order : bool, optional
         Metropolis moves on the order inside the Gibbs kernel (default: True when
         ``order`` is not given).  NUTS/SVI/MAP always use the fixed initial order.
@@ -578,7 +579,7 @@ class BNMix(Model):
             # i.e. from the posterior's bulk rather than from the EM optimum (which can
             # be a different partition: on the agreement test's data set its ARI is ~0
             # while the posterior's is ~0.4)
-            from bayesimg.models.bnmix_gibbs import pilot_run
+            from bayesimg.models.bnmix.gibbs import pilot_run
             z = pilot_run(args, self.pilot_sweeps, self.pooling, self.init_seed)
             self.last_pilot = z
             args.update(self._start_values(z, args, allowed0))
@@ -765,8 +766,8 @@ class BNMix(Model):
         return bnmix_model
 
     def gibbs_kernel(self, data):
-        """Exact Gibbs kernel with order moves (:mod:`bayesimg.models.bnmix_gibbs`)."""
-        from bayesimg.models.bnmix_gibbs import BNMixGibbs
+        """Exact Gibbs kernel with order moves (:mod:`bayesimg.models.bnmix.gibbs`)."""
+        from bayesimg.models.bnmix.gibbs import BNMixGibbs
         adjacent, relocations = self._n_moves(data)
         return BNMixGibbs(order_moves=adjacent, relocations=relocations, pool=self.pooling)
 
@@ -872,28 +873,11 @@ def bic(fit, probability: float = 0.5) -> dict[str, float]:
             "aic": float(2 * npar - 2 * loglik)}
 
 
-def select_n_clusters(fits: dict, ic: str = "loo", n_se: float = 1.0):
-    """Choose K from fits keyed by K: PSIS-LOO (or WAIC) ranking plus a parsimony rule.
-
-    The :func:`bayesimg.report.compare` table is extended with ``bic`` (as
-    bnClustOmics computes it), ``occupied`` (clusters with posterior mean weight
-    > 0.05, i.e. holding subjects) and ``chosen``.  The chosen K is the smallest
-    whose elpd is within ``n_se`` standard errors of the best: a mixture with a
-    superfluous cluster empties it and predicts as well, so the criterion alone
-    ties, and the simpler model is preferred (the one-standard-error rule).
-    Returns ``(K, table)``.
-    """
-    from bayesimg.report import compare
-    labelled = {f"K={k}": f for k, f in fits.items()}
-    table = compare(labelled, ic=ic).copy()
-    ks = {f"K={k}": int(k) for k in fits}
-    table["K"] = [ks[i] for i in table.index]
-    table["bic"] = [bic(labelled[i])["bic"] for i in table.index]
-    table["occupied"] = [int((_post(labelled[i])["pi"].mean(("chain", "draw")) > 0.05).sum())
-                         for i in table.index]
-    best = table["elpd"].max()
-    within = table[(best - table["elpd"]) <= n_se * table["dse"].clip(lower=1e-12)]
-    within = pd.concat([within, table[table["elpd"] == best]]).drop_duplicates()
-    chosen = int(within["K"].min())
-    table["chosen"] = table["K"] == chosen
-    return chosen, table
+def __getattr__(name: str):
+    """``select_n_clusters`` fits nothing but compares fits (:func:`bayesimg.report.compare`),
+    so it lives in :mod:`bayesimg.workflows`; still reachable here, imported on first use
+    (models never import the layers above them at import time)."""
+    if name == "select_n_clusters":
+        from bayesimg.workflows import select_n_clusters
+        return select_n_clusters
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,8 +2,8 @@
 
 All functions are pure JAX and jit/vmap-safe.
 
-Cholesky factorisations go through :func:`bayesimg.models.linalg.factor_and_apply`
-(or :func:`~bayesimg.models.linalg.robust_cholesky`): a matrix that is
+Cholesky factorisations go through :func:`bayesimg.models.core.linalg.factor_and_apply`
+(or :func:`~bayesimg.models.core.linalg.robust_cholesky`): a matrix that is
 positive definite in exact arithmetic can fail to factor in floating point
 (duplicated SNP columns make XᵀX singular, and a tiny prior precision — huge
 τ, ω under a small λ — leaves nothing to lift it, especially in float32).  The
@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from bayesimg.models.linalg import (
+from bayesimg.models.core.linalg import (
     JITTER_START,
     JITTER_TRIES,
     factor_and_apply,

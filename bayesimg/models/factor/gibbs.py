@@ -58,8 +58,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from bayesimg.models.factor import TRIALS, FactorLayout
-from bayesimg.models.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.factor.layout import (  # noqa: F401  (split_columns re-exported)
+    TRIALS,
+    FactorLayout,
+    split_columns,
+)
 
 #: Up to this many slots (views + outcome), Gibbs draws the factors per presence pattern.
 MAX_PATTERN_SLOTS = 4
@@ -70,15 +74,6 @@ class FactorGibbsState(NamedTuple):
     z: dict
     Ys: jnp.ndarray          # augmented Gaussian columns, missing entries imputed
     rng_key: jnp.ndarray
-
-
-def split_columns(layout: FactorLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of augmented (shared-information) and weighted columns."""
-    col_view = layout.column_view()
-    weighted_view = np.asarray(list(layout.weighted_views)
-                               + [layout.outcome_kind == "bernoulli"], bool)
-    weighted = weighted_view[col_view]
-    return np.flatnonzero(~weighted), np.flatnonzero(weighted)
 
 
 def polya_gamma(key, b, c, n_terms: int = 10):

@@ -26,7 +26,7 @@ The Gaussian "slab" factor exp(−w²/2c²) regularises the horseshoe as in
 Piironen & Vehtari (2017): a loading can escape shrinkage but never beyond
 the slab scale c (``slab_scale``); written as a factor of the joint density
 (the "product" form) it keeps every full conditional conjugate, so the exact
-Gibbs kernel (:mod:`bayesimg.models.factor_gibbs`), NUTS and SVI all target the
+Gibbs kernel (:mod:`bayesimg.models.factor.gibbs`), NUTS and SVI all target the
 *same* posterior.  α switches a factor off in a view (shared versus
 view-specific factors); λ gives feature-level sparsity; the slab bounds both.
 
@@ -46,7 +46,7 @@ every chain starts from a PCA + varimax solution (:func:`pca_varimax_init`).
 Factors are identified only up to rotation, sign and permutation: the sparse
 prior pins the rotation when the data allow it, and :meth:`MultiViewFactor.align_draws`
 matches sign and order across draws and chains and reports rotation-aware
-diagnostics (:mod:`bayesimg.models.factor_align`).
+diagnostics (:mod:`bayesimg.models.factor.align`).
 
 Named outputs: ``Z`` (sample, factor), ``W_<view>`` (feature_<view>, factor),
 ``incl_<view>`` (feature_<view>, factor: the horseshoe's 1 − κ, a posterior
@@ -60,7 +60,6 @@ log-likelihood is per subject, summed over every observed entry of every view.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -75,82 +74,15 @@ from threadpoolctl import threadpool_limits
 
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models.base import Model
-
-KIND_CODES = {"gaussian": 0, "bernoulli": 1, "binomial2": 2}
-TRIALS = {"gaussian": 0, "bernoulli": 1, "binomial2": 2}
-OUTCOME_VIEW = "outcome"
-
-
-# ---------------------------------------------------------------------------- layout
-@dataclasses.dataclass(frozen=True)
-class FactorLayout:
-    """Static structure of a data set: views, sizes, likelihoods, column grouping."""
-
-    views: tuple[str, ...]
-    sizes: tuple[int, ...]
-    likelihoods: tuple[str, ...]
-    feature_names: tuple[np.ndarray, ...]
-    outcome_kind: str | None
-    outcome_name: str | None
-    n_covariates: int
-    covariate_names: np.ndarray | None
-    weighted_views: tuple[bool, ...]   # Gibbs: per-entry weights instead of augmentation
-
-    @property
-    def n_views(self) -> int:
-        return len(self.views)
-
-    @property
-    def n_columns(self) -> int:
-        return sum(self.sizes) + (1 if self.outcome_kind else 0)
-
-    @property
-    def offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
-
-    def column_view(self) -> np.ndarray:
-        """View index of every concatenated column (the outcome is view M)."""
-        out = np.repeat(np.arange(self.n_views), self.sizes)
-        if self.outcome_kind:
-            out = np.append(out, self.n_views)
-        return out
-
-    def column_likelihood(self) -> list[str]:
-        out = [lik for lik, d in zip(self.likelihoods, self.sizes, strict=True)
-               for _ in range(d)]
-        if self.outcome_kind:
-            out.append(self.outcome_kind)
-        return out
-
-    def feature_labels(self) -> np.ndarray:
-        labels = [f"{v}:{f}" for v, names in zip(self.views, self.feature_names, strict=True)
-                  for f in names]
-        if self.outcome_kind:
-            labels.append(f"{OUTCOME_VIEW}:{self.outcome_name}")
-        return np.asarray(labels, dtype=str)
-
-    def key(self) -> tuple:
-        return (self.views, self.sizes, self.likelihoods, self.outcome_kind,
-                self.n_covariates, self.weighted_views)
-
-
-def make_layout(data: MultiViewData, weighted_missing: float) -> FactorLayout:
-    weighted = []
-    for v in data.views:
-        present = v.subject_present
-        scattered = 1.0 - v.observed[present].mean() if present.any() else 0.0
-        weighted.append(v.likelihood != "gaussian" or scattered > weighted_missing)
-    return FactorLayout(
-        views=tuple(data.view_names), sizes=tuple(v.n_features for v in data.views),
-        likelihoods=tuple(v.likelihood for v in data.views),
-        feature_names=tuple(np.asarray(v.feature_names, dtype=str) for v in data.views),
-        outcome_kind=data.outcome_kind if data.outcome is not None else None,
-        outcome_name=data.outcome_name if data.outcome is not None else None,
-        n_covariates=data.n_covariates,
-        covariate_names=None if data.covariate_names is None
-        else np.asarray(data.covariate_names, dtype=str),
-        weighted_views=tuple(weighted))
+from bayesimg.models.core.base import Model
+from bayesimg.models.factor.layout import (  # noqa: F401  (re-exported)
+    KIND_CODES,
+    OUTCOME_VIEW,
+    TRIALS,
+    FactorLayout,
+    make_layout,
+    split_columns,
+)
 
 
 # ---------------------------------------------------------------------------- likelihood
@@ -515,7 +447,6 @@ class MultiViewFactor(Model):
     def _gibbs_args(self, arr) -> dict[str, np.ndarray]:
         """Extra arrays of the Gibbs kernel: the start, and the columns split into
         augmented Gaussian columns (``Ys``) and per-entry weighted ones (``Yw``)."""
-        from bayesimg.models.factor_gibbs import split_columns
         lay = self._need_layout()
         Z0, W0 = pca_varimax_init(arr["Y"], arr["mask"], arr["present"],
                                   arr["column_view"], self.n_factors)
@@ -639,11 +570,11 @@ class MultiViewFactor(Model):
         return factor_model
 
     def gibbs_kernel(self, data: MultiViewData):
-        """Blocked exact Gibbs kernel (:mod:`bayesimg.models.factor_gibbs`)."""
-        from bayesimg.models.factor_gibbs import FactorGibbs
+        """Blocked exact Gibbs kernel (:mod:`bayesimg.models.factor.gibbs`)."""
+        from bayesimg.models.factor.gibbs import FactorGibbs
         return FactorGibbs(self, self.layout(data))
 
     def align_draws(self, samples, data):
-        """Sign/permutation alignment + rotation-aware diagnostics (:mod:`factor_align`)."""
-        from bayesimg.models.factor_align import align_factor_draws
+        """Sign/permutation alignment + rotation-aware diagnostics (:mod:`.align`)."""
+        from bayesimg.models.factor.align import align_factor_draws
         return align_factor_draws(samples, self.layout(data))

@@ -15,8 +15,11 @@ r"""What users read off a multi-view factor fit, with intervals.
   in the fit.
 * :func:`impute` — posterior-predictive mean and 95% interval of every entry
   (missing ones included) of the fitted subjects.
-* :func:`select_k` — fits over a grid of K, compared by PSIS-LOO, with the
-  number of factors ARD left active in each.
+* ``select_k`` — fits over a grid of K, compared by PSIS-LOO, with the number of
+  factors ARD left active in each: now :func:`bayesimg.workflows.select_k` (it fits and
+  compares, so it lives above the models); still reachable here.
+* ``top_loadings`` — now :func:`bayesimg.report.summary.top_loadings` (it only reads
+  the fit); still reachable here.
 * :func:`svi_interval_check` — are an approximate fit's intervals narrower than
   a reference (NUTS/Gibbs) fit's on the same data?
 """
@@ -36,8 +39,9 @@ from scipy.optimize import linear_sum_assignment
 
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models.factor import OUTCOME_VIEW, TRIALS, MultiViewFactor
-from bayesimg.models.factor_gibbs import _batched_gaussian, polya_gamma, take_rows
+from bayesimg.models.factor.gibbs import _batched_gaussian, polya_gamma, take_rows
+from bayesimg.models.factor.layout import OUTCOME_VIEW, TRIALS
+from bayesimg.models.factor.model import MultiViewFactor
 
 CI = (0.025, 0.975)
 
@@ -153,29 +157,6 @@ def inclusion(fit, view: str) -> pd.DataFrame:
         raise DataValidationError(f"no view {view!r} in the fit; views: {views}")
     da = fit.posterior[f"incl_{view}"].mean(("chain", "draw"))
     return da.to_pandas()
-
-
-def top_loadings(fit, view: str, factor: str | int, n: int = 15) -> pd.DataFrame:
-    """The ``n`` features of ``view`` with the largest |posterior mean| loading on ``factor``."""
-    views = _views_in_fit(fit)
-    if view not in views:
-        raise DataValidationError(f"no view {view!r} in the fit; views: {views}")
-    factors = [str(f) for f in fit.posterior["factor"].values]
-    if isinstance(factor, int | np.integer):
-        if not 0 <= factor < len(factors):
-            raise DataValidationError(f"factor index {factor} out of range 0..{len(factors) - 1}")
-        factor = factors[int(factor)]
-    if factor not in factors:
-        raise DataValidationError(f"no factor {factor!r}; factors: {factors}")
-    W = fit.posterior[f"W_{view}"].sel(factor=factor)
-    incl = fit.posterior[f"incl_{view}"].sel(factor=factor).mean(("chain", "draw"))
-    table = pd.DataFrame({
-        "mean": W.mean(("chain", "draw")).values,
-        "lower": W.quantile(CI[0], ("chain", "draw")).values,
-        "upper": W.quantile(CI[1], ("chain", "draw")).values,
-        "inclusion": incl.values}, index=W[f"feature_{view}"].values)
-    order = np.argsort(-np.abs(table["mean"].to_numpy()), kind="stable")
-    return table.iloc[order[:n]]
 
 
 # ---------------------------------------------------------------------------- transform
@@ -476,27 +457,6 @@ def marginal_tree(fit, data: MultiViewData) -> xr.DataTree:
     return tree
 
 
-def select_k(data: MultiViewData, ks, *, method: str = "gibbs", model_options=None,
-             **fit_options):
-    """Fit K ∈ ``ks`` and compare them by PSIS-LOO of the z-integrated likelihood.
-
-    Returns ``(table, fits)``: the :func:`bayesimg.report.compare` table (on
-    :func:`marginal_loglik`, leave-one-subject-out) with a column ``n_active``
-    (factors ARD kept active), and the fits keyed ``"K=<k>"``.
-    """
-    from bayesimg.inference import fit as run_fit
-    from bayesimg.report import compare
-    fits = {}
-    for k in ks:
-        model = MultiViewFactor(int(k), **(model_options or {}))
-        fits[f"K={int(k)}"] = run_fit(model, data, method=method, **fit_options)
-    if len(fits) < 2:
-        raise ModelSpecError("select_k needs at least two values of K")
-    table = compare({name: marginal_tree(f, data) for name, f in fits.items()}, ic="loo")
-    table["n_active"] = [n_active(fits[name]) for name in table.index]
-    return table, fits
-
-
 # ---------------------------------------------------------------------------- SVI vs MCMC
 def match_to(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Permutation and signs mapping the columns of ``other`` onto ``reference`` (|corr|)."""
@@ -537,6 +497,23 @@ def svi_interval_check(approx_fit, reference_fit, var: str = "Z") -> dict[str, f
             "overconfident": bool(ratio < 0.8 or cover_draws < 0.85)}
 
 
-__all__ = ["OUTCOME_VIEW", "TRIALS", "impute", "inclusion", "marginal_loglik", "marginal_tree",
-           "n_active", "select_k",
-           "svi_interval_check", "top_loadings", "transform", "variance_explained"]
+def __getattr__(name: str):
+    """Names that moved out of this module, still reachable here.
+
+    ``select_k`` fits and compares, so it lives in :mod:`bayesimg.workflows`;
+    ``top_loadings`` only reads a fit, so it lives in :mod:`bayesimg.report.summary`.
+    Imported on first use: models never import the layers above them at import time.
+    """
+    if name == "select_k":
+        from bayesimg.workflows import select_k
+        return select_k
+    if name == "top_loadings":
+        from bayesimg.report.summary import top_loadings
+        return top_loadings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# select_k and top_loadings resolve through __getattr__ above
+__all__ = ["OUTCOME_VIEW", "TRIALS", "impute", "inclusion", "marginal_loglik",  # noqa: F822
+           "marginal_tree", "n_active", "select_k", "svi_interval_check", "top_loadings",
+           "transform", "variance_explained"]

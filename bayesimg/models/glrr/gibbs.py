@@ -33,7 +33,7 @@ One sweep (Σ, Σ⁻¹ from one c×c eigendecomposition of ΛΛᵀ + diag ψ):
    * u_h | rest, layer by layer: N(Q⁻¹b, Q⁻¹), Q = δ_h² (v_hᵀΣ⁻¹v_h) XᵀX + D_h,
      b = δ_h Xᵀ(T − Σ_{m≠h} δ_m Xu_m v_mᵀ)Σ⁻¹v_h, D_h = diag(1/s_·h) (Laplace) or d·I;
      one d×d Cholesky per layer (d ≤ n), or Bhattacharya–Chakraborty–Mallick with an
-     n×n system (d > n) — :mod:`bayesimg.models.conditionals`;
+     n×n system (d > n) — :mod:`bayesimg.models.core.conditionals`;
    * V | rest: Gaussian prior — all of V at once, vec V ~ N with precision
      (AᵀA) ⊗ Σ⁻¹ + c·I, A = XU diag(δ), drawn by :func:`matrix_normal_kron`
      (eigendecompositions of Σ and the R×R AᵀA); Laplace prior — layer by layer,
@@ -97,13 +97,13 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 from numpyro import handlers
 
-from bayesimg.models.conditionals import (
+from bayesimg.models.core.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
     inverse_gaussian,
     matrix_normal_kron,
 )
-from bayesimg.models.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 
 #: degrees of freedom of the Student-t noise loadings (ν of the MGP, as in glrr.py)
 NU = 3.0

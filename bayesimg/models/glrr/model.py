@@ -103,7 +103,7 @@ identified summaries of B with intervals.
 Samplers — ``method="gibbs"`` is the recommended one
 ------------------------------------------------------
 ``method="gibbs"`` runs an exact blocked Gibbs kernel
-(:mod:`bayesimg.models.glrr_gibbs`, :meth:`GeneralizedLowRankRegression.gibbs_kernel`):
+(:mod:`bayesimg.models.glrr.gibbs`, :meth:`GeneralizedLowRankRegression.gibbs_kernel`):
 the latent noise factors η_l, the Student-t mixing scales φ_jk and, for Laplace
 loadings, Park & Casella's exponential mixing variances are added as exact auxiliary
 variables, so every block is conjugate (u_h, V, δ, Γ Gaussian with η integrated out;
@@ -133,12 +133,12 @@ from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models._checks import (
+from bayesimg.models.core.base import Model
+from bayesimg.models.core.checks import (
     GenotypePhenotypeIO,
     check_centred_phenotypes,
     check_finite_arrays,
 )
-from bayesimg.models.base import Model
 
 PRIORS = ("laplace", "gaussian")
 RANK_PRIORS = ("mgp", "common")
@@ -474,8 +474,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         return glrr_model
 
     def gibbs_kernel(self, data: Dataset):
-        """Exact blocked Gibbs kernel (:mod:`bayesimg.models.glrr_gibbs`)."""
-        from bayesimg.models.glrr_gibbs import GLRRGibbs
+        """Exact blocked Gibbs kernel (:mod:`bayesimg.models.glrr.gibbs`)."""
+        from bayesimg.models.glrr.gibbs import GLRRGibbs
         return GLRRGibbs(self, self.numpyro_model("gibbs"))
 
     # ------------------------------------------------------------ penalised form

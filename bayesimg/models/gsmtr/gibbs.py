@@ -35,13 +35,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesimg.models.conditionals import (
+from bayesimg.models.core.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
     inverse_gaussian,
 )
-from bayesimg.models.gibbs_kernel import ExactGibbsKernel
-from bayesimg.models.linalg import cho_solve, factor_and_apply, solve_lower_t
+from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.core.linalg import cho_solve, factor_and_apply, solve_lower_t
 
 
 class GSMTRGibbsState(NamedTuple):

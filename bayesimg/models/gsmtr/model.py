@@ -70,12 +70,12 @@ from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.models._checks import (
+from bayesimg.models.core.base import Model
+from bayesimg.models.core.checks import (
     GenotypePhenotypeIO,
     check_centred_phenotypes,
     check_finite_arrays,
 )
-from bayesimg.models.base import Model
 
 _NORM_EPS = 1e-12
 PARAMETERIZATIONS = ("marginal", "hierarchical")
@@ -295,8 +295,8 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         return gsmtr_model
 
     def gibbs_kernel(self, data: Dataset):
-        """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr_gibbs`)."""
-        from bayesimg.models.gsmtr_gibbs import GSMTRGibbs
+        """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.gibbs`)."""
+        from bayesimg.models.gsmtr.gibbs import GSMTRGibbs
         return GSMTRGibbs(hyperprior=self.hyperprior, covariate_scale=self.covariate_scale)
 
     # ------------------------------------------------------------ penalised form
