@@ -7,7 +7,7 @@ Carpenter & Bürkner (2021), *Rank-normalization, folding, and localization: an
 improved R-hat*, Bayesian Analysis 16(2).  ArviZ evaluates them with one Python call
 per scalar element (about 2 ms each, so 40 s for a 20 000-element weight matrix);
 here every statistic is computed on a whole ``(n_elements, chain, draw)`` block at
-once, in chunks that bound memory.  ``tests/test_report_diagnostics.py`` checks the
+once, in chunks that bound memory.  ``tests/report/test_report_diagnostics.py`` checks the
 results against ``arviz_stats`` to floating-point precision.
 
 Differences from ArviZ's defaults are deliberate and documented:

@@ -80,7 +80,7 @@ call costs seconds of compilation).  The recorded draws are the NUTS model's own
 (U, V, δ, the MGP increments, ψ, Γ, the non-centred noise loadings t = Λτ^{1/2} and
 ξ) with every deterministic site computed by the NUTS model function itself, so
 the stored posterior, its identified summaries and the pointwise log-likelihood are
-defined exactly as for NUTS (``tests/test_glrr_gibbs.py`` checks agreement).
+defined exactly as for NUTS (``tests/glrr/test_glrr_gibbs.py`` checks agreement).
 
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge

@@ -111,7 +111,7 @@ variables, so every block is conjugate (u_h, V, δ, Γ Gaussian with η integrat
 moves along the likelihood-flat scale ridges (u_h, δ_h), (v_h, δ_h), (η_k, λ_·k) and
 along the ψ_j ↔ factor-variance ridge keep it from crawling.  It targets exactly the
 posterior of the model function above (checked against NUTS and by Geweke's
-joint-distribution test in ``tests/test_glrr_gibbs.py``) and, on the benchmark of
+joint-distribution test in ``tests/glrr/test_glrr_gibbs.py``) and, on the benchmark of
 ``benchmarks/glrr.py``, gives one to two orders of magnitude more effective draws of B
 per second than NUTS (smoke run: 14× for the slowest entry of B, 46× for the median,
 63–71× in tail ESS; ``ratios.gibbs_over_nuts_ess_per_second`` in

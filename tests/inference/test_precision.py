@@ -98,7 +98,7 @@ def test_environment_switch_at_import():
         "args = device_args({'X': np.ones((2, 2)), 'k': np.arange(2)})\n"
         "print(json.dumps({'precision': bayesimg.current_precision(),\n"
         "                  'X': str(args['X'].dtype)}))\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for wanted in ("float32", "float64"):
         env = dict(os.environ, BAYESIMG_PRECISION=wanted, JAX_PLATFORMS="cpu")
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -4,7 +4,7 @@ edge ≈ 9): by the shrinkage prior (GLRR with rank bound 4: the posterior mode 
 ``select_hyperparameter`` + ``compare`` (one-standard-error rule, ``choose_rank``).
 Rank 1 must be clearly worse (elpd difference > 4 of its SEs); ranks above 2 add nothing,
 so the one-SE rule picks 2.  The IC test fits three models (≈ 70 s of CPU) and is marked
-``slow`` (run ``pytest -m slow tests/test_glrr_rank.py``; it passed when written);
+``slow`` (run ``pytest -m slow tests/glrr/test_glrr_rank.py``; it passed when written);
 ``benchmarks/glrr.py --rank-grid 4 5 6`` runs the same selection on the benchmark data."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from bayesimg.models.core.base import Model
 
 ROWS, REPLICATED = str(PartitionSpec("subjects")), str(PartitionSpec())
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = r"""
 import json, warnings
