@@ -7,7 +7,8 @@
 
 or ``load_demo()`` for the bundled demo (``load_chr2_panel()`` for its
 chromosome-2 genotypes), or ``simulate_gsmtr()`` for data with a
-known truth.
+known truth (``simulate_discovery()``: semi-synthetic discovery scenarios on
+the demo's real genotypes).
 """
 
 from bayesimg.data.base import SubjectData
@@ -30,6 +31,7 @@ from bayesimg.data.simulate import (
     tile_genotypes,
 )
 from bayesimg.data.simulate_bnmix import simulate_bnmix
+from bayesimg.data.simulate_discovery import DiscoveryTruth, simulate_discovery
 from bayesimg.data.simulate_factor import simulate_factor
 from bayesimg.data.simulate_glrr import simulate_glrr
 from bayesimg.data.views import MultiViewData, View, make_views
@@ -39,6 +41,7 @@ __all__ = [
     "CHR2_POPULATIONS",
     "SNP_COLUMNS",
     "Dataset",
+    "DiscoveryTruth",
     "MultiViewData",
     "GSMTRTruth",
     "GenotypeTable",
@@ -56,6 +59,7 @@ __all__ = [
     "read_table",
     "simulate_genotypes",
     "simulate_bnmix",
+    "simulate_discovery",
     "simulate_factor",
     "simulate_glrr",
     "simulate_gsmtr",
