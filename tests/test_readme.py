@@ -62,3 +62,13 @@ def test_ci_and_readme_use_the_finder():
     demo, tests = _readme_commands()
     assert demo.startswith("python3 scripts/python312.py -m venv .venv")
     assert tests.startswith("python3 scripts/python312.py -m venv .venv")
+
+
+def test_licence_names_every_bundled_data_folder_and_package_is_typed():
+    text = (ROOT / "LICENSE").read_text()
+    assert "BSD 3-Clause" in text
+    datasets = ROOT / "bayesimg" / "data" / "datasets"
+    for folder in (p for p in datasets.iterdir() if p.is_dir()):
+        assert f"bayesimg/data/datasets/{folder.name}/" in text, folder.name
+        assert (folder / "SOURCE.md").exists(), folder.name
+    assert (ROOT / "bayesimg" / "py.typed").exists()
