@@ -23,20 +23,38 @@ In a CPDAG/PDAG an undirected edge i — j has ``A[i, j]`` and ``A[j, i]`` both 
   1), as ``pcalg::shd``; with ``cpdag=True`` both graphs are first turned into CPDAGs;
 * :func:`structure_scores` — skeleton TP/FP/FN, TPR = TP/(TP+FN), FDR = FP/(TP+FP)
   (BiDAG's ``compareDAGs`` convention) plus SHD, optionally on CPDAGs.
+
+Discoveries (SNP → phenotype associations against a known truth; one rule for every
+method).  A *discovery* is a row ``(snp, phenotype)`` of a table, or — when the table has
+a ``credible_set`` column — all rows of one credible set for one phenotype, whose SNPs
+are the set's.  It is **true** when one of its SNPs is causal for that phenotype, or in
+r² ≥ ``threshold`` (default 0.5) with a SNP causal for that phenotype; such a discovery
+*detects* each of those causal (snp, phenotype) pairs.
+
+* :func:`label_discoveries` — one row per discovery with ``true`` and ``detects``;
+* :func:`score_discoveries` — power (fraction of causal pairs detected by a true
+  discovery), empirical FDR (false / all discoveries; 0 when there is none) and counts;
+* :func:`power_fdr_curve` — power and empirical FDR of every threshold on a score
+  (e.g. p-values, lfsr), pooled over replicates; :func:`power_at_fdr` — the most power
+  whose empirical FDR stays ≤ α;
+* :func:`pip_calibration` — per bin of PIP, the mean PIP against the observed fraction
+  causal; :func:`interval_coverage`, :func:`rmse`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.special import comb
 
 __all__ = [
     "adjusted_rand_index", "clustering_accuracy", "completeness", "contingency_table",
-    "dag_to_cpdag", "homogeneity", "match_labels", "normalized_mutual_info", "shd",
-    "structure_scores", "v_measure",
+    "dag_to_cpdag", "homogeneity", "interval_coverage", "label_discoveries",
+    "match_labels", "normalized_mutual_info", "pip_calibration", "power_at_fdr",
+    "power_fdr_curve", "rmse", "score_discoveries", "shd", "structure_scores", "v_measure",
 ]
 
 
@@ -267,3 +285,254 @@ def mean_structure_scores(estimates: Sequence, truths: Sequence, cpdag: bool = F
     """Per-graph :func:`structure_scores` averaged over matched pairs (e.g. clusters)."""
     rows = [structure_scores(e, t, cpdag) for e, t in zip(estimates, truths, strict=True)]
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+# ------------------------------------------------------------------ discoveries
+def _causal_pairs(truth) -> pd.DataFrame:
+    """``(snp, phenotype)`` rows of the causal pairs (a DataFrame, or an object's ``effects``)."""
+    table = getattr(truth, "effects", truth)
+    if not isinstance(table, pd.DataFrame) or not {"snp", "phenotype"} <= set(table.columns):
+        raise ValueError("truth must be a DataFrame (or have .effects) with columns "
+                         "'snp' and 'phenotype'")
+    if "effect" in table.columns:
+        table = table[np.asarray(table["effect"], dtype=float) != 0]
+    return table[["snp", "phenotype"]].astype(str).drop_duplicates().reset_index(drop=True)
+
+
+def _r2_frame(ld_r2) -> pd.DataFrame:
+    if not isinstance(ld_r2, pd.DataFrame):
+        raise ValueError("ld_r2 must be a square DataFrame indexed by SNP on both axes")
+    if ld_r2.shape[0] != ld_r2.shape[1]:
+        raise ValueError(f"ld_r2 must be square, got shape {ld_r2.shape}")
+    frame = ld_r2.copy()
+    frame.index = frame.index.astype(str)
+    frame.columns = frame.columns.astype(str)
+    return frame
+
+
+def label_discoveries(discoveries: pd.DataFrame, truth, ld_r2: pd.DataFrame,
+                      threshold: float = 0.5, *,
+                      set_members: Mapping | None = None) -> pd.DataFrame:
+    """Decide, for every discovery, whether it is true and which causal pairs it detects.
+
+    Parameters
+    ----------
+    discoveries : pandas.DataFrame
+        Columns ``snp`` and ``phenotype`` (other columns are carried along, from the
+        first row of each discovery).  With a ``credible_set`` column, rows sharing a
+        non-missing set label and a phenotype form one discovery (a credible set is
+        one signal, however many SNPs it lists); rows with a missing label stay single.
+    truth : pandas.DataFrame or object with ``.effects``
+        The causal pairs: columns ``snp``, ``phenotype`` (rows with ``effect`` 0 ignored).
+    ld_r2 : pandas.DataFrame
+        Squared SNP correlations, indexed by SNP ID on both axes.  SNPs missing from it
+        match only themselves.
+    threshold : float
+        r² at or above which a SNP counts as a proxy of a causal SNP.
+    set_members : mapping, optional
+        ``{credible set label: SNP IDs}``: all SNPs of each set (when the table lists
+        only some of them, e.g. the lead SNP).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per discovery: ``phenotype``, ``snps`` (tuple), ``true`` (bool),
+        ``detects`` (tuple of causal ``(snp, phenotype)`` pairs) and the carried columns.
+    """
+    if not {"snp", "phenotype"} <= set(discoveries.columns):
+        raise ValueError("discoveries need columns 'snp' and 'phenotype'")
+    causal = _causal_pairs(truth)
+    by_pheno = causal.groupby("phenotype")["snp"].apply(list).to_dict()
+    r2 = _r2_frame(ld_r2)
+    known = set(r2.index)
+    table = discoveries.reset_index(drop=True).copy()
+    table["snp"] = table["snp"].astype(str)
+    table["phenotype"] = table["phenotype"].astype(str)
+    if "credible_set" in table.columns:
+        cs = table["credible_set"]
+        has_set = cs.notna().to_numpy()
+        unit = np.where(has_set, "cs:" + cs.astype(str), "snp:" + table["snp"])
+    else:
+        unit = ("snp:" + table["snp"]).to_numpy()
+    table["_unit"] = unit
+    rows = []
+    for (_, phenotype), part in table.groupby(["_unit", "phenotype"], sort=False):
+        snps = list(dict.fromkeys(part["snp"]))
+        if "credible_set" in part.columns and part["credible_set"].notna().iloc[0] \
+                and set_members is not None:
+            label = part["credible_set"].iloc[0]
+            members = set_members.get(label, set_members.get(str(label), ()))
+            snps += [str(m) for m in members if str(m) not in snps]
+        detects = []
+        for c in by_pheno.get(phenotype, ()):
+            for snp in snps:
+                if snp == c or (snp in known and c in known
+                                and float(r2.at[snp, c]) >= threshold):
+                    detects.append((c, phenotype))
+                    break
+        first = part.iloc[0].drop(labels=["_unit", "snp", "phenotype"]).to_dict()
+        rows.append({"phenotype": phenotype, "snps": tuple(snps), "true": bool(detects),
+                     "detects": tuple(detects), **first})
+    columns = ["phenotype", "snps", "true", "detects"]
+    return pd.DataFrame(rows, columns=columns + [k for k in (rows[0] if rows else {})
+                                                 if k not in columns])
+
+
+def score_discoveries(discoveries: pd.DataFrame, truth, ld_r2: pd.DataFrame,
+                      threshold: float = 0.5, *,
+                      set_members: Mapping | None = None) -> dict[str, float]:
+    """Power, empirical FDR and counts of a discovery table (rule: :func:`label_discoveries`).
+
+    Returns
+    -------
+    dict
+        ``n_discoveries``, ``n_true``, ``n_false``, ``fdr`` = n_false / n_discoveries
+        (0 without discoveries), ``n_causal`` (causal pairs), ``n_detected`` (causal
+        pairs detected by at least one true discovery) and ``power`` = n_detected /
+        n_causal (NaN when nothing is causal).
+    """
+    labelled = label_discoveries(discoveries, truth, ld_r2, threshold,
+                                 set_members=set_members)
+    n_causal = len(_causal_pairs(truth))
+    detected = {pair for pairs in labelled["detects"] for pair in pairs}
+    n = len(labelled)
+    n_true = int(labelled["true"].sum()) if n else 0
+    return {"n_discoveries": n, "n_true": n_true, "n_false": n - n_true,
+            "fdr": (n - n_true) / n if n else 0.0,
+            "n_causal": n_causal, "n_detected": len(detected),
+            "power": len(detected) / n_causal if n_causal else float("nan")}
+
+
+def power_fdr_curve(labelled: pd.DataFrame | Sequence[pd.DataFrame], n_causal,
+                    score: str, *, larger_is_stronger: bool = False) -> pd.DataFrame:
+    """Empirical FDR and power of every threshold on ``score``, pooled over replicates.
+
+    Parameters
+    ----------
+    labelled : DataFrame or sequence of DataFrames
+        Outputs of :func:`label_discoveries` for *all* candidates of a method (one frame
+        per replicate), each with the column ``score``.
+    n_causal : int or sequence of int
+        Causal pairs per replicate (the power's denominator is their total).
+    score : str
+        Column ranking the candidates (p-value, lfsr, 1 − PIP, …).
+    larger_is_stronger : bool
+        True when a larger score is stronger evidence (PIP, |z|).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per distinct score value, strongest first: ``threshold`` (calls are the
+        candidates at least this strong), ``n_discoveries``, ``n_false``, ``fdr``,
+        ``n_detected``, ``power``.
+    """
+    frames = [labelled] if isinstance(labelled, pd.DataFrame) else list(labelled)
+    totals = [n_causal] if np.isscalar(n_causal) else list(n_causal)
+    if len(totals) != len(frames):
+        raise ValueError(f"{len(frames)} labelled tables but {len(totals)} causal counts")
+    total = int(np.sum(totals))
+    values, true, keys = [], [], []
+    for rep, frame in enumerate(frames):
+        values.append(np.asarray(frame[score], dtype=float))
+        true.append(np.asarray(frame["true"], dtype=bool))
+        keys += [tuple((rep, *pair) for pair in pairs) for pairs in frame["detects"]]
+    values = np.concatenate(values) if values else np.zeros(0)
+    true = np.concatenate(true) if true else np.zeros(0, bool)
+    strength = values if larger_is_stronger else -values
+    order = np.argsort(-strength, kind="stable")
+    values, true = values[order], true[order]
+    keys = [keys[i] for i in order]
+    first_seen: dict = {}
+    for rank, pairs in enumerate(keys):
+        for pair in pairs:
+            first_seen.setdefault(pair, rank)
+    new_detections = np.bincount(np.asarray(list(first_seen.values()), dtype=np.int64),
+                                 minlength=len(keys))[:len(keys)]
+    n_calls = np.arange(1, len(values) + 1)
+    n_false = np.cumsum(~true)
+    n_detected = np.cumsum(new_detections)
+    last = np.r_[values[1:] != values[:-1], True] if len(values) else np.zeros(0, bool)
+    out = pd.DataFrame({"threshold": values[last], "n_discoveries": n_calls[last],
+                        "n_false": n_false[last]})
+    out["fdr"] = out["n_false"] / out["n_discoveries"]
+    out["n_detected"] = n_detected[last]
+    out["power"] = out["n_detected"] / total if total else np.nan
+    return out.reset_index(drop=True)
+
+
+def power_at_fdr(curve: pd.DataFrame, alpha: float = 0.05) -> dict[str, float]:
+    """The most power among thresholds whose empirical FDR is ≤ ``alpha``.
+
+    Returns ``power``, ``fdr``, ``threshold`` and ``n_discoveries`` of that threshold
+    (power 0 and threshold NaN when no threshold qualifies).
+    """
+    ok = curve[curve["fdr"] <= alpha]
+    if ok.empty:
+        return {"power": 0.0, "fdr": 0.0, "threshold": float("nan"), "n_discoveries": 0}
+    best = ok.loc[ok["power"].idxmax()]
+    return {"power": float(best["power"]), "fdr": float(best["fdr"]),
+            "threshold": float(best["threshold"]), "n_discoveries": int(best["n_discoveries"])}
+
+
+def pip_calibration(pips, is_causal, bins=10) -> pd.DataFrame:
+    """Mean PIP against the observed fraction causal, per bin of PIP.
+
+    Parameters
+    ----------
+    pips : array-like
+        Posterior inclusion probabilities in [0, 1].
+    is_causal : array-like of bool
+        Whether each unit is truly causal (same length).
+    bins : int or array-like
+        Number of equal-width bins on [0, 1], or the bin edges (increasing, from 0 to
+        1).  Bins are half-open [a, b) except the last, which includes 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin: ``lower``, ``upper``, ``n``, ``mean_pip``, ``frac_causal``,
+        ``se`` (binomial standard error of the fraction at the bin's mean PIP) and
+        ``difference`` = frac_causal − mean_pip (NaN for empty bins).
+    """
+    p = np.asarray(pips, dtype=float).ravel()
+    y = np.asarray(is_causal, dtype=bool).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"pips and is_causal differ in length: {p.size} vs {y.size}")
+    if np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("pips must be finite and within [0, 1]")
+    edges = np.linspace(0.0, 1.0, int(bins) + 1) if np.isscalar(bins) else \
+        np.asarray(bins, dtype=float)
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError("bins must be a positive count or increasing edges")
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        member = idx == b
+        n = int(member.sum())
+        mean = float(p[member].mean()) if n else float("nan")
+        frac = float(y[member].mean()) if n else float("nan")
+        se = float(np.sqrt(max(mean * (1 - mean), 1e-12) / n)) if n else float("nan")
+        rows.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "n": n,
+                     "mean_pip": mean, "frac_causal": frac, "se": se,
+                     "difference": frac - mean})
+    return pd.DataFrame(rows)
+
+
+def interval_coverage(lower, upper, true) -> float:
+    """Fraction of true values inside their intervals ``[lower, upper]`` (NaN if none)."""
+    lo, hi, t = (np.asarray(a, dtype=float).ravel() for a in (lower, upper, true))
+    if not (lo.shape == hi.shape == t.shape):
+        raise ValueError("lower, upper and true must have the same length")
+    if t.size == 0:
+        return float("nan")
+    return float(np.mean((lo <= t) & (t <= hi)))
+
+
+def rmse(estimate, true) -> float:
+    """Root mean squared error of estimates against the truth (NaN if empty)."""
+    e, t = np.asarray(estimate, dtype=float), np.asarray(true, dtype=float)
+    if e.shape != t.shape:
+        raise ValueError(f"estimate and true differ in shape: {e.shape} vs {t.shape}")
+    if e.size == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean((e - t) ** 2)))
