@@ -13,11 +13,11 @@ from bayesimg.models.core.base import Model
 from bayesimg.models.factor import MultiViewFactor
 from bayesimg.models.factor import outputs as factor_outputs
 from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression
-from bayesimg.models.gsmtr import GroupSparseMTR
+from bayesimg.models.gsmtr import GroupSparseMTR, SpikeSlabMTR
 
 # the module's old path: `from bayesimg.models import factor_outputs` and
 # `import bayesimg.models.factor_outputs` keep working
 _sys.modules.setdefault(f"{__name__}.factor_outputs", factor_outputs)
 
 __all__ = ["BNMix", "GLRR", "GeneralizedLowRankRegression", "GroupSparseMTR", "Model",
-           "MultiViewFactor"]
+           "MultiViewFactor", "SpikeSlabMTR"]

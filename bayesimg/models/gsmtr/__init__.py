@@ -1,5 +1,6 @@
 """Group-sparse multitask regression (bgsmtr's density): :mod:`.model` (the model, its math
-in the docstring) and :mod:`.gibbs` (its exact blocked Gibbs kernel)."""
+in the docstring) and :mod:`.gibbs` (its exact blocked Gibbs kernel); its sibling for
+discovery, the bi-level spike-and-slab :mod:`.spike_slab` (kernel :mod:`.spike_slab_gibbs`)."""
 
 from bayesimg.models.gsmtr.model import (
     PARAMETERIZATIONS,
@@ -7,9 +8,12 @@ from bayesimg.models.gsmtr.model import (
     gsmurfs_objective,
     whitening_transform,
 )
+from bayesimg.models.gsmtr.spike_slab import SpikeSlabMTR
 
 # the class keeps the path it has always had (bayesimg.models.gsmtr.GroupSparseMTR): fit_many's
 # job fingerprints name it, so saved result folders stay recognised
 GroupSparseMTR.__module__ = __name__
+SpikeSlabMTR.__module__ = __name__
 
-__all__ = ["PARAMETERIZATIONS", "GroupSparseMTR", "gsmurfs_objective", "whitening_transform"]
+__all__ = ["PARAMETERIZATIONS", "GroupSparseMTR", "SpikeSlabMTR", "gsmurfs_objective",
+           "whitening_transform"]

@@ -1,0 +1,282 @@
+r"""Bi-level spike-and-slab multitask regression with effect-sharing patterns (SpikeSlabMTR).
+
+The sibling of :class:`~bayesimg.models.gsmtr.GroupSparseMTR` for *discovery*: which SNPs
+(and genes) affect which imaging phenotypes (ROIs), with posterior inclusion probabilities
+(PIPs), local false sign rates and credible sets (:mod:`bayesimg.report.discovery`).  Same
+data (:class:`~bayesimg.data.Dataset`: X n×d centred genotypes, Y n×c standardised
+phenotypes, optional covariates Z n×r, SNP→gene groups) and the same drivers
+(``bayesimg.fit(SpikeSlabMTR(), data, method="gibbs")``).
+
+Why a point mass: bgsmtr's prior has one λ for all effects, so the λ that LOO prefers
+(most SNPs are null) shrinks the true effects 4–8× and no interval excludes 0.  A
+spike-and-slab separates the two: nulls are exactly 0, included effects are barely shrunk.
+
+Model (row j of W, w_j ∈ R^c, is SNP j's effect on the c ROIs)::
+
+    y_l = Wᵀx_l + Γᵀz_l + e_l,          e_l ~ N_c(0, Σ)
+    γ_g ~ Bernoulli(π_gene)              gene g in            (g = 1 … G)
+    δ_j | γ_g(j) ~ Bernoulli(γ_g π_snp)   SNP j in, given its gene (δ_j = 0 if γ_g = 0)
+    w_j | δ_j = 1 ~ Σ_m π_m N(0, v_m² U_m),   w_j = 0 if δ_j = 0
+    π_gene ~ Beta(a_g, b_g),  π_snp ~ Beta(a_s, b_s),  (π_m) ~ Dirichlet(α)
+    Σ ~ InvWishart(ν₀ = c + 2, Ψ₀ = I)   ("full"; prior mean I)
+      or σ_k² ~ InvGamma((ν₀ − c + 1)/2, 1/2) independently ("diagonal": the IW's marginals)
+    Γ ~ N(0, s_Γ²) entrywise (as GSMTR)
+
+The mixture components m are (pattern, scale) pairs, the mash / mr.mash construction
+(Urbut et al. 2019, Nat Genet; Morgante et al. 2023, PLoS Genet; mvSuSiE, Zou et al.):
+patterns U are ``"shared"`` (11ᵀ: the same effect on every ROI), ``"single"`` (e_k e_kᵀ for
+each ROI k: an ROI-specific effect), ``"independent"`` (I: every ROI affected, effects
+independent) and any user vectors u (uuᵀ, e.g. a bilateral left+right pattern); scales
+v are a small grid in units of the standardised phenotype per unit of X
+(default 0.05, 0.1, 0.2, 0.4 SD per allele).  The bi-level (gene, SNP-within-gene) indicator
+prior is Xu & Ghosh's (2015, Bayesian Analysis) BSGS-SS and MBSGS's (Liquet et al. 2017);
+learning π_gene and π_snp gives the multiplicity correction of Scott & Berger (2010).
+Residual correlation across ROIs (imaging phenotypes are correlated) enters through Σ.
+
+SNP×ROI inclusion: w_jk ≠ 0 exactly when δ_j = 1 and the chosen pattern has a nonzero
+k-th diagonal, so P(w_jk ≠ 0 | Y) is read off the draws of W; the local false sign rate
+lfsr_jk = min(P(w_jk ≥ 0), P(w_jk ≤ 0)) (Stephens 2017) counts the point mass on both sides.
+
+Sampler: the exact blocked Gibbs kernel of :mod:`.spike_slab_gibbs` — for each SNP in turn
+(δ_j, component, w_j) jointly from the single-SNP likelihood b̂_j = x_jᵀR₋ⱼ/x_jᵀx_j ~
+N(w_j, Σ/x_jᵀx_j) with γ_g integrated out, then γ, π, Σ and Γ from their conjugate
+conditionals.  The model has discrete indicators, so ``method="nuts"``, ``"svi"`` and
+``"map"`` are refused with a :class:`~bayesimg.errors.ModelSpecError` (use ``"gibbs"``).
+
+Deviation from a fully general mash prior (written down as the brief asks): patterns are
+rank-1 (uuᵀ) or the identity.  Those two kinds have closed-form Bayes factors at O(c)
+and O(c²) per SNP (Sherman–Morrison; one eigendecomposition of Σ per sweep); a general
+full-rank data-driven U would need one c×c eigendecomposition per pattern per sweep and
+O(c²) per pattern per SNP.
+
+Stored draws (named dims): ``W`` (snp, phenotype), ``snp_in`` δ (snp), ``gene_in`` γ
+(gene), ``slab_component`` (snp; −1 when out), ``pi_gene``, ``pi_snp``, ``mixture_weights``
+(component), ``Sigma`` (phenotype, phenotype_2), ``gamma`` (covariate, phenotype).  The
+per-subject log-likelihood is the full-Σ Gaussian density of the subject's c phenotypes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+
+from bayesimg.data.dataset import Dataset
+from bayesimg.errors import ModelSpecError
+from bayesimg.models.core.base import Model
+from bayesimg.models.core.checks import GenotypePhenotypeIO
+from bayesimg.models.gsmtr.model import GroupSparseMTR
+
+RESIDUALS = ("full", "diagonal")
+NAMED_PATTERNS = ("shared", "single", "independent")
+DEFAULT_SLAB_SCALES = (0.05, 0.1, 0.2, 0.4)
+
+
+class SpikeSlabMTR(GenotypePhenotypeIO, Model):
+    """Bi-level spike-and-slab multitask regression (see the module docstring).
+
+    Parameters
+    ----------
+    patterns : sequence
+        Effect-sharing patterns: ``"shared"``, ``"single"``, ``"independent"`` and/or
+        length-c vectors u (pattern uuᵀ).  Default all three named ones.
+    slab_scales : sequence of float
+        Grid of slab sds v (standardised-phenotype units per unit of X).
+    residual : {"full", "diagonal"}
+        Residual covariance across phenotypes: inverse-Wishart, or independent
+        inverse-gamma variances.
+    gene_prior, snp_prior : (float, float)
+        Beta(a, b) priors on π_gene and π_snp.
+    dirichlet_alpha : float
+        Dirichlet concentration of the mixture weights.
+    covariate_scale : float
+        Prior sd of covariate coefficients Γ.
+    """
+
+    name = "spike_slab"
+    observed = {"y": ("subject", "phenotype")}
+    association_site = "W"
+    trace_sites = ("pi_gene", "pi_snp")
+
+    def __init__(self, *, patterns: Sequence = NAMED_PATTERNS,
+                 slab_scales: Sequence[float] = DEFAULT_SLAB_SCALES,
+                 residual: str = "full", gene_prior: tuple[float, float] = (1.0, 1.0),
+                 snp_prior: tuple[float, float] = (1.0, 1.0), dirichlet_alpha: float = 1.0,
+                 covariate_scale: float = 10.0):
+        if residual not in RESIDUALS:
+            raise ModelSpecError(f"residual must be one of {RESIDUALS}, got {residual!r}")
+        patterns = list(patterns) if not isinstance(patterns, str) else [patterns]
+        if not patterns:
+            raise ModelSpecError("patterns must name at least one effect-sharing pattern")
+        clean = []
+        for p in patterns:
+            if isinstance(p, str):
+                if p not in NAMED_PATTERNS:
+                    raise ModelSpecError(
+                        f"unknown pattern {p!r}; use {NAMED_PATTERNS} or length-c vectors")
+                if p in clean:
+                    raise ModelSpecError(f"pattern {p!r} given twice")
+                clean.append(p)
+            else:
+                u = np.asarray(p, dtype=float)
+                if u.ndim != 1 or not np.all(np.isfinite(u)) or not np.any(u != 0):
+                    raise ModelSpecError(
+                        "a pattern vector must be a finite, nonzero 1-D sequence, got "
+                        f"{p!r}")
+                clean.append(tuple(float(x) for x in u))
+        scales = np.asarray(slab_scales, dtype=float)
+        if scales.ndim != 1 or scales.size == 0 or not np.all(np.isfinite(scales)) \
+                or np.any(scales <= 0):
+            raise ModelSpecError(f"slab_scales must be positive numbers, got {slab_scales!r}")
+        for label, prior in (("gene_prior", gene_prior), ("snp_prior", snp_prior)):
+            if len(prior) != 2 or not all(np.isfinite(v) and v > 0 for v in prior):
+                raise ModelSpecError(f"{label} must be Beta (a, b) with a, b > 0, got {prior!r}")
+        if not (np.isfinite(dirichlet_alpha) and dirichlet_alpha > 0):
+            raise ModelSpecError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha!r}")
+        if not (np.isfinite(covariate_scale) and covariate_scale > 0):
+            raise ModelSpecError(f"covariate_scale must be > 0, got {covariate_scale!r}")
+        self.patterns = tuple(clean)
+        self.slab_scales = tuple(float(v) for v in scales)
+        self.residual = residual
+        self.gene_prior = tuple(map(float, gene_prior))
+        self.snp_prior = tuple(map(float, snp_prior))
+        self.dirichlet_alpha = float(dirichlet_alpha)
+        self.covariate_scale = float(covariate_scale)
+
+    # ------------------------------------------------------------ interface
+    dims = {
+        "W": ("snp", "phenotype"),
+        "snp_in": ("snp",),
+        "gene_in": ("gene",),
+        "slab_component": ("snp",),
+        "pi_gene": (),
+        "pi_snp": (),
+        "mixture_weights": ("component",),
+        "Sigma": ("phenotype", "phenotype_2"),
+        "gamma": ("covariate", "phenotype"),
+    }
+
+    def settings(self) -> dict[str, Any]:
+        return {"patterns": [p if isinstance(p, str) else list(p) for p in self.patterns],
+                "slab_scales": list(self.slab_scales), "residual": self.residual,
+                "gene_prior": list(self.gene_prior), "snp_prior": list(self.snp_prior),
+                "dirichlet_alpha": self.dirichlet_alpha,
+                "covariate_scale": self.covariate_scale}
+
+    def static_key(self, data: Dataset | None = None) -> tuple:
+        return (type(self).__qualname__, self.residual, "independent" in self.patterns,
+                self.covariate_scale)
+
+    def validate(self, data: Dataset) -> None:
+        # the same data as GSMTR (genotypes, centred phenotypes, SNPs grouped into genes)
+        GroupSparseMTR.validate(self, data)
+        c = data.n_phenotypes
+        for p in self.patterns:
+            if not isinstance(p, str) and len(p) != c:
+                raise ModelSpecError(
+                    f"pattern vector {list(p)} has {len(p)} entries; the data have {c} "
+                    "phenotypes")
+
+    def coords(self, data: Dataset) -> dict[str, np.ndarray]:
+        coords = GroupSparseMTR.coords(self, data)
+        coords["phenotype_2"] = coords["phenotype"]
+        coords["component"] = self.component_labels(data)
+        return coords
+
+    def _pattern_vectors(self, data: Dataset) -> tuple[np.ndarray, list[str]]:
+        """Rank-1 pattern vectors (rows) and their labels; U = I comes last if asked for."""
+        c = data.n_phenotypes
+        names = [str(p) for p in data.phenotype_names]
+        rows, labels = [], []
+        for p in self.patterns:
+            if p == "shared":
+                rows.append(np.ones(c))
+                labels.append("shared")
+            elif p == "single":
+                rows.extend(np.eye(c))
+                labels.extend(f"only:{name}" for name in names)
+            elif p != "independent":
+                rows.append(np.asarray(p, dtype=float))
+                labels.append("vector:" + ",".join(f"{x:g}" for x in p))
+        return np.asarray(rows, dtype=float).reshape(len(rows), c), labels
+
+    def component_labels(self, data: Dataset) -> np.ndarray:
+        """``"<pattern>@<scale>"`` for every mixture component, in the kernel's order."""
+        _, labels = self._pattern_vectors(data)
+        if "independent" in self.patterns:
+            labels = labels + ["independent"]
+        return np.asarray([f"{lab}@{v:g}" for lab in labels for v in self.slab_scales], dtype=str)
+
+    def model_args(self, data: Dataset, method: str = "gibbs") -> dict[str, Any]:
+        self.validate(data)
+        gene_index = data.gene_index
+        c = data.n_phenotypes
+        rank1, _ = self._pattern_vectors(data)
+        n_comp = len(self.component_labels(data))
+        return {
+            "X": np.asarray(data.genotypes, dtype=float),
+            "Y": np.asarray(data.phenotypes, dtype=float),
+            "Z": None if data.covariates is None else np.asarray(data.covariates, dtype=float),
+            "gene_index": gene_index,
+            "gene_sizes": np.bincount(gene_index, minlength=len(data.gene_names)).astype(float),
+            "patterns": rank1,
+            "slab_scales": np.asarray(self.slab_scales),
+            "dirichlet_alpha": np.full(n_comp, self.dirichlet_alpha),
+            "inclusion_prior": np.asarray(self.gene_prior + self.snp_prior),
+            "sigma_prior_df": np.asarray(c + 2.0),
+            "sigma_prior_scale": np.eye(c),
+        }
+
+    def predictive_args(self, data: Dataset, method: str = "gibbs") -> dict[str, Any]:
+        kwargs = self.model_args(data, method)
+        kwargs["Y"] = None
+        kwargs["n_phenotypes"] = data.n_phenotypes
+        return kwargs
+
+    # ------------------------------------------------------------ the model
+    def numpyro_model(self, method: str = "gibbs"):
+        """The likelihood with every stored site declared (for the per-subject log-likelihood
+        and posterior predictive draws); the posterior is sampled by the Gibbs kernel only."""
+        if method != "gibbs":
+            raise ModelSpecError(
+                f"SpikeSlabMTR has discrete inclusion indicators and no {method!r} form; "
+                "use method='gibbs' (its exact blocked Gibbs sampler)")
+
+        def spike_slab_model(X, Y, Z, gene_index, gene_sizes, patterns, slab_scales,
+                             dirichlet_alpha, inclusion_prior, sigma_prior_df,
+                             sigma_prior_scale, n_phenotypes=None):
+            n, d = X.shape
+            c = Y.shape[1] if Y is not None else n_phenotypes
+            n_genes = gene_sizes.shape[0]
+
+            def free(name, shape, support=constraints.real):
+                return numpyro.sample(name, dist.ImproperUniform(support, (), shape))
+
+            free("pi_gene", (), constraints.unit_interval)
+            free("pi_snp", (), constraints.unit_interval)
+            free("gene_in", (n_genes,), constraints.boolean)
+            free("snp_in", (d,), constraints.boolean)
+            free("slab_component", (d,), constraints.integer_greater_than(-2))
+            free("mixture_weights", dirichlet_alpha.shape, constraints.simplex)
+            W = free("W", (d, c))
+            Sigma = free("Sigma", (c, c), constraints.positive_definite)
+            mean = X @ W
+            if Z is not None:
+                mean = mean + Z @ free("gamma", (Z.shape[1], c))
+            scale_tril = jnp.linalg.cholesky(Sigma)
+            with numpyro.plate("subject", n):
+                numpyro.sample("y", dist.MultivariateNormal(mean, scale_tril=scale_tril), obs=Y)
+
+        return spike_slab_model
+
+    def gibbs_kernel(self, data: Dataset):
+        """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.spike_slab_gibbs`)."""
+        from bayesimg.models.gsmtr.spike_slab_gibbs import SpikeSlabGibbs
+        return SpikeSlabGibbs(residual=self.residual,
+                              has_identity="independent" in self.patterns,
+                              covariate_scale=self.covariate_scale)
