@@ -45,6 +45,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true")
     demo.add_argument("--overwrite", action="store_true",
                       help="replace an earlier bayesimg report at --out (never anything else)")
+    demo.add_argument("--include-data", action="store_true",
+                      help="save the fits with genotypes, phenotypes and subject IDs (default: "
+                           "without individual-level data, so the report can be shared)")
 
     fit = sub.add_parser("fit", help="run a model from a TOML configuration file")
     fit.add_argument("config", help="path to CONFIG.toml (see bayesimg.config)")
@@ -52,6 +55,8 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--overwrite", action="store_true",
                      help="replace an earlier bayesimg report at [output] folder (never "
                           "anything else)")
+    fit.add_argument("--include-data", action="store_true",
+                     help="save the fits with individual-level data (as [output] include_data)")
     return parser
 
 
@@ -67,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_demo(out, chains=args.chains, warmup=args.warmup,
                                   draws=args.draws, seed=args.seed, quick=args.quick,
                                   full=args.full, progress=progress,
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, include_data=args.include_data)
             else:
                 from bayesimg.config import load_config
                 from bayesimg.jobs import run_config
                 result = run_config(load_config(args.config), progress=progress,
-                                    overwrite=True if args.overwrite else None)
+                                    overwrite=True if args.overwrite else None,
+                                    include_data=True if args.include_data else None)
     except BayesimgError as err:
         print(f"bayesimg: error: {err}", file=sys.stderr)
         return _exit_code(err)

@@ -31,6 +31,7 @@ Example::
     [output]
     folder = "results"                    # created; never an existing folder of yours
     # overwrite = true                    # replace an earlier bayesimg report there
+    # include_data = true                 # saved fits keep individual-level data
 
 Relative paths are resolved against the folder holding the config file.  Unknown
 keys are errors that name the key (a typo must not silently change a run).
@@ -130,6 +131,8 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, str]]] = {
         "folder": (_str, "a folder path (text); it must not exist yet, or hold an earlier "
                    "bayesimg report with overwrite = true"),
         "overwrite": (lambda v: isinstance(v, bool), "true or false"),
+        "include_data": (lambda v: isinstance(v, bool), "true or false (save genotypes, "
+                         "phenotypes and subject IDs in the report's fits; default false)"),
         "top": (_int_at_least(1), "a whole number >= 1"),
         "posterior_predictive_draws": (_int_at_least(0), "a whole number >= 0"),
     },
@@ -149,6 +152,7 @@ class RunConfig:
     inference: dict[str, Any]
     output: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    text: str | None = None   # the file as read (recorded in the report)
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -156,8 +160,9 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {str(path)!r}")
+    text = path.read_text()
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{str(path)!r} is not valid TOML: {err}") from err
     unknown_sections = set(raw) - set(_ALLOWED)
@@ -194,7 +199,7 @@ def load_config(path: str | Path) -> RunConfig:
                                                                             "bayesimg_results")))
     if sections["data"].get("standardize_genotypes") == "none":
         sections["data"]["standardize_genotypes"] = None
-    return RunConfig(path=path, **sections)
+    return RunConfig(path=path, text=text, **sections)
 
 
 def _check_combinations(path: Path, sections: dict[str, dict[str, Any]]) -> None:

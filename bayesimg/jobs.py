@@ -41,7 +41,8 @@ DEMO_SETTINGS = {
 
 def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmup: int = 500,
              draws: int = 1000, seed: int = 1, quick: bool = False, full: bool = False,
-             progress: bool = True, overwrite: bool = False) -> JobResult:
+             progress: bool = True, overwrite: bool = False,
+             include_data: bool = False) -> JobResult:
     """Fit GSMTR on the bundled 1000 Genomes demo and write a report folder.
 
     Four settings (:data:`DEMO_SETTINGS`: λ₁ = λ₂ = 20, 200, 2000 and a baseline
@@ -78,7 +79,7 @@ def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmu
         f"Dataset: {dataset!r}. Intervals are 95% equal-tailed.",
     ]
     folder = write_report(fits, out, title="bayesimg demo: GSMTR on 1000 Genomes", notes=notes,
-                          overwrite=overwrite)
+                          overwrite=overwrite, include_data=include_data, dataset=dataset)
     from bayesimg.report import compare
     table = compare(fits, ic="loo")
     best = str(table.index[0])
@@ -103,7 +104,7 @@ def _truth_check(fit_, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_config(config: RunConfig, *, progress: bool = True,
-               overwrite: bool | None = None) -> JobResult:
+               overwrite: bool | None = None, include_data: bool | None = None) -> JobResult:
     """Run a user's configuration: read data, fit, compare, write the report.
 
     The output folder and the inference options are checked before any data are read;
@@ -113,6 +114,8 @@ def run_config(config: RunConfig, *, progress: bool = True,
     t0 = time.perf_counter()
     if overwrite is None:
         overwrite = bool(config.output.get("overwrite", False))
+    if include_data is None:
+        include_data = bool(config.output.get("include_data", False))
     check_destination(config.output["folder"], overwrite=overwrite)
     inference_options = dict(config.inference)
     check_fit_options(inference_options.pop("method", "gibbs"), inference_options)
@@ -160,7 +163,12 @@ def run_config(config: RunConfig, *, progress: bool = True,
                                             num_draws=n_ppc)
                 for k, f in fits.items()}
     folder = write_report(fits, config.output["folder"], top=config.output.get("top", 20),
-                          overwrite=overwrite,
+                          overwrite=overwrite, include_data=include_data, dataset=dataset,
+                          config_text=config.text,
+                          inputs={"config": config.path, "genotypes": d["plink"],
+                                  "phenotypes": d["phenotypes"],
+                                  "covariates": d.get("covariates"),
+                                  "genes": None if genes == "hg19" else genes},
                           title=f"bayesimg: {config.path.name if config.path else 'run'}",
                           notes=[f"Dataset: {dataset!r}. Intervals are 95% equal-tailed."])
     best = str(table.index[0]) if table is not None else "gsmtr"

@@ -40,6 +40,13 @@ def test_demo_quick_writes_a_complete_report(tmp_path, capsys):
     assert (hippo.prob_true_sign > 0.9).all(), hippo
     # no temporary folders left beside the report
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    # provenance: what was dropped and why; shared fits hold no individual-level data
+    assert "## Provenance" in text and "LD pruning" in text
+    log = pd.read_csv(out / "preprocessing_log.csv")
+    pruned = log[log.step == "LD pruning"]
+    assert len(pruned) > 0 and pruned.kept_instead.notna().all()
+    assert "individual_data" in fit.tree.attrs
+    assert "X" not in fit.tree["constant_data"].to_dataset().data_vars
 
 
 def _write_config(tmp_path, body: str):
@@ -75,6 +82,10 @@ posterior_predictive_draws = 0
 """)
     assert main(["fit", str(cfg), "--no-progress"]) == 0
     assert (tmp_path / "results" / "report.md").exists()
+    assert (tmp_path / "results" / "config.toml").read_text() == cfg.read_text()
+    inputs = pd.read_csv(tmp_path / "results" / "inputs.csv")
+    assert {"config", "genotypes", "phenotypes"} <= set(inputs.role)
+    assert inputs.sha256.str.len().eq(64).all() and len(inputs[inputs.role == "genotypes"]) == 3
     table = pd.read_csv(tmp_path / "results" / "comparison_waic.csv")
     assert set(table["model"]) == {"lambda1=2, lambda2=2", "lambda1=50, lambda2=50"}
 

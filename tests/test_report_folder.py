@@ -36,11 +36,12 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 @pytest.fixture
 def cheap_report(monkeypatch):
     """write_report with per-fit work replaced by one small file (the folder logic is real)."""
-    def one_fit(name, fit, out, *, top, lead, file_name):
+    def one_fit(name, fit, out, *, top, lead, file_name, include_data=False):
         (out / file_name).mkdir()
         (out / file_name / "fit.txt").write_text(str(fit))
         return [f"fit {name}"]
     monkeypatch.setattr(report_folder, "_one_fit", one_fit)
+    monkeypatch.setattr(report_folder, "_provenance", lambda *a, **k: [])
     return lambda folder, **kw: report_folder.write_report({"lambda1=2, lambda2=2": 1}, folder,
                                                             **kw)
 

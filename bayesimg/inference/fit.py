@@ -22,9 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
-from bayesimg.errors import InputFileError
+from bayesimg.errors import InputFileError, OutputFolderError
 
 
 class Fit:
@@ -103,9 +104,19 @@ class Fit:
         return self._cache["waic"]
 
     # ------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fit to ``.nc`` or ``.zarr``, atomically.  Returns the path."""
-        return save_tree(self.tree, path)
+    def save(self, path: str | os.PathLike, *, include_data: bool = True,
+             overwrite: bool = False) -> Path:
+        """Write the fit to ``.nc`` or ``.zarr``, atomically.  Returns the path.
+
+        ``include_data=False`` leaves out individual-level data (genotypes, phenotypes,
+        covariates: every observed/constant array over subjects) and replaces subject IDs
+        by positions, so the file can be shared; posterior, diagnostics and the pointwise
+        log-likelihood (LOO/WAIC) stay.  The file says so in its ``individual_data`` attr.
+        An existing saved bayesimg fit at ``path`` is replaced; any other existing file or
+        folder only with ``overwrite=True``.
+        """
+        tree = self.tree if include_data else without_individual_data(self.tree)
+        return save_tree(tree, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         post = self.posterior
@@ -130,10 +141,57 @@ def _format_of(path: Path) -> str:
     raise InputFileError("fit files end in .nc (netCDF) or .zarr", path=str(path))
 
 
-def save_tree(tree: xr.DataTree, path: str | os.PathLike) -> Path:
-    """Atomically write ``tree`` to ``path`` (.nc or .zarr)."""
+#: Groups whose arrays over subjects are the individual-level data.
+_DATA_GROUPS = ("observed_data", "constant_data")
+
+
+def without_individual_data(tree: xr.DataTree) -> xr.DataTree:
+    """A copy of ``tree`` without individual-level data, for sharing.
+
+    Drops every array over the ``subject`` dim of the observed and constant data (the
+    genotypes, phenotypes and covariates) and replaces subject IDs everywhere by their
+    positions 0..n-1.  Per-SNP/phenotype constants (e.g. standardisation) stay.
+    """
+    out = tree.copy()
+    for group in _DATA_GROUPS:
+        if group in out.children:
+            ds = out[group].to_dataset()
+            keep = ds.drop_vars([v for v in ds.data_vars if "subject" in ds[v].dims])
+            out[group] = xr.DataTree(keep.drop_dims("subject", errors="ignore"))
+    for node in out.subtree:
+        ds = node.to_dataset()
+        if "subject" in ds.coords:
+            node.dataset = ds.assign_coords(subject=np.arange(ds.sizes["subject"]))
+    out.attrs = {**tree.attrs, "individual_data": "removed: no genotypes, phenotypes or "
+                 "covariates; subject IDs replaced by positions"}
+    return out
+
+
+def is_saved_fit(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds a fit saved by bayesimg (read lazily: attrs only)."""
+    path = Path(path)
+    try:
+        engine = "h5netcdf" if _format_of(path) == "netcdf" else "zarr"
+        kwargs = {} if engine == "h5netcdf" else {"consolidated": False}
+        with xr.open_datatree(path, engine=engine, **kwargs) as opened:
+            attrs = dict(opened.attrs)
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+    return "data_fingerprint" in attrs and "bayesimg" in str(attrs.get("versions", ""))
+
+
+def save_tree(tree: xr.DataTree, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Atomically write ``tree`` to ``path`` (.nc or .zarr).
+
+    An existing path is replaced only when it is a fit saved by bayesimg, or when
+    ``overwrite=True``; anything else raises :class:`~bayesimg.errors.OutputFolderError`.
+    """
     path = Path(path)
     fmt = _format_of(path)
+    if (path.exists() or path.is_symlink()) and not overwrite and not is_saved_fit(path):
+        raise OutputFolderError(
+            f"{str(path)!r} already exists and is not a fit saved by bayesimg; pass "
+            "overwrite=True to replace it, or choose another file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
     tmp = Path(tmp_dir) / path.name

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bayesimg.errors import OutputFolderError
-from bayesimg.report import _tree, plots
+from bayesimg.report import _tree, plots, provenance
 from bayesimg.report._tree import as_tree, has_group
 from bayesimg.report.compare import compare
 from bayesimg.report.destination import check_destination, is_bayesimg_report, write_marker
@@ -42,7 +42,10 @@ from bayesimg.report.summary import summary, top_associations
 
 def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str | None = None,
                  top: int = 20, title: str = "bayesimg report",
-                 notes: list[str] | None = None, overwrite: bool = False) -> Path:
+                 notes: list[str] | None = None, overwrite: bool = False,
+                 include_data: bool = False, dataset: Any = None,
+                 config_text: str | None = None,
+                 inputs: dict[str, str | os.PathLike | None] | None = None) -> Path:
     """Write tables, plots, diagnostics, comparisons and saved fits for ``fits``.
 
     Parameters
@@ -57,6 +60,12 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
         The fit whose associations lead the report (default: best by PSIS-LOO).
     overwrite : bool
         Replace an earlier bayesimg report at ``folder`` (default False).
+    include_data : bool
+        Save the fits with the individual-level data (genotypes, phenotypes, covariates,
+        subject IDs).  Default False: a report folder is made to be shared.
+    dataset, config_text, inputs
+        Provenance: the dataset (its preprocessing record: what was dropped and why),
+        the run's configuration text, and the input files by role (checksummed).
     """
     folder = check_destination(folder, overwrite=overwrite)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +99,9 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
         lines += [f"## Best model: `{best}`", ""]
         for name, fit in fits.items():
             lines += _one_fit(name, fit, out, top=top, lead=(name == best),
-                              file_name=file_names[name])
+                              file_name=file_names[name], include_data=include_data)
+        lines += _provenance(out, fits, dataset=dataset, config_text=config_text,
+                             inputs=inputs or {}, include_data=include_data)
         (out / "report.md").write_text("\n".join(lines) + "\n")
         if folder.exists() or folder.is_symlink():
             # checked again now: the folder may have appeared while the report was built
@@ -123,8 +134,38 @@ def portable_names(fits: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _provenance(out: Path, fits: dict[str, Any], *, dataset: Any, config_text: str | None,
+                inputs: dict, include_data: bool) -> list[str]:
+    """report.md's provenance section, plus config.toml, inputs.csv, preprocessing_log.csv."""
+    lines = ["## Provenance", ""]
+    if config_text is not None:
+        (out / "config.toml").write_text(config_text)
+        lines += ["Configuration (`config.toml`):", "", "```toml", config_text.strip(), "```",
+                  ""]
+    files = provenance.input_files(inputs)
+    if len(files):
+        files.to_csv(out / "inputs.csv", index=False)
+        lines += ["Input files (`inputs.csv`, SHA-256):", "", markdown_table(files), ""]
+    runs = provenance.fit_provenance(fits)
+    lines += ["Fits (seed, sampler settings, versions):", "",
+              markdown_table(runs.drop(columns=["versions"])), "",
+              f"Versions: {runs['versions'].iloc[0]}", ""]
+    prep = getattr(dataset, "preprocessing", None)
+    if prep:
+        provenance.preprocessing_log(prep).to_csv(out / "preprocessing_log.csv", index=False)
+        lines += ["Preprocessing (every dropped subject and SNP with its reason in "
+                  "`preprocessing_log.csv`):", ""] + provenance.preprocessing_summary(prep) + [""]
+    lines += [("Saved fits include the individual-level data (genotypes, phenotypes, "
+               "subject IDs): do not share this folder beyond who may see the data.")
+              if include_data else
+              ("Saved fits hold no individual-level data (no genotypes, phenotypes or "
+               "covariates; subject IDs replaced by positions): posterior, diagnostics and "
+               "the pointwise log-likelihood only."), ""]
+    return lines
+
+
 def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
-             file_name: str) -> list[str]:
+             file_name: str, include_data: bool = False) -> list[str]:
     sub = out / file_name
     sub.mkdir()
     tree = as_tree(fit)
@@ -134,7 +175,7 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
     hits = top_associations(fit, n=top)
     hits.to_csv(sub / "top_associations.csv")
     if hasattr(fit, "save"):
-        fit.save(sub / "fit.nc")
+        fit.save(sub / "fit.nc", include_data=include_data)
     plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{file_name}.png")
     trace_vars = _tree.trace_sites(tree)
     if trace_vars and not tree.attrs.get("approximate"):

@@ -299,3 +299,36 @@ def test_loglik_map(data):
                            progress=False)
     assert fit.n_chains == 1 and fit.n_draws == 1
     _check_loglik(fit, data, [(0, 0)])
+
+
+def test_save_refuses_a_file_it_did_not_write(gibbs_fit, tmp_path):
+    from bayesimg.errors import OutputFolderError
+    mine = tmp_path / "results.nc"
+    mine.write_bytes(b"my own netCDF, not a fit")
+    with pytest.raises(OutputFolderError, match="not a fit saved by bayesimg"):
+        gibbs_fit.save(mine)
+    assert mine.read_bytes() == b"my own netCDF, not a fit"
+    store = tmp_path / "notes.zarr"
+    store.mkdir()
+    (store / "todo.txt").write_text("keep")
+    with pytest.raises(OutputFolderError):
+        gibbs_fit.save(store)
+    assert (store / "todo.txt").read_text() == "keep"
+    gibbs_fit.save(mine, overwrite=True)           # explicit: replaced
+    assert bayesimg.load(mine).method == "gibbs"
+
+
+def test_save_without_individual_data(gibbs_fit, tmp_path):
+    path = gibbs_fit.save(tmp_path / "shared.nc", include_data=False)
+    back = bayesimg.load(path)
+    assert "individual_data" in back.tree.attrs
+    for group in ("observed_data", "constant_data"):
+        if group in back.tree.children:
+            assert "subject" not in back.tree[group].to_dataset().dims
+    subjects = back.tree["log_likelihood"].to_dataset()["subject"].values
+    assert list(subjects) == list(range(len(subjects)))
+    original = gibbs_fit.tree["constant_data"].to_dataset()
+    assert any("subject" in original[v].dims for v in original.data_vars)
+    np.testing.assert_array_equal(back.posterior["W"].values, gibbs_fit.posterior["W"].values)
+    np.testing.assert_allclose(back.loo().elpd, gibbs_fit.loo().elpd)
+    assert path.stat().st_size < gibbs_fit.save(tmp_path / "full.nc").stat().st_size
