@@ -8,6 +8,12 @@ so generic ``except ValueError`` code keeps working.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+#: Passed as ``warnings.warn(..., skip_file_prefixes=LIBRARY_FILES)`` so every bayesimg
+#: warning points at the user's own line (script, notebook cell), not at library code.
+LIBRARY_FILES = (str(Path(__file__).resolve().parent),)
+
 
 class BayesimgError(Exception):
     """Base class of every error raised on purpose by bayesimg."""

@@ -34,7 +34,7 @@ import pandas as pd
 from bayesimg.data.dataset import Dataset
 from bayesimg.data.io import _read_raw_table
 from bayesimg.data.prepare import take_snps
-from bayesimg.errors import DataValidationError, DataWarning, InputFileError
+from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning, InputFileError
 
 __all__ = ["load_gene_table", "group_snps", "ld_prune", "normalize_chrom"]
 
@@ -384,7 +384,8 @@ def group_snps(dataset: Dataset, genes=None, *, window: int = 10_000,
         warnings.warn(
             f"group_snps dropped {len(dropped)} of {len(snps)} SNPs outside every gene "
             f"(e.g. {dropped[0]!r}); see preprocessing['grouping']['snps_dropped_unassigned']"
-            " or pass unassigned='singleton' or 'nearest'", DataWarning, stacklevel=2)
+            " or pass unassigned='singleton' or 'nearest'", DataWarning,
+            skip_file_prefixes=LIBRARY_FILES)
     result = take_snps(dataset, index, {"grouping": record})
     grouped = result.snps.copy()
     grouped["gene"] = pd.Series(labels_out, dtype=object)

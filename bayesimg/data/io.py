@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayesimg.data.dataset import SNP_COLUMNS
-from bayesimg.errors import DataValidationError, DataWarning, InputFileError
+from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning, InputFileError
 
 __all__ = ["GenotypeTable", "read_plink", "read_table", "concat_genotype_tables"]
 
@@ -258,7 +258,7 @@ def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np
             ".fam probably lists fewer subjects than the .bed was written for, so "
             "genotypes may be attributed to the wrong subjects; check that the .bed, "
             f".bim and .fam files belong together [file {str(bed)!r}]",
-            DataWarning, stacklevel=3)
+            DataWarning, skip_file_prefixes=LIBRARY_FILES)
         return
     # trailing subjects read as code 00 (homozygous a1, never missing) at every SNP;
     # a .bed pads at most 3 subject slots, so at most 3 of them can be padding
@@ -278,7 +278,7 @@ def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np
             f"all {d} SNPs, which is what the zero padding of a .bed file looks like: the "
             ".fam probably lists more subjects than the .bed holds; check that the .bed, "
             f".bim and .fam files belong together [file {str(bed)!r}]",
-            DataWarning, stacklevel=3)
+            DataWarning, skip_file_prefixes=LIBRARY_FILES)
 
 
 def _count_minor_allele(values: np.ndarray, snps: pd.DataFrame):

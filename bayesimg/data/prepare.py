@@ -40,7 +40,7 @@ import pandas as pd
 
 from bayesimg.data.dataset import SNP_ARRAY_KEYS, SNP_COLUMNS, Dataset
 from bayesimg.data.io import GenotypeTable
-from bayesimg.errors import DataValidationError, DataWarning
+from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning
 
 __all__ = ["make_dataset", "take_snps", "SNP_ARRAY_KEYS"]
 
@@ -216,7 +216,7 @@ def _align_subjects(tables, prep: dict, min_subjects: int) -> pd.Index:
         warnings.warn(
             f"aligning subjects by ID kept {len(subjects)} present in every table and "
             f"dropped {detail}; see preprocessing['subjects_dropped']",
-            DataWarning, stacklevel=3)
+            DataWarning, skip_file_prefixes=LIBRARY_FILES)
     if len(subjects) < min_subjects:
         sizes = ", ".join(f"{label} ({len(ix)} subjects)" for label, ix in indexes.items())
         raise DataValidationError(
@@ -269,7 +269,8 @@ def _missing_value_mask(table: pd.DataFrame, label: str, drop: bool, prep: dict)
     warnings.warn(
         f"dropped {len(dropped)} subjects with missing {label} (e.g. {dropped[0]!r} in "
         f"column {str(table.columns[col])!r}); see "
-        f"preprocessing['subjects_dropped']['missing_{label}']", DataWarning, stacklevel=4)
+        f"preprocessing['subjects_dropped']['missing_{label}']", DataWarning,
+        skip_file_prefixes=LIBRARY_FILES)
     return ~bad
 
 
@@ -439,7 +440,7 @@ def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.
     prep["snps_dropped_maf"] = dropped_rare
     if dropped_rare:
         warnings.warn(f"{len(dropped_rare)} SNPs with minor-allele frequency < {min_maf} "
-                      "dropped", DataWarning, stacklevel=4)
+                      "dropped", DataWarning, skip_file_prefixes=LIBRARY_FILES)
 
     prep["snps_input"] = genotypes.n_snps
     prep["max_snp_missing"] = max_missing
@@ -476,7 +477,8 @@ def _warn_genotype_changes(dropped_missing, dropped_constant, n_imputed, imputed
                      f"(e.g. {dropped_constant[0]!r})")
     if parts:
         warnings.warn(f"genotypes ({n_input} SNPs): " + "; ".join(parts)
-                      + "; see Dataset.preprocessing", DataWarning, stacklevel=4)
+                      + "; see Dataset.preprocessing", DataWarning,
+                      skip_file_prefixes=LIBRARY_FILES)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -27,7 +27,7 @@ from scipy.special import ndtri
 from bayesimg.data.dataset import SNP_COLUMNS, Dataset
 from bayesimg.data.io import GenotypeTable
 from bayesimg.data.prepare import make_dataset, take_snps
-from bayesimg.errors import DataValidationError
+from bayesimg.errors import LIBRARY_FILES, DataValidationError
 
 __all__ = ["GSMTRTruth", "simulate_genotypes", "simulate_gsmtr", "simulate_gsmtr_from_prior"]
 
@@ -368,7 +368,7 @@ def _choose_active_genes(genes, labels, n_active, per_gene, rng) -> list[str]:
     if len(big) >= n_active:
         return list(rng.choice(np.array(big, dtype=object), size=n_active, replace=False))
     warnings.warn(f"only {len(big)} genes have {per_gene} SNPs; some active genes will "
-                  "have fewer active SNPs", UserWarning, stacklevel=3)
+                  "have fewer active SNPs", UserWarning, skip_file_prefixes=LIBRARY_FILES)
     extra = rng.choice(np.array(small, dtype=object), size=n_active - len(big), replace=False)
     return big + list(extra)
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bayesimg.data.base import SubjectData, hash_arrays
-from bayesimg.errors import DataValidationError, DataWarning
+from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning
 
 LIKELIHOODS = ("gaussian", "bernoulli", "binomial2")
 OUTCOME_KINDS = ("gaussian", "bernoulli")
@@ -342,7 +342,7 @@ def make_views(tables: Mapping[str, pd.DataFrame], *,
                     "values", source=view_name, column=bad_names[0])
             warnings.warn(f"view {view_name!r}: dropped {len(bad_names)} constant or "
                           f"all-missing feature(s), e.g. {bad_names[:5]}", DataWarning,
-                          stacklevel=2)
+                          skip_file_prefixes=LIBRARY_FILES)
             prep["dropped_features"][view_name] = bad_names
             values = values[:, keep]
             if values.shape[1] == 0:

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from bayesimg.data.base import SubjectData
-from bayesimg.errors import FitManyError, ModelSpecError, ResultFileError
+from bayesimg.errors import LIBRARY_FILES, FitManyError, ModelSpecError, ResultFileError
 from bayesimg.inference.common import check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import _json_default
 from bayesimg.inference.fit import Fit, load
@@ -290,9 +290,9 @@ def fit_many(jobs: Mapping[str, FitJob] | Iterable[FitJob], *,
             _run_dask(tasks, out, file_format, client, n_workers, collect)
 
     for note in dict.fromkeys(batch_notes):
-        warnings.warn(note, RuntimeWarning, stacklevel=2)
+        warnings.warn(note, RuntimeWarning, skip_file_prefixes=LIBRARY_FILES)
     for (category, message), names in caught.items():
-        warnings.warn(f"[{', '.join(names)}] {message}", category, stacklevel=2)
+        warnings.warn(f"[{', '.join(names)}] {message}", category, skip_file_prefixes=LIBRARY_FILES)
     names = [p.name for p in prepared]
     results = FitResults(names, fits, paths, [n for n in names if n in set(ran)], skipped,
                          {n: failed[n] for n in names if n in failed}, batch_sizes,
@@ -756,4 +756,5 @@ def _check_worker_devices(client) -> None:
             f"{len(crowded)} Dask worker(s) have more JAX CPU devices than threads "
             f"({devices[crowded[0]]} vs {threads.get(crowded[0], 1)}), so each fit spreads "
             "over several cores and workers compete; start the workers with "
-            "BAYESIMG_CPU_DEVICES=1 in their environment", RuntimeWarning, stacklevel=4)
+            "BAYESIMG_CPU_DEVICES=1 in their environment", RuntimeWarning,
+            skip_file_prefixes=LIBRARY_FILES)

@@ -34,7 +34,7 @@ from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, AutoNormal
 
 from bayesimg.data.base import SubjectData
-from bayesimg.errors import ConvergenceWarning, ModelSpecError
+from bayesimg.errors import LIBRARY_FILES, ConvergenceWarning, ModelSpecError
 from bayesimg.inference.checkpoint import Checkpoint, fingerprint_of
 from bayesimg.inference.common import base_attrs, check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import to_datatree
@@ -171,7 +171,8 @@ def optimize(model: Model, data: SubjectData, *, guide: str = "mean_field", step
     if not converged:
         warnings.warn(
             f"{method.upper()} did not converge in {len(history)} steps (relative ELBO change "
-            f"above tol={tol}); raise steps or learning_rate", ConvergenceWarning, stacklevel=2)
+            f"above tol={tol}); raise steps or learning_rate", ConvergenceWarning,
+            skip_file_prefixes=LIBRARY_FILES)
 
     params = svi.get_params(state)
     n_draws = 1 if method == "map" else num_draws

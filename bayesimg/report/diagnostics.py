@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesimg.errors import ConvergenceWarning
+from bayesimg.errors import LIBRARY_FILES, ConvergenceWarning
 from bayesimg.report import _mcmc_stats, _tree
 
 __all__ = ["Diagnostics", "diagnose", "warn_if_problems", "sampling_problems",
@@ -391,7 +391,8 @@ def warn_if_problems(diag: Diagnostics, stacklevel: int = 2) -> bool:
     ----------
     diag : Diagnostics
     stacklevel : int, default 2
-        Passed to :func:`warnings.warn`.
+        Ignored (kept for compatibility): the warning points at the first frame outside
+        bayesimg, i.e. the user's own line.
 
     Returns
     -------
@@ -402,7 +403,7 @@ def warn_if_problems(diag: Diagnostics, stacklevel: int = 2) -> bool:
         return False
     text = "; ".join(diag.problems)
     warnings.warn(f"Convergence problems ({diag.method or 'fit'}): {text}",
-                  ConvergenceWarning, stacklevel=stacklevel)
+                  ConvergenceWarning, skip_file_prefixes=LIBRARY_FILES)
     return True
 
 
@@ -482,5 +483,5 @@ def warn_after_sampling(fit: Any, stacklevel: int = 3) -> bool:
     method = _tree.method(_tree.as_tree(fit)) or "mcmc"
     warnings.warn(f"Convergence problems ({method}): " + "; ".join(problems) +
                   " Run bayesimg.report.diagnose(fit) for the full check.",
-                  ConvergenceWarning, stacklevel=stacklevel)
+                  ConvergenceWarning, skip_file_prefixes=LIBRARY_FILES)
     return True

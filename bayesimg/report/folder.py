@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bayesimg.errors import OutputFolderError
+from bayesimg.errors import LIBRARY_FILES, OutputFolderError
 from bayesimg.report import _tree, plots, provenance
 from bayesimg.report._tree import as_tree, has_group
 from bayesimg.report.compare import compare
@@ -185,7 +185,7 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
     try:
         plots.plot_khat(fit.loo(), path=out / "plots" / f"khat_{file_name}.png")
     except Exception as err:  # noqa: BLE001 - a report must not die on one plot
-        warnings.warn(f"k-hat plot for {name} skipped: {err}", stacklevel=2)
+        warnings.warn(f"k-hat plot for {name} skipped: {err}", skip_file_prefixes=LIBRARY_FILES)
     settings = dict(getattr(fit, "model_settings", {}) or {})
     lines = [f"### `{name}` — {tree.attrs.get('method', '?')} "
              f"({', '.join(f'{k}={v}' for k, v in settings.items() if v is not None)})", "",

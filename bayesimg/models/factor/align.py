@@ -43,7 +43,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_limits
 
-from bayesimg.errors import ConvergenceWarning
+from bayesimg.errors import LIBRARY_FILES, ConvergenceWarning
 
 ACTIVE_SHARE = 0.01
 AGREE = 0.9
@@ -123,7 +123,7 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
     with threadpool_limits(limits=1, user_api="blas"):
         samples, info = _align(samples, layout, n_iter)
     if warn and info.get("warning"):
-        warnings.warn(info["warning"], ConvergenceWarning, stacklevel=3)
+        warnings.warn(info["warning"], ConvergenceWarning, skip_file_prefixes=LIBRARY_FILES)
     return samples, info
 
 
