@@ -89,12 +89,43 @@ class Fit:
         from bayesimg.report import diagnose
         return diagnose(self, var_names=var_names)
 
-    def loo(self):
-        """PSIS-LOO, leave-one-subject-out (cached)."""
+    def loo(self, method: str = "auto", *, max_draws: int | None = 1000):
+        """Leave-one-subject-out elpd (cached per method); the result names its method.
+
+        ``method="auto"`` (default): integrated LOO — PSIS over hyperparameter draws with
+        the coefficients integrated out exactly (:mod:`bayesimg.inference.loo`) — for the
+        Gaussian regressions that allow it (GSMTR), using the data stored in the fit;
+        plain PSIS-LOO otherwise.  ``"integrated"`` insists (error if not available),
+        ``"psis"`` is plain PSIS-LOO over all posterior draws.  ``max_draws`` caps the
+        hyperparameter draws of the integrated form (evenly thinned per chain).
+        """
+        from bayesimg.inference.loo import check_method, integrated_loo
+        method = check_method(method)
+        if method in ("auto", "integrated") and "loo_integrated" not in self._cache:
+            self._cache["loo_integrated"] = integrated_loo(self, max_draws=max_draws)
+        if method == "integrated" and self._cache["loo_integrated"] is None:
+            from bayesimg.errors import ModelSpecError
+            raise ModelSpecError(
+                f"integrated LOO does not apply to this {self.model_name} fit ({self.method}; "
+                "it needs a family with Gaussian coefficients given hyperparameters and the "
+                "data stored in the fit); use fit.loo(method='psis') or bayesimg.kfold")
+        if method != "psis" and self._cache.get("loo_integrated") is not None:
+            return self._cache["loo_integrated"]
         if "loo" not in self._cache:
             from bayesimg.report import loo
             self._cache["loo"] = loo(self)
         return self._cache["loo"]
+
+    def predict(self, new_data, *, num_draws: int | None = None, seed: int = 0):
+        """Posterior predictive of new subjects (:func:`bayesimg.predict`)."""
+        from bayesimg.inference.predictive import predict
+        return predict(self, new_data, num_draws=num_draws, seed=seed)
+
+    def posterior_predictive(self, num_draws: int = 100, seed: int = 0) -> Fit:
+        """A new Fit with a ``posterior_predictive`` group of the training data (model
+        units, as ``observed_data``: ready for ``arviz_plots.plot_ppc_dist(fit.tree)``)."""
+        from bayesimg.inference.predictive import add_posterior_predictive
+        return add_posterior_predictive(self, num_draws=num_draws, seed=seed)
 
     def waic(self):
         """WAIC from the pointwise log-likelihood per subject (cached)."""
@@ -117,6 +148,27 @@ class Fit:
         """
         tree = self.tree if include_data else without_individual_data(self.tree)
         return save_tree(tree, path, overwrite=overwrite)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: what was fitted, how, the variables and their dims."""
+        from bayesimg.report.display import esc, key_value_table
+        post = self.posterior
+        variables = ", ".join(f"{k}{tuple(post[k].dims[2:]) if post[k].dims[2:] else ''}"
+                              for k in list(post.data_vars)[:12])
+        more = f" … ({len(post.data_vars)} in all)" if len(post.data_vars) > 12 else ""
+        groups = ", ".join(self.tree.children)
+        attrs = self.tree.attrs
+        rows = [("model", esc(f"{self.model_name} {self.model_settings or ''}")),
+                ("method", esc(f"{self.method}: {self.n_chains} chain(s) × {self.n_draws} "
+                               f"draw(s), seed {attrs.get('seed', '?')}")),
+                ("data", esc(f"{attrs.get('data_name', '?')}, {attrs.get('n_subjects', '?')} "
+                             "subjects")),
+                ("posterior", esc(variables + more)),
+                ("groups", esc(groups))]
+        if "individual_data" in attrs:
+            rows.append(("individual data", esc(attrs["individual_data"])))
+        notes = ["fit.summary(), fit.diagnose(), fit.loo(); fit.tree is the ArviZ DataTree"]
+        return key_value_table("bayesimg Fit", rows, notes=notes)
 
     def __repr__(self) -> str:
         post = self.posterior

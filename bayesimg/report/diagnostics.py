@@ -49,7 +49,7 @@ DEFAULT_MAX_TREE_DEPTH = 10
 N_WORST = 5
 
 
-@dataclass
+@dataclass(repr=False)
 class Diagnostics:
     """Raw convergence numbers of a fit, with a verdict.
 
@@ -114,6 +114,27 @@ class Diagnostics:
             if name not in seen:
                 seen.append(name)
         return seen
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        from bayesimg.report.display import key_value_table, number
+        rows = [("method", f"{self.method or '?'}: {self.n_chains} chain(s) × "
+                           f"{self.n_draws} draw(s), {self.n_params} parameter(s)")]
+        if not self.approximate:
+            rows += [("max R-hat", f"{number(self.max_rhat, 4)} (problem if > {RHAT_MAX})"),
+                     ("min ESS bulk / tail", f"{number(self.min_ess_bulk, 0)} / "
+                                             f"{number(self.min_ess_tail, 0)} "
+                                             f"(problem if < {ESS_MIN})")]
+        if self.n_divergent is not None:
+            rows.append(("divergences", str(self.n_divergent)))
+        if self.bfmi is not None:
+            rows.append(("E-BFMI per chain", " ".join(number(b, 2) for b in self.bfmi)))
+        if self.svi_converged is not None:
+            rows.append(("ELBO converged", "yes" if self.svi_converged else "NO"))
+        return key_value_table("Convergence diagnostics", rows, notes=self.messages,
+                               verdict="OK" if self.ok else "PROBLEMS")
 
     def __str__(self) -> str:
         head = (f"Convergence diagnostics ({self.method or 'unknown method'}: "

@@ -121,3 +121,15 @@ def test_nuts_loo_defined_and_agrees_with_gibbs(fits):
     table = bayesimg.compare({"gibbs": fits["gibbs"], "nuts": fits["nuts"]}, ic="loo")
     # same model, same data: the elpd difference is within its standard error
     assert abs(table["elpd"].iloc[0] - table["elpd"].iloc[1]) < 2.0
+
+
+def test_cluster_labels_are_labelled_by_sample(fits):
+    from bayesimg.models.bnmix import cluster_labels
+    _, _, fits = fits
+    fit = fits["gibbs"]
+    labels = cluster_labels(fit)
+    probs = membership(fit)
+    assert labels.dims == probs.dims[:1]
+    np.testing.assert_array_equal(labels[probs.dims[0]].values, probs[probs.dims[0]].values)
+    np.testing.assert_array_equal(np.asarray(labels), probs.values.argmax(1))
+    assert labels.to_pandas().index.name == probs.dims[0]

@@ -834,9 +834,16 @@ def membership(fit) -> xr.DataArray:
     return _post(fit)["membership"].mean(("chain", "draw"))
 
 
-def cluster_labels(fit) -> np.ndarray:
-    """Most probable cluster index of every subject (0-based, in ``cluster`` coord order)."""
-    return np.asarray(membership(fit).argmax("cluster").values)
+def cluster_labels(fit) -> xr.DataArray:
+    """Most probable cluster index of every subject (0-based, in ``cluster`` coord order).
+
+    Labelled by subject ID (dim ``subject``); ``np.asarray`` gives the bare integers and
+    ``.to_pandas()`` a Series indexed by subject.
+    """
+    labels = membership(fit).argmax("cluster")
+    return labels.rename("cluster").assign_attrs(
+        description="most probable cluster of each subject (0-based position in the "
+                    "cluster coordinate)")
 
 
 def edge_probabilities(fit, threshold: float | None = None) -> xr.DataArray:

@@ -1,0 +1,28 @@
+"""Notebook displays: every object a user gets back renders as a short labelled table."""
+
+from __future__ import annotations
+
+from report_synthetic import make_tree
+
+from bayesimg.inference.fit import Fit
+from bayesimg.report import diagnose
+
+
+def test_diagnostics_repr_says_each_message_once():
+    diag = diagnose(Fit(make_tree(shift_chains=3.0)))
+    assert not diag.ok
+    text = repr(diag)
+    assert text == str(diag) and not text.startswith("Diagnostics(")
+    for message in diag.messages:
+        assert text.count(message) == 1
+    page = diag._repr_html_()
+    assert "PROBLEMS" in page and "max R-hat" in page and "<table" in page
+    assert "OK" in diagnose(Fit(make_tree()))._repr_html_()
+
+
+def test_fit_html_names_model_method_and_variables():
+    fit = Fit(make_tree(attrs={"model": "gsmtr", "method": "nuts", "seed": 7}))
+    page = fit._repr_html_()
+    assert "bayesimg Fit" in page and "gsmtr" in page and "seed 7" in page
+    assert "W(&#x27;snp&#x27;, &#x27;phenotype&#x27;)" in page or "W(" in page
+    assert len(page) < 5_000          # concise: no arrays dumped
