@@ -17,12 +17,15 @@ from bayesimg.inference import (  # noqa: E402
     FitJob,
     fit,
     fit_many,
+    kfold,
     load,
+    predict,
     select_hyperparameter,
 )
 from bayesimg.report import compare  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Fit", "FitJob", "compare", "current_precision", "data", "fit", "fit_many", "load",
-           "models", "report", "select_hyperparameter", "set_precision", "__version__"]
+__all__ = ["Fit", "FitJob", "compare", "current_precision", "data", "fit", "fit_many", "kfold",
+           "load", "models", "predict", "report", "select_hyperparameter", "set_precision",
+           "__version__"]

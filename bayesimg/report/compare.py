@@ -8,7 +8,17 @@ already summed over phenotypes), i.e. leave-one-subject-out.
   WAIC.  Formulae follow Vehtari, Gelman & Gabry (2017) and R's ``loo::waic``.
 * :func:`loo` wraps ``arviz_stats.loo`` (PSIS-LOO) and reports Pareto k values.
 * :func:`compare` ranks fits and computes the standard error of each difference
-  from the pointwise values (same subjects required).
+  from the pointwise values (same subjects required).  Given several estimates of a
+  model (integrated LOO, K-fold, PSIS) it chooses the most reliable one the models
+  share (:data:`RELIABILITY`), names it per row (``estimate``) and refuses to mix
+  LOO with K-fold estimates unless ``allow_mixed=True``.
+
+Every :class:`ICResult` names its ``method``: ``"psis"`` (plain PSIS-LOO over all
+posterior draws), ``"integrated"`` (PSIS over hyperparameter draws of
+log p(y_i | y_{-i}, θ) with the coefficients integrated out:
+:func:`bayesimg.inference.loo.integrated_loo`), ``"kfold"``
+(:func:`bayesimg.kfold`) or ``"waic"``; :meth:`ICResult.to_arviz` gives ArviZ 1.x
+``ELPDData`` for ``arviz_stats.compare`` / ``arviz_plots.plot_compare``.
 
 Standard errors use ``sqrt(n * var(x))`` with the sample variance (ddof = 1), as in
 R's ``loo`` and ``arviz_stats.loo``.
@@ -17,6 +27,7 @@ R's ``loo`` and ``arviz_stats.loo``.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +40,17 @@ from scipy.special import logsumexp
 from bayesimg.errors import BayesimgWarning, ModelSpecError
 from bayesimg.report import _mcmc_stats, _tree
 
-__all__ = ["ICResult", "waic", "loo", "compare", "P_WAIC_MAX", "KHAT_BAD", "KHAT_VERY_BAD"]
+__all__ = ["ICResult", "waic", "loo", "compare", "P_WAIC_MAX", "KHAT_BAD", "KHAT_VERY_BAD",
+           "RELIABILITY", "warn_user"]
+
+#: where bayesimg's own code lives: warnings point at the first frame outside it
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def warn_user(message: str, category=BayesimgWarning) -> None:
+    """Warn pointing at the user's call (the first frame outside bayesimg), in one line."""
+    warnings.warn(" ".join(str(message).split()), category,
+                  skip_file_prefixes=(_PACKAGE_DIR,))
 
 #: Pointwise p_waic above this makes WAIC unreliable (R ``loo``'s threshold).
 P_WAIC_MAX = 0.4
@@ -76,6 +97,10 @@ class ICResult:
         ArviZ's sample-size dependent k threshold ``min(1 - 1/log10(S), 0.7)`` (LOO).
     approximate : bool
         True when computed from an SVI approximation instead of MCMC draws.
+    method : str
+        How the estimate was made: ``"psis"``, ``"integrated"``, ``"kfold"`` or ``"waic"``.
+    details : dict
+        Method specifics (draws used, folds, what was integrated).
     """
 
     kind: str
@@ -93,6 +118,50 @@ class ICResult:
     var_name: str = "y"
     good_k: float | None = None
     approximate: bool = False
+    method: str = ""
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.method:
+            self.method = {"loo": "psis", "waic": "waic", "kfold": "kfold"}.get(self.kind,
+                                                                                self.kind)
+
+    @property
+    def family(self) -> str:
+        """Estimand: ``"loo"`` (PSIS or integrated), ``"kfold"`` or ``"waic"``."""
+        return {"psis": "loo", "integrated": "loo"}.get(self.method, self.method)
+
+    @property
+    def reliable(self) -> bool:
+        """No Pareto k above 0.7 (or NaN) and not from an approximate posterior."""
+        if self.approximate:
+            return False
+        if self.pareto_k is not None:
+            k = np.asarray(self.pareto_k, dtype=float)
+            return bool(np.all(np.isfinite(k) & (k <= KHAT_BAD)))
+        if self.method == "waic":
+            return not self.warnings
+        return True
+
+    def to_arviz(self):
+        """ArviZ 1.x ELPD data (``ELPDDataLOO``, or ``ELPDDataLOOKFold`` for K-fold)."""
+        from arviz_stats.utils import ELPDDataLOO, ELPDDataLOOKFold
+
+        elpd_i = xr.DataArray(self.pointwise, dims=[self.obs_dims[0] if len(self.obs_dims) == 1
+                                                    else "obs"],
+                              coords={self.obs_dims[0] if len(self.obs_dims) == 1 else "obs":
+                                      np.asarray(list(map(str, self.obs_labels)))
+                                      if self.obs_labels.size == self.pointwise.size
+                                      else np.arange(self.pointwise.size)})
+        common = dict(elpd=self.elpd, se=self.se, p=self.p, n_samples=self.n_draws,
+                      n_data_points=self.n_obs, scale="log", warning=not self.reliable,
+                      elpd_i=elpd_i)
+        if self.method == "kfold":
+            return ELPDDataLOOKFold(**common, good_k=None,
+                                    n_folds=int(self.details.get("k", 0)))
+        pk = None if self.pareto_k is None else elpd_i.copy(data=self.pareto_k)
+        return ELPDDataLOO(**common, good_k=self.good_k, pareto_k=pk,
+                           approx_posterior=self.approximate)
 
     @property
     def ic(self) -> float:
@@ -101,7 +170,8 @@ class ICResult:
 
     def __str__(self) -> str:
         lines = [
-            f"{self.kind.upper()} ({self.n_obs} observations over {self.obs_dims}, "
+            f"{self.kind.upper()} [{self.method}] ({self.n_obs} observations over "
+            f"{self.obs_dims}, "
             f"{self.n_draws} draws{', approximate posterior' if self.approximate else ''})",
             f"  elpd_{self.kind} {self.elpd:12.2f}  se {self.se:8.2f}",
             f"  p_{self.kind}    {self.p:12.2f}",
@@ -171,7 +241,7 @@ def _approx_note(tree, kind: str) -> list[str]:
 
 def _emit(messages: list[str]) -> None:
     for m in messages:
-        warnings.warn(m, BayesimgWarning, stacklevel=3)
+        warn_user(m)
 
 
 def waic(fit: Any, var_name: str | None = None) -> ICResult:
@@ -388,17 +458,102 @@ def _check_same_obs(results: dict[str, ICResult]) -> dict[str, ICResult]:
     return out
 
 
-def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None) -> pd.DataFrame:
+#: estimates by reliability, best first (a reliable estimate has no Pareto k > 0.7):
+#: integrated LOO, PSIS-LOO, K-fold, then the unreliable LOO estimates
+RELIABILITY = ("integrated", "psis", "kfold", "integrated (unreliable)", "psis (unreliable)")
+
+
+def _rank_of(r: ICResult) -> int:
+    label = r.method if r.reliable or r.method not in ("integrated", "psis") \
+        else f"{r.method} (unreliable)"
+    return RELIABILITY.index(label) if label in RELIABILITY else len(RELIABILITY)
+
+
+def _candidates(name: str, f: Any, ic: str, var_name: str | None) -> list[ICResult]:
+    """Every estimate available for one model (computing LOO of a fit when needed)."""
+    items = list(f) if isinstance(f, list | tuple) else [f]
+    out = []
+    for item in items:
+        if isinstance(item, ICResult):
+            out.append(item)
+            continue
+        try:
+            if ic == "waic":
+                out.append(waic(item, var_name=var_name))
+                continue
+            loo_method = getattr(item, "loo", None)
+            if callable(loo_method) and var_name is None:
+                # a Fit: its default LOO (integrated where the family allows) and any
+                # K-fold result attached to it by bayesimg.kfold(..., fit=fit)
+                out.append(loo_method(method="psis") if ic == "psis" else loo_method())
+                cached = getattr(item, "_cache", {}).get("kfold")
+                if cached is not None:
+                    out.append(cached)
+            else:
+                out.append(loo(item, var_name=var_name))
+        except ModelSpecError as err:
+            raise ModelSpecError(f"model {name!r}: {err}") from err
+    return out
+
+
+def _choose(candidates: dict[str, list[ICResult]], ic: str, allow_mixed: bool
+            ) -> dict[str, ICResult]:
+    """The most reliable estimate per model among those of one shared estimand."""
+    if ic in ("waic", "psis", "kfold", "integrated"):
+        chosen = {}
+        for name, cands in candidates.items():
+            keep = [c for c in cands if c.method == ic]
+            if not keep:
+                raise ModelSpecError(
+                    f"model {name!r} has no {ic} estimate (it has: "
+                    f"{sorted({c.method for c in cands})}); pass one or use ic='loo'")
+            chosen[name] = keep[0]
+        return chosen
+    best_family = None
+    fallback = None
+    for family in ("loo", "kfold"):
+        if all(any(c.family == family for c in cands) for cands in candidates.values()):
+            picked = {n: min((c for c in cands if c.family == family), key=_rank_of)
+                      for n, cands in candidates.items()}
+            if all(r.reliable for r in picked.values()):
+                best_family = picked
+                break
+            fallback = fallback or picked
+    if best_family is not None:
+        return best_family
+    if fallback is not None:
+        return fallback
+    if not allow_mixed:
+        have = {n: sorted({c.method for c in cands}) for n, cands in candidates.items()}
+        raise ModelSpecError(
+            f"the models have no estimate of the same kind ({have}): LOO and K-fold "
+            "estimates are not comparable (K-fold fits on (K-1)/K of the data). Compute "
+            "bayesimg.kfold for every model, or pass allow_mixed=True to compare them anyway")
+    return {n: min(cands, key=_rank_of) for n, cands in candidates.items()}
+
+
+def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None, *,
+            allow_mixed: bool = False) -> pd.DataFrame:
     """Rank fits by expected log predictive density, best first.
 
     Parameters
     ----------
-    fits : dict of str to Fit, DataTree or ICResult
-        Named fits (or precomputed :func:`loo`/:func:`waic` results of the matching kind).
-    ic : {"loo", "waic"}, default "loo"
-        Criterion.
+    fits : dict of str to Fit, DataTree, ICResult, or a list of them
+        Named fits or precomputed estimates.  A list gives several estimates of one
+        model (e.g. ``[fit, kfold_result]``); a Fit contributes ``fit.loo()`` (integrated
+        LOO where its family allows, else PSIS) and a K-fold result attached by
+        ``bayesimg.kfold(..., fit=fit)``.
+    ic : {"loo", "waic", "psis", "integrated", "kfold"}, default "loo"
+        ``"loo"``: choose, among the estimates every model has, the most reliable
+        (:data:`RELIABILITY`: integrated LOO, PSIS-LOO, K-fold; an estimate with Pareto
+        k > 0.7 is unreliable): the LOO estimates if every model's are reliable, else
+        K-fold if every model has one, else the LOO estimates with a warning naming the
+        unreliable models.  The other values ask for that estimate only.
     var_name : str, optional
         Log-likelihood variable.
+    allow_mixed : bool
+        Compare models with estimates of different kinds (LOO and K-fold) instead of
+        raising; the ``estimate`` column says which each row uses.
 
     Returns
     -------
@@ -406,12 +561,14 @@ def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None) 
         Index: model names, best first.  Columns: ``rank`` (0 = best), ``elpd``, ``p``,
         ``elpd_diff`` (best minus this model, >= 0), ``se``, ``dse`` (standard error of
         the pointwise difference to the best model, ``sqrt(n var(elpd_best,i -
-        elpd_model,i))``), ``weight``, ``warning`` (True if the model's criterion
-        reported reliability warnings).  ``df.attrs``: ``ic``, ``weight_method``,
-        ``n_obs`` and ``warnings`` (per model).
+        elpd_model,i))``), ``weight``, ``warning`` (True if the model's estimate
+        reported reliability warnings), ``estimate`` (the method used: ``integrated``,
+        ``psis``, ``kfold``, ``waic``).  ``df.attrs``: ``ic``, ``estimates``,
+        ``weight_method``, ``n_obs`` and ``warnings`` (per model), ``elpd_data`` (name →
+        ArviZ ``ELPDData``, for ``arviz_stats.compare`` / ``arviz_plots.plot_compare``).
 
-        Weights: for LOO, stacking weights from ``arviz_stats.compare(method=
-        "stacking")`` (Yao et al. 2018); if those cannot be computed reliably
+        Weights: stacking weights from ``arviz_stats.compare(method="stacking")`` (Yao
+        et al. 2018) for LOO and K-fold; if those cannot be computed reliably
         (pointwise elpd so low that ArviZ's unshifted exponentials underflow) the
         table falls back to pseudo-BMA weights and says so in
         ``df.attrs["weight_method"]`` and a warning.  For WAIC: pseudo-BMA
@@ -420,40 +577,54 @@ def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None) 
     Raises
     ------
     ModelSpecError
-        Fewer than two fits, unknown ``ic``, or fits evaluated on different subjects
-        (the message names the models).
+        Fewer than two fits, unknown ``ic``, fits evaluated on different subjects
+        (the message names the models), or estimates of different kinds without
+        ``allow_mixed=True``.
     """
     ic = str(ic).lower()
-    if ic not in ("loo", "waic"):
-        raise ModelSpecError(f"ic must be 'loo' or 'waic', got {ic!r}")
+    if ic not in ("loo", "waic", "psis", "integrated", "kfold"):
+        raise ModelSpecError(
+            f"ic must be 'loo', 'waic', 'psis', 'integrated' or 'kfold', got {ic!r}")
     if not isinstance(fits, dict) or len(fits) < 2:
         raise ModelSpecError("compare needs a dict of at least two named fits")
-    func = loo if ic == "loo" else waic
-    results: dict[str, ICResult] = {}
-    for name, f in fits.items():
-        if isinstance(f, ICResult):
-            if f.kind != ic:
-                raise ModelSpecError(
-                    f"model {name!r} is a precomputed {f.kind.upper()} result; ic={ic!r}")
-            results[str(name)] = f
-        else:
-            try:
-                results[str(name)] = func(f, var_name=var_name)
-            except ModelSpecError as err:
-                raise ModelSpecError(f"model {name!r}: {err}") from err
-    results = _check_same_obs(results)
+    candidates = {str(name): _candidates(str(name), f, ic, var_name)
+                  for name, f in fits.items()}
+    for name, cands in candidates.items():
+        if ic == "waic" and any(c.kind != "waic" for c in cands):
+            raise ModelSpecError(
+                f"model {name!r} is a precomputed {cands[0].kind.upper()} result; ic={ic!r}")
+        if ic != "waic" and any(c.kind == "waic" for c in cands):
+            raise ModelSpecError(f"model {name!r} is a precomputed WAIC result; ic={ic!r}")
+    results = _check_same_obs(_choose(candidates, ic, allow_mixed))
+    methods = {n: r.method for n, r in results.items()}
+    if len({r.family for r in results.values()}) > 1:
+        warn_user(f"compare mixes estimates of different kinds ({methods}) as asked "
+                  "(allow_mixed=True); elpd differences between them are not like for like")
+    if ic == "loo":
+        unreliable = [n for n, r in results.items() if not r.reliable]
+        if unreliable:
+            warn_user(
+                f"compare: the estimates of {unreliable} are unreliable "
+                f"({ {n: methods[n] for n in unreliable} }, Pareto k > {KHAT_BAD} for some "
+                "subjects); compute bayesimg.kfold(model, data, k=10, fit=fit) for every "
+                "model, and compare chooses K-fold")
+        kfolds = [r.details.get("folds_hash") for r in results.values()
+                  if r.method == "kfold"]
+        if len(set(kfolds)) > 1:
+            warn_user("compare: the K-fold estimates used different folds; pass the same "
+                      "folds= (or seed=) to bayesimg.kfold so the differences are paired")
 
     names = list(results)
     elpd = np.array([results[n].elpd for n in names])
     weight_method = "pseudo-BMA"
     weights = None
-    if ic == "loo":
+    if ic != "waic":
         weights = _stacking_weights(results)
         if weights is not None:
             weight_method = "stacking"
         else:
-            warnings.warn("stacking weights could not be computed reliably; using pseudo-BMA "
-                          "weights instead", BayesimgWarning, stacklevel=2)
+            warn_user("stacking weights could not be computed reliably; using pseudo-BMA "
+                      "weights instead")
     if weights is None:
         weights = _pseudo_bma(elpd)
 
@@ -466,8 +637,11 @@ def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None) 
         rows.append({
             "rank": rank, "elpd": r.elpd, "p": r.p, "elpd_diff": float(diff_i.sum()),
             "se": r.se, "dse": 0.0 if rank == 0 else _se(diff_i),
-            "weight": float(weights[i]), "warning": bool(r.warnings)})
+            "weight": float(weights[i]), "warning": bool(r.warnings) or not r.reliable,
+            "estimate": r.method})
     df = pd.DataFrame(rows, index=pd.Index([names[i] for i in order], name="model"))
     df.attrs.update({"ic": ic, "weight_method": weight_method, "n_obs": best.n_obs,
-                     "warnings": {n: list(results[n].warnings) for n in names}})
+                     "estimates": methods,
+                     "warnings": {n: list(results[n].warnings) for n in names},
+                     "elpd_data": {n: results[n].to_arviz() for n in names}})
     return df

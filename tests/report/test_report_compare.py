@@ -144,7 +144,8 @@ def test_compare_ranks_the_better_model_first(good_and_bad, ic):
                "shifted": (loo if ic == "loo" else waic)(bad)}
     assert list(df.index) == ["correct", "shifted"]
     assert list(df.columns) == ["rank", "elpd", "p", "elpd_diff", "se", "dse", "weight",
-                                "warning"]
+                                "warning", "estimate"]
+    assert set(df["estimate"]) == {"psis" if ic == "loo" else "waic"}
     assert list(df["rank"]) == [0, 1]
     assert df.attrs["ic"] == ic
     diff = res["correct"].pointwise - res["shifted"].pointwise

@@ -15,8 +15,10 @@ A :class:`Model` is three things:
    and :meth:`Model.coords` (the labels along each dim).
 
 Optional hooks: :meth:`init_strategy`, :meth:`gibbs_kernel` (an exact
-conditional sampler as a NumPyro ``MCMCKernel``) and :meth:`align_draws`
-(relabelling / sign / rotation alignment of draws across chains).
+conditional sampler as a NumPyro ``MCMCKernel``), :meth:`align_draws`
+(relabelling / sign / rotation alignment of draws across chains),
+:meth:`predict_draws` (new subjects, from a fit's DataTree alone) and
+:meth:`loo_given_hyperparameters` (integrated LOO for Gaussian coefficients).
 
 Models never import :mod:`bayesimg.inference`; the drivers only use what is
 declared here.
@@ -150,6 +152,29 @@ class Model(abc.ABC):
     def predictive_args(self, data: SubjectData, method: str = "nuts") -> dict[str, Any]:
         """Arguments for drawing the observed sites from the predictive."""
         raise NotImplementedError(f"{self.name} does not define predictive_args")
+
+    def predict_draws(self, tree, new_data: SubjectData, *, draws: np.ndarray,
+                      rng: np.random.Generator):
+        """Predictive draws for subjects the fit never saw (``bayesimg.predict``).
+
+        ``tree``: the fit's DataTree (everything needed — training standardisation,
+        labels — is read from it, so a loaded fit predicts); ``draws``: flat
+        (chain·draw) indices of the posterior draws to use.  Returns a
+        :class:`bayesimg.models.core.predict.PredictiveDraws` (original units).
+        """
+        raise ModelSpecError(f"{self.name} cannot predict new subjects")
+
+    def loo_given_hyperparameters(self, tree, *, draws: np.ndarray,
+                                  rng: np.random.Generator):
+        """Integrated LOO hook: log p(y_i | y_{-i}, θ_s) with the coefficients integrated out.
+
+        For families whose coefficients are Gaussian given hyperparameters θ, return
+        ``(log_lik, theta, note)``: ``log_lik`` (S, n) at the flat draw indices
+        ``draws``, ``theta`` name → (dims, array (S, …)) (the hyperparameter draws, for
+        the relative efficiency) and a one-line note on what was integrated.  None
+        (the default) where it does not apply; ``fit.loo()`` then uses plain PSIS.
+        """
+        return None
 
     def replace(self, **changes) -> Model:
         """A copy with some settings changed (``settings()`` are constructor arguments)."""

@@ -48,7 +48,11 @@ class GenotypePhenotypeIO:
         return {"y": np.asarray(data.phenotypes, dtype=float)}
 
     def constant_data(self, data: Dataset):
+        from bayesimg.models.core.predict import standardisation_constants
+
         out = {"X": (("subject", "snp"), np.asarray(data.genotypes, dtype=float))}
         if data.covariates is not None:
             out["Z"] = (("subject", "covariate"), np.asarray(data.covariates, dtype=float))
+        # training centres/scales (and counted alleles): what predicting new subjects needs
+        out.update(standardisation_constants(data))
         return out

@@ -478,6 +478,23 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         from bayesimg.models.glrr.gibbs import GLRRGibbs
         return GLRRGibbs(self, self.numpyro_model("gibbs"))
 
+    # ------------------------------------------------------------ prediction
+    def predict_draws(self, tree, new_data, *, draws, rng):
+        """Phenotypes of new subjects: y = Bᵀx + Γᵀz + ε, ε ~ N(0, Σ) (original units).
+
+        Needs Σ per draw (``noise_cov``, stored unless ``store_noise_cov=False``).
+        Integrated LOO does not apply: B = U diag(δ) Vᵀ is bilinear, Gaussian only given
+        the phenotype-side layers and the Laplace mixing scales, which the fit does not
+        store; use K-fold (``bayesimg.kfold``) for GLRR comparisons.
+        """
+        from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
+        inputs = regression_inputs(tree, new_data)
+        post = flat_draws(tree, ("B", "gamma", "noise_cov", "psi"), draws)
+        if "noise_cov" not in post:
+            raise ModelSpecError("predicting new subjects needs Σ per draw: refit with "
+                                 "store_noise_cov=True")
+        return linear_predictive(inputs, post["B"], post.get("gamma"), post["noise_cov"], rng)
+
     # ------------------------------------------------------------ penalised form
     def penalty_weights(self, d: int, c: int) -> dict[str, float]:
         """The sRRR penalty weights the MAP solves for (see :func:`srrr_objective`)."""

@@ -1,0 +1,342 @@
+r"""What the families share to predict new subjects and to compute integrated LOO.
+
+Prediction (``Model.predict_draws``) works from a fit's DataTree alone, so a
+saved-and-loaded fit predicts: the training standardisation constants are in
+its ``constant_data`` (:func:`standardisation_constants`), the labels in its
+coords.  New data are brought into the fit's *model units* here
+(:func:`regression_inputs`): every value is first taken back to original units
+with the new dataset's own recorded centres and scales
+(``original = standardized * scale + center``, as :func:`~bayesimg.data.make_dataset`
+records them; a dataset without records is taken as original units), then
+standardised with the TRAINING constants; columns are matched by name.
+
+Integrated LOO (``Model.loo_given_hyperparameters``): for a Gaussian linear
+model y_j = B β_j + ε_j, β_j ~ N(0, diag(v)), ε_j ~ N(0, σ² I) (columns j
+independent given θ = (σ², v)), :func:`gaussian_loo_given_prior` gives
+log p(y_i | y_{-i}, θ) for every subject i and draw θ_s exactly, the
+coefficients integrated out (Vehtari, Mononen, Tolvanen, Sivula & Winther 2016,
+JMLR 17(103), §3).  With M = BᵀB + σ² diag(1/v), hᵢ = bᵢᵀM⁻¹bᵢ and ŷ = BM⁻¹Bᵀy::
+
+    y_ij − E[y_ij | y_{-i}] = (y_ij − ŷ_ij) / (1 − hᵢ),   Var = σ² / (1 − hᵢ)
+
+(the p×p form, used when p < n); equivalently with C = B diag(v) Bᵀ + σ² I and
+g = C⁻¹y_j: residual gᵢ/[C⁻¹]ᵢᵢ, variance 1/[C⁻¹]ᵢᵢ (the n×n form, p ≥ n).
+The log density of subject i sums over the c columns (leave one *subject* out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from bayesimg.errors import DataValidationError, ModelSpecError
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+#: (constant_data name, Dataset.preprocessing key, dim) of the standardisation constants
+REGRESSION_CONSTANTS = (
+    ("genotype_center", "genotype_center", "snp"),
+    ("genotype_scale", "genotype_scale", "snp"),
+    ("phenotype_center", "phenotype_center", "phenotype"),
+    ("phenotype_scale", "phenotype_scale", "phenotype"),
+    ("covariate_center", "covariate_center", "covariate"),
+    ("covariate_scale", "covariate_scale", "covariate"),
+)
+
+
+@dataclass
+class PredictiveDraws:
+    """What ``Model.predict_draws`` returns (the driver turns it into a DataTree).
+
+    ``draws`` and ``means``: name → (dims after the sample axis, array (S, …)) in
+    ORIGINAL units (means: the conditional expectation given each draw);
+    ``probabilities``: name → (dims, array (S, …)) (cluster membership);
+    ``log_density``: (S, n) log p(new subject's outcomes | θ_s) in the fit's
+    MODEL units (those of its ``log_likelihood``), or None without outcomes;
+    ``log_jacobian``: (n,) added to go to original units;
+    ``coords``: labels; ``attrs``: units and notes.
+    """
+
+    draws: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    means: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    probabilities: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    log_density: np.ndarray | None = None
+    log_jacobian: np.ndarray | None = None
+    coords: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- constants
+def standardisation_constants(data, keys=REGRESSION_CONSTANTS) -> dict[str, tuple]:
+    """constant_data entries (name → (dims, array)) recording ``data``'s standardisation."""
+    prep = getattr(data, "preprocessing", None) or {}
+    sizes = {"snp": data.n_snps, "phenotype": data.n_phenotypes,
+             "covariate": data.n_covariates}
+    out = {}
+    for name, key, dim in keys:
+        n = sizes[dim]
+        if n == 0:
+            continue
+        default = 1.0 if name.endswith("scale") else 0.0
+        value = prep.get(key)
+        value = np.full(n, default) if value is None else np.asarray(value, dtype=float)
+        if value.shape != (n,):
+            value = np.full(n, default)
+        out[name] = ((dim,), value)
+    if data.snps is not None and "a1" in data.snps:
+        out["snp_a1"] = (("snp",), np.asarray(data.snps["a1"].astype(str), dtype=str))
+    return out
+
+
+def _recorded(prep: dict, key: str, n: int, default: float) -> np.ndarray:
+    value = prep.get(key)
+    if value is None:
+        return np.full(n, default)
+    value = np.asarray(value, dtype=float)
+    return value if value.shape == (n,) else np.full(n, default)
+
+
+def _constants(tree: xr.DataTree, name: str, n: int, default: float) -> np.ndarray | None:
+    if "constant_data" not in tree.children or name not in tree["constant_data"].dataset:
+        return None
+    value = np.asarray(tree["constant_data"].dataset[name].values, dtype=float)
+    return value if value.shape == (n,) else None
+
+
+def _match(fit_names: np.ndarray, new_names: np.ndarray, what: str) -> np.ndarray:
+    """Positions in ``new_names`` of every fit name; a named error for the missing ones."""
+    index = {str(v): i for i, v in enumerate(map(str, new_names))}
+    missing = [str(v) for v in fit_names if str(v) not in index]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)"
+                                           if len(missing) > 10 else "")
+        raise DataValidationError(
+            f"the new data lack {len(missing)} of the fit's {len(fit_names)} {what}: {shown}. "
+            f"Build them with the same {what} (names must match the fit's).",
+            column=missing[0])
+    return np.asarray([index[str(v)] for v in fit_names], dtype=np.int64)
+
+
+def coord(tree: xr.DataTree, dim: str) -> np.ndarray | None:
+    """Labels of ``dim`` from the posterior or constant_data (None if absent)."""
+    for group in ("posterior", "constant_data", "observed_data"):
+        if group in tree.children and dim in tree[group].dataset.coords:
+            return np.asarray(tree[group].dataset.coords[dim].values)
+    return None
+
+
+def regression_inputs(tree: xr.DataTree, new_data) -> dict[str, Any]:
+    """X, Z (and Y if present) of ``new_data`` in the fit's model units, columns in the
+    fit's order.  Returns keys X, Z, Y (None when absent), subjects, units (text)."""
+    from bayesimg.data.dataset import Dataset
+
+    if not isinstance(new_data, Dataset):
+        raise DataValidationError(
+            f"this fit predicts from a bayesimg Dataset (make_dataset), got "
+            f"{type(new_data).__name__}")
+    if new_data.genotypes is None:
+        raise DataValidationError("the new data have no genotypes to predict from")
+    prep = new_data.preprocessing or {}
+    snps = coord(tree, "snp")
+    phen = coord(tree, "phenotype")
+    covs = coord(tree, "covariate")
+    d = len(snps)
+    idx = _match(snps, new_data.snp_names, "SNPs")
+    raw = (new_data.genotypes * _recorded(prep, "genotype_scale", new_data.n_snps, 1.0)
+           + _recorded(prep, "genotype_center", new_data.n_snps, 0.0))[:, idx]
+    center = _constants(tree, "genotype_center", d, 0.0)
+    scale = _constants(tree, "genotype_scale", d, 1.0)
+    carried = center is not None
+    if carried:
+        X = (raw - center) / scale
+        if "snp_a1" in tree["constant_data"].dataset and new_data.snps is not None \
+                and "a1" in new_data.snps:
+            a1_fit = np.asarray(tree["constant_data"].dataset["snp_a1"].values, dtype=str)
+            a1_new = np.asarray(new_data.snps["a1"].astype(str), dtype=str)[idx]
+            bad = np.flatnonzero(a1_fit != a1_new)
+            if bad.size:
+                raise DataValidationError(
+                    f"{bad.size} SNP(s) count a different allele in the new data than in the "
+                    f"fit (first: {snps[bad[0]]}: fit counts {a1_fit[bad[0]]}, new data "
+                    f"{a1_new[bad[0]]}); recode the new genotypes to the fit's allele",
+                    column=str(snps[bad[0]]))
+    else:
+        X = new_data.genotypes[:, idx]
+    Z = None
+    if covs is not None:
+        if new_data.covariates is None:
+            raise DataValidationError(
+                f"the fit uses covariates {list(map(str, covs))}; the new data have none")
+        cidx = _match(covs, new_data.covariate_names, "covariates")
+        r = new_data.n_covariates
+        zraw = (new_data.covariates * _recorded(prep, "covariate_scale", r, 1.0)
+                + _recorded(prep, "covariate_center", r, 0.0))[:, cidx]
+        zc = _constants(tree, "covariate_center", len(covs), 0.0)
+        zs = _constants(tree, "covariate_scale", len(covs), 1.0)
+        Z = (zraw - zc) / zs if zc is not None else new_data.covariates[:, cidx]
+    Y = None
+    pc = _constants(tree, "phenotype_center", len(phen), 0.0)
+    ps = _constants(tree, "phenotype_scale", len(phen), 1.0)
+    if pc is None:
+        pc, ps = np.zeros(len(phen)), np.ones(len(phen))
+    if new_data.phenotypes is not None:
+        pidx = _match(phen, new_data.phenotype_names, "phenotypes")
+        c = new_data.n_phenotypes
+        yraw = (new_data.phenotypes * _recorded(prep, "phenotype_scale", c, 1.0)
+                + _recorded(prep, "phenotype_center", c, 0.0))[:, pidx]
+        Y = (yraw - pc) / ps
+    units = ("original units of the phenotypes (the fit's standardisation undone: "
+             "original = model * phenotype_scale + phenotype_center)" if carried else
+             "the fit's model units (the fit carries no standardisation constants)")
+    return {"X": X, "Z": Z, "Y": Y, "subjects": np.asarray(new_data.subjects, dtype=str),
+            "phenotype_center": pc, "phenotype_scale": ps, "units": units,
+            "phenotypes": np.asarray(phen, dtype=str), "snps": np.asarray(snps, dtype=str),
+            "covariates": None if covs is None else np.asarray(covs, dtype=str)}
+
+
+def flat_draws(tree: xr.DataTree, names, draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Posterior arrays (S_sel, …) at flat (chain·draw) indices ``draws``."""
+    post = tree["posterior"].dataset
+    out = {}
+    for name in names:
+        if name in post:
+            v = np.asarray(post[name].values)
+            out[name] = v.reshape((-1,) + v.shape[2:])[draws]
+    return out
+
+
+def linear_predictive(inputs: dict, coef: np.ndarray, gamma: np.ndarray | None,
+                      noise_cov: np.ndarray, rng: np.random.Generator) -> PredictiveDraws:
+    """Predictive of y = X coef + Z γ + ε, ε ~ N(0, Σ_s), for S draws.
+
+    ``coef`` (S, d, c), ``gamma`` (S, r, c) or None, ``noise_cov`` (S,) variances
+    (iid noise) or (S, c, c) covariances.  Draws and means in original units.
+    """
+    X, Z, Y = inputs["X"], inputs["Z"], inputs["Y"]
+    mean = np.einsum("nd,sdc->snc", X, coef)
+    if Z is not None and gamma is not None:
+        mean = mean + np.einsum("nr,src->snc", Z, gamma)
+    S, n, c = mean.shape
+    eps = rng.standard_normal((S, n, c))
+    if noise_cov.ndim == 1:
+        sd = np.sqrt(noise_cov)[:, None, None]
+        y = mean + sd * eps
+    else:
+        L = np.linalg.cholesky(noise_cov)
+        y = mean + np.einsum("scj,snj->snc", L, eps)
+    pc, ps = inputs["phenotype_center"], inputs["phenotype_scale"]
+    out = PredictiveDraws(
+        draws={"y": (("subject", "phenotype"), y * ps + pc)},
+        means={"y": (("subject", "phenotype"), mean * ps + pc)},
+        coords={"subject": inputs["subjects"], "phenotype": inputs["phenotypes"],
+                "snp": inputs["snps"]},
+        attrs={"units": inputs["units"]},
+        inputs={"X": (("subject", "snp"), X)})
+    if Y is not None:
+        resid = Y[None] - mean
+        if noise_cov.ndim == 1:
+            v = noise_cov[:, None, None]
+            out.log_density = np.sum(-0.5 * (LOG_2PI + np.log(v)) - 0.5 * resid**2 / v, axis=2)
+        else:
+            L = np.linalg.cholesky(noise_cov)
+            white = np.linalg.solve(L[:, None], resid[..., None])[..., 0]   # (S, n, c)
+            logdet = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+            out.log_density = (-0.5 * c * LOG_2PI - logdet[:, None]
+                               - 0.5 * np.sum(white**2, axis=2))
+        out.log_jacobian = np.full(n, -float(np.sum(np.log(ps))))
+    return out
+
+
+# ---------------------------------------------------------------------------- integrated LOO
+def gaussian_loo_given_prior(B: np.ndarray, Y: np.ndarray, sigma2: np.ndarray,
+                             prior_var: np.ndarray, *, batch: int = 64,
+                             form: str = "auto") -> np.ndarray:
+    """log p(y_i | y_{-i}, θ_s) (S, n), coefficients integrated out, summed over columns.
+
+    ``B`` (n, p) design, ``Y`` (n, c), ``sigma2`` (S,) noise variances, ``prior_var``
+    (S, p) prior variances of the coefficients (shared by the c columns).  ``form``:
+    "pxp" (p < n, hat matrix), "nxn" (C⁻¹), or "auto" (the cheaper).  Float64 numpy,
+    batched over draws (``batch`` at a time).
+    """
+    B = np.asarray(B, dtype=float)
+    Y = np.asarray(Y, dtype=float)
+    n, p = B.shape
+    sigma2 = np.asarray(sigma2, dtype=float).reshape(-1)
+    prior_var = np.asarray(prior_var, dtype=float)
+    S = sigma2.shape[0]
+    if form == "auto":
+        form = "pxp" if p < n else "nxn"
+    out = np.empty((S, n))
+    if form == "pxp":
+        BtB, BtY = B.T @ B, B.T @ Y
+        for lo in range(0, S, batch):
+            sl = slice(lo, lo + batch)
+            s2, v = sigma2[sl], prior_var[sl]
+            M = BtB[None] + (s2[:, None] / v)[:, :, None] * np.eye(p)[None]
+            L = np.linalg.cholesky(M)
+            Linv = np.linalg.inv(L)                                     # (b, p, p)
+            A = Linv @ B.T[None]                                        # L⁻¹Bᵀ (b, p, n)
+            h = np.sum(A * A, axis=1)                                   # (b, n)
+            F = Linv @ BtY[None]                                        # (b, p, c)
+            Yhat = np.swapaxes(A, 1, 2) @ F                             # (b, n, c)
+            one_h = np.clip(1.0 - h, 1e-300, None)
+            e = (Y[None] - Yhat) / one_h[:, :, None]
+            var = s2[:, None] / one_h
+            out[sl] = np.sum(-0.5 * (LOG_2PI + np.log(var))[:, :, None]
+                             - 0.5 * e**2 / var[:, :, None], axis=2)
+    elif form == "nxn":
+        for lo in range(0, S, batch):
+            sl = slice(lo, lo + batch)
+            s2, v = sigma2[sl], prior_var[sl]
+            C = np.einsum("np,bp,mp->bnm", B, v, B) + s2[:, None, None] * np.eye(n)[None]
+            Cinv = np.linalg.inv(C)
+            Cinv = 0.5 * (Cinv + np.swapaxes(Cinv, 1, 2))
+            dg = np.diagonal(Cinv, axis1=1, axis2=2)                    # (b, n)
+            g = Cinv @ Y[None]                                          # (b, n, c)
+            e = g / dg[:, :, None]
+            var = 1.0 / dg
+            out[sl] = np.sum(-0.5 * (LOG_2PI + np.log(var))[:, :, None]
+                             - 0.5 * e**2 / var[:, :, None], axis=2)
+    else:
+        raise ModelSpecError(f"form must be 'auto', 'pxp' or 'nxn', got {form!r}")
+    return out
+
+
+def thin_indices(n_chains: int, n_draws: int, max_draws: int | None) -> np.ndarray:
+    """Draw indices (per chain, evenly spaced) keeping at most ``max_draws`` in total."""
+    if max_draws is None or n_chains * n_draws <= max_draws:
+        return np.arange(n_draws)
+    per_chain = max(1, max_draws // n_chains)
+    return np.unique(np.linspace(0, n_draws - 1, per_chain).round().astype(int))
+
+
+def training_dataset(tree: xr.DataTree):
+    """The fit's own training data as a Dataset whose recorded standardisation is the
+    fit's (so :func:`regression_inputs` maps it back to the model units exactly)."""
+    import pandas as pd
+
+    from bayesimg.data.dataset import Dataset
+
+    cd = tree["constant_data"].dataset
+    X = np.asarray(cd["X"].values, dtype=float)
+    subjects = np.asarray(cd["X"].coords["subject"].values, dtype=str)
+    snps = np.asarray(coord(tree, "snp"), dtype=str)
+    table = pd.DataFrame({"snp": snps, "chrom": "0", "pos": np.arange(len(snps)),
+                          "a1": (np.asarray(cd["snp_a1"].values, dtype=str) if "snp_a1" in cd
+                                 else "?"), "a2": "?", "gene": "?"})
+    prep = {key: np.asarray(cd[name].values, dtype=float)
+            for name, key, _ in REGRESSION_CONSTANTS if name in cd}
+    Y = names = None
+    if "observed_data" in tree.children and "y" in tree["observed_data"].dataset:
+        Y = np.asarray(tree["observed_data"].dataset["y"].values, dtype=float)
+        names = np.asarray(coord(tree, "phenotype"), dtype=str)
+    Z = np.asarray(cd["Z"].values, dtype=float) if "Z" in cd else None
+    covs = None if Z is None else np.asarray(coord(tree, "covariate"), dtype=str)
+    return Dataset(subjects=subjects, genotypes=X, snps=table, phenotypes=Y,
+                   phenotype_names=names, covariates=Z, covariate_names=covs,
+                   preprocessing=prep, name="training data of the fit")
