@@ -73,7 +73,15 @@ from bayesimg.models.core.checks import GenotypePhenotypeIO
 from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 RESIDUALS = ("full", "diagonal")
-NAMED_PATTERNS = ("shared", "single", "independent")
+NAMED_PATTERNS = ("shared", "single", "independent", "data")
+#: ``"data"`` patterns: SNPs whose largest marginal |z| reaches this give one pattern each ...
+DATA_PATTERN_Z = 5.0
+#: ... with the ROIs where their |z| ≥ DATA_PATTERN_ROI_Z (others 0), and patterns whose
+#: |cosine| with a stronger one exceeds DATA_PATTERN_COSINE are dropped as repeats
+DATA_PATTERN_ROI_Z = 2.0
+DATA_PATTERN_COSINE = 0.9
+#: at most this many data-driven patterns
+DATA_PATTERN_MAX = 20
 DEFAULT_SLAB_SCALES = (0.05, 0.1, 0.2, 0.4)
 
 
@@ -200,10 +208,33 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             elif p == "single":
                 rows.extend(np.eye(c))
                 labels.extend(f"only:{name}" for name in names)
+            elif p == "data":
+                found = data_driven_patterns(data)
+                rows.extend(found)
+                labels.extend(f"data{i + 1}" for i in range(len(found)))
             elif p != "independent":
                 rows.append(np.asarray(p, dtype=float))
                 labels.append("vector:" + ",".join(f"{x:g}" for x in p))
         return np.asarray(rows, dtype=float).reshape(len(rows), c), labels
+
+    def constant_data(self, data: Dataset):
+        """X (and Z) as GSMTR, plus what the discovery report reads from the fit alone: each
+        SNP's gene, chromosome and position, and the standardisation constants (effects in
+        the phenotypes' original units)."""
+        out = dict(super().constant_data(data))
+        snps = data.snps
+        out["snp_gene"] = (("snp",), np.asarray(snps["gene"].astype(str), dtype=str))
+        for col in ("chrom", "pos"):
+            if col in snps:
+                out[f"snp_{col}"] = (("snp",), np.asarray(snps[col].astype(str), dtype=str))
+        prep = data.preprocessing or {}
+        for name, dim, size in (("phenotype_center", "phenotype", data.n_phenotypes),
+                                ("phenotype_scale", "phenotype", data.n_phenotypes),
+                                ("genotype_scale", "snp", data.n_snps)):
+            value = prep.get(name)
+            if name not in out and value is not None and np.shape(value) == (size,):
+                out[name] = ((dim,), np.asarray(value, dtype=float))
+        return out
 
     def component_labels(self, data: Dataset) -> np.ndarray:
         """``"<pattern>@<scale>"`` for every mixture component, in the kernel's order."""
@@ -280,3 +311,41 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         return SpikeSlabGibbs(residual=self.residual,
                               has_identity="independent" in self.patterns,
                               covariate_scale=self.covariate_scale)
+
+
+def marginal_z(data: Dataset) -> np.ndarray:
+    """(d, c) z-scores of one-SNP-at-a-time regressions, covariates projected out."""
+    X = np.asarray(data.genotypes, dtype=float)
+    Y = np.asarray(data.phenotypes, dtype=float)
+    if data.covariates is not None:
+        Z = np.column_stack([np.ones(len(Y)), data.covariates])
+        Q, _ = np.linalg.qr(Z)
+        X = X - Q @ (Q.T @ X)
+        Y = Y - Q @ (Q.T @ Y)
+    xx = np.maximum(np.sum(X * X, axis=0), np.finfo(float).tiny)
+    bhat = (X.T @ Y) / xx[:, None]
+    return bhat * np.sqrt(xx)[:, None] / np.sqrt(np.mean(Y * Y, axis=0))[None, :]
+
+
+def data_driven_patterns(data: Dataset) -> list[np.ndarray]:
+    """Rank-1 sharing patterns read off the strongest marginal associations (the ``"data"``
+    patterns; mash's data-driven step in its simplest form, Urbut et al. 2019).
+
+    Every SNP with max_k |z_jk| ≥ :data:`DATA_PATTERN_Z`, strongest first, proposes
+    u = its z-scores on the ROIs where |z| ≥ :data:`DATA_PATTERN_ROI_Z` (0 elsewhere),
+    scaled to max |u| = 1; a proposal within |cosine| > :data:`DATA_PATTERN_COSINE` of one
+    already kept (an LD proxy of the same signal) is dropped.  Empirical Bayes: the data
+    choose the patterns, the model then weighs them against the named ones.
+    """
+    z = marginal_z(data)
+    peak = np.max(np.abs(z), axis=1)
+    kept: list[np.ndarray] = []
+    for j in np.argsort(-peak):
+        if peak[j] < DATA_PATTERN_Z or len(kept) >= DATA_PATTERN_MAX:
+            break
+        u = np.where(np.abs(z[j]) >= DATA_PATTERN_ROI_Z, z[j], 0.0)
+        u = u / np.max(np.abs(u))
+        unit = u / np.linalg.norm(u)
+        if all(abs(unit @ (k / np.linalg.norm(k))) <= DATA_PATTERN_COSINE for k in kept):
+            kept.append(u)
+    return kept

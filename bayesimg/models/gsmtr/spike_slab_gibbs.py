@@ -46,12 +46,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpyro.distributions as dist
 from jax import lax
 
 from bayesimg.models.core.conditionals import matrix_normal_kron
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
-from bayesimg.models.core.linalg import robust_cholesky
+from bayesimg.models.core.linalg import robust_cholesky, solve_lower
 
 
 class SpikeSlabGibbsState(NamedTuple):
@@ -257,13 +256,10 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         n_snps_in = jnp.sum(snp_in)
         eligible = jnp.sum(gene_in * gene_sizes)
         z["gene_in"] = gene_in
-        z["pi_gene"] = _beta(keys[3], a_g + n_genes_in, b_g + n_genes - n_genes_in, dtype)
-        z["pi_snp"] = _beta(keys[4], a_s + n_snps_in, b_s + eligible - n_snps_in, dtype)
         counts = jnp.zeros_like(kw["dirichlet_alpha"]).at[jnp.maximum(comp, 0)].add(
             snp_in.astype(dtype))
-        z["mixture_weights"] = _dirichlet(keys[5], kw["dirichlet_alpha"] + counts)
 
-        # ---- Σ | W, Γ
+        # ---- Σ | W, Γ (its sufficient statistic EᵀE)
         if narrow:
             # EᵀE = TᵀT − (XᵀT)ᵀW − Wᵀ(XᵀE), T = Y − ZΓ, from sufficient statistics
             tt = cache["YtY"]
@@ -277,13 +273,28 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         ete = 0.5 * (ete + ete.T)
         nu0, psi0 = kw["sigma_prior_df"], kw["sigma_prior_scale"]
         if self.residual == "full":
-            Sigma = dist.InverseWishart(nu0 + n, scale_matrix=psi0 + ete).sample(keys[6])
-            Sigma = 0.5 * (Sigma + Sigma.T)
+            sigma_shapes = (nu0 + n - jnp.arange(c, dtype=dtype)) / 2.0   # Bartlett's χ²/2
         else:
-            shape0, rate0 = (nu0 - c + 1.0) / 2.0, jnp.diag(psi0) / 2.0
-            var = (rate0 + jnp.diag(ete) / 2.0) / jax.random.gamma(
-                keys[6], shape0 + n / 2.0, (c,), dtype)
-            Sigma = jnp.diag(var)
+            sigma_shapes = jnp.full((c,), (nu0 - c + 1.0 + n) / 2.0, dtype)
+
+        # every Gamma variate of the sweep in ONE call (each call site of jax.random.gamma
+        # adds seconds of compile time): π_gene, π_snp (Beta as two Gammas each), the
+        # Dirichlet weights, and Σ's
+        shapes = jnp.concatenate([
+            jnp.stack([a_g + n_genes_in, b_g + n_genes - n_genes_in,
+                       a_s + n_snps_in, b_s + eligible - n_snps_in]).astype(dtype),
+            kw["dirichlet_alpha"] + counts, sigma_shapes])
+        gam = jnp.maximum(jax.random.gamma(keys[3], shapes, dtype=dtype),
+                          jnp.finfo(dtype).tiny)
+        n_comp = counts.shape[0]
+        z["pi_gene"] = _inside_unit(gam[0] / (gam[0] + gam[1]))
+        z["pi_snp"] = _inside_unit(gam[2] / (gam[2] + gam[3]))
+        z["mixture_weights"] = gam[4:4 + n_comp] / jnp.sum(gam[4:4 + n_comp])
+        sigma_gammas = gam[4 + n_comp:]
+        if self.residual == "full":
+            Sigma = inverse_wishart(keys[6], 2.0 * sigma_gammas, psi0 + ete)
+        else:
+            Sigma = jnp.diag((jnp.diag(psi0) / 2.0 + jnp.diag(ete) / 2.0) / sigma_gammas)
         z["Sigma"] = Sigma
 
         # ---- Γ | W, Σ
@@ -299,16 +310,20 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                                    {"cholesky_jitter": n_jitter})
 
 
-def _beta(key, a, b, dtype):
-    ka, kb = jax.random.split(key)
-    x = jax.random.gamma(ka, a, dtype=dtype)
-    y = jax.random.gamma(kb, b, dtype=dtype)
-    # keep strictly inside (0, 1): the inclusion odds take logs of π and 1 − π
-    tiny = jnp.finfo(dtype).tiny
-    return jnp.clip(x / (x + y), tiny, 1.0 - jnp.finfo(dtype).eps)
+def inverse_wishart(key, chi2, scale):
+    """Σ ~ InvWishart(df, scale) by Bartlett's decomposition, given ``chi2`` (c,) with
+    chi2_i ~ χ²(df − i): with scale = CCᵀ and A lower triangular, A_ii = √chi2_i,
+    A_ij ~ N(0, 1) (i > j), Σ⁻¹ = C⁻ᵀAAᵀC⁻¹ is Wishart(df, scale⁻¹), so Σ = VᵀV with
+    V = A⁻¹Cᵀ.  (numpyro's InverseWishart sampler costs ~6 s of compile time.)"""
+    c = scale.shape[0]
+    A = jnp.tril(jax.random.normal(key, (c, c), scale.dtype), -1) + jnp.diag(jnp.sqrt(chi2))
+    C, _ = robust_cholesky(scale)
+    V = solve_lower(A, C.T)
+    Sigma = V.T @ V
+    return 0.5 * (Sigma + Sigma.T)
 
 
-def _dirichlet(key, alpha):
-    g = jax.random.gamma(key, alpha, dtype=alpha.dtype)
-    g = jnp.maximum(g, jnp.finfo(alpha.dtype).tiny)
-    return g / jnp.sum(g)
+def _inside_unit(p):
+    """Keep π strictly inside (0, 1): the inclusion odds take logs of π and 1 − π."""
+    eps = jnp.finfo(p.dtype).eps
+    return jnp.clip(p, eps, 1.0 - eps)
