@@ -12,6 +12,7 @@ the demo's real genotypes).
 """
 
 from bayesimg.data.base import SubjectData
+from bayesimg.data.bgsmtr_layout import load_bgsmtr_layout
 from bayesimg.data.dataset import SNP_COLUMNS, Dataset
 from bayesimg.data.demo import (
     CHR2_POPULATIONS,
@@ -21,7 +22,7 @@ from bayesimg.data.demo import (
     load_demo_truth,
 )
 from bayesimg.data.genes import group_snps, ld_prune, load_gene_table
-from bayesimg.data.io import GenotypeTable, read_plink, read_table
+from bayesimg.data.io import GenotypeTable, read_dosage_table, read_plink, read_table
 from bayesimg.data.prepare import make_dataset
 from bayesimg.data.simulate import (
     GSMTRTruth,
@@ -55,6 +56,8 @@ __all__ = [
     "load_demo_truth",
     "load_gene_table",
     "make_dataset",
+    "load_bgsmtr_layout",
+    "read_dosage_table",
     "read_plink",
     "read_table",
     "simulate_genotypes",

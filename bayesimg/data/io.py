@@ -22,7 +22,8 @@ import pandas as pd
 from bayesimg.data.dataset import SNP_COLUMNS
 from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning, InputFileError
 
-__all__ = ["GenotypeTable", "read_plink", "read_table", "concat_genotype_tables"]
+__all__ = ["GenotypeTable", "read_plink", "read_table", "read_dosage_table",
+           "check_genotype_values", "concat_genotype_tables"]
 
 _BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 _TABLE_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
@@ -39,18 +40,23 @@ class GenotypeTable:
     subjects : numpy.ndarray
         ``(n,)`` subject IDs (str; the IID column of a .fam file).
     values : numpy.ndarray
-        ``(n, d)`` float64 counts of allele ``a1`` (0, 1, 2), NaN where missing.
+        ``(n, d)`` float64 counts of allele ``a1``: hard calls (0, 1, 2) or imputed
+        dosages (expected counts in [0, 2]), NaN where missing.
     snps : pandas.DataFrame
         One row per SNP with columns ``snp, chrom, pos, a1, a2, gene``
         (``gene`` is ``None`` unless a simulator or a caller set it).
     source : str or None
         Where the values came from (a file path, or ``None`` for in-memory data).
+    kind : {"hard calls", "dosages"} or None
+        What the reader found (``None``: not said, e.g. simulated data).
+        :func:`~bayesimg.data.make_dataset` checks the values whatever this says.
     """
 
     subjects: np.ndarray
     values: np.ndarray
     snps: pd.DataFrame
     source: str | None = None
+    kind: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.values, np.ndarray):
@@ -507,30 +513,113 @@ def _subject_ids(column: pd.Series, source: str, id_column: str) -> np.ndarray:
     return np.asarray(ids, dtype=object)
 
 
-def read_dosage_table(path: str | os.PathLike, id_column: str | None = None) -> GenotypeTable:
-    """Read genotypes stored as a subject × SNP table of minor-allele counts.
+def check_genotype_values(values: np.ndarray, *, dosages: bool | None = None,
+                          source: str | None = None, snp_names=None,
+                          subjects=None) -> str:
+    """Check genotype values and tell hard calls from dosages.
 
-    For data shipped as CSV/TSV/parquet instead of PLINK (one ID column, one
-    column per SNP holding 0, 1, 2 or empty).  SNP coordinates are unknown
-    (``chrom``/``pos`` empty), so group SNPs with an explicit ``snp → gene``
-    mapping (:func:`~bayesimg.data.group_snps`).
+    Every observed (non-NaN) value must lie in [0, 2].  With ``dosages=False`` it
+    must also be 0, 1 or 2 (a hard call).  Nothing is rounded or clipped.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n, d)`` allele counts or dosages, NaN where missing.
+    dosages : bool or None
+        ``None``: detect; ``False``: hard calls required; ``True``: dosages declared.
+    source, snp_names, subjects
+        Used to name the file, SNP and subject of the first bad value.
+
+    Returns
+    -------
+    str
+        ``"hard calls"`` (every observed value is 0, 1 or 2, and ``dosages`` is not
+        ``True``) or ``"dosages"``.
 
     Raises
     ------
     DataValidationError
-        A value other than 0, 1, 2 or empty, naming the SNP column and subject.
+        A value outside [0, 2] (or, with ``dosages=False``, any non-integer value);
+        the message names the SNP column and the subject.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_genotype_values(np.array([[0.0, 1.0], [2.0, np.nan]]))
+    'hard calls'
+    >>> check_genotype_values(np.array([[0.0, 1.42], [2.0, 0.07]]))
+    'dosages'
+    """
+    X = np.asarray(values, dtype=np.float64)
+    observed = ~np.isnan(X)
+
+    def where(mask):
+        row, col = np.argwhere(mask)[0]
+        column = None if snp_names is None else str(np.asarray(snp_names)[col])
+        subject = None if subjects is None else str(np.asarray(subjects)[row])
+        return X[row, col], dict(source=source, column=column, subject=subject)
+
+    outside = observed & ~((X >= 0.0) & (X <= 2.0))
+    if outside.any():
+        value, at = where(outside)
+        raise DataValidationError(
+            f"genotype value {float(value)!r} is not an allele count or dosage in [0, 2] "
+            f"({int(outside.sum())} such values)", **at)
+    fractional = observed & ~np.isin(X, (0.0, 1.0, 2.0))
+    if fractional.any() and dosages is False:
+        value, at = where(fractional)
+        raise DataValidationError(
+            f"genotype value {float(value)!r} is not an allele count 0, 1 or 2 "
+            f"({int(fractional.sum())} such values); dosages=False asks for hard calls: "
+            "pass dosages=None or True to accept imputed dosages", **at)
+    return "dosages" if (dosages or fractional.any()) else "hard calls"
+
+
+def read_dosage_table(path: str | os.PathLike, id_column: str | None = None, *,
+                      dosages: bool | None = None) -> GenotypeTable:
+    """Read genotypes stored as a subject × SNP table of allele counts or dosages.
+
+    For data shipped as CSV/TSV/parquet instead of PLINK, BGEN or pgen (one ID
+    column, one column per SNP holding a hard call 0, 1, 2, an imputed dosage in
+    [0, 2], or empty for missing).  SNP coordinates are unknown (``chrom``/``pos``
+    empty), so group SNPs with an explicit ``snp → gene`` mapping
+    (:func:`~bayesimg.data.group_snps`).
+
+    Parameters
+    ----------
+    path : str or path
+        The table (see :func:`read_table` for the formats).
+    id_column : str, optional
+        Column of subject IDs (default: the first column).
+    dosages : bool or None
+        ``None`` (default) accepts hard calls and dosages and detects which
+        (``table.kind``); ``False`` requires hard calls 0, 1, 2; ``True`` declares
+        dosages.
+
+    Returns
+    -------
+    GenotypeTable
+        Values exactly as written (hard calls stay exact; nothing is rounded).
+
+    Raises
+    ------
+    DataValidationError
+        A value outside [0, 2] (or non-integer with ``dosages=False``), naming
+        the SNP column and subject; or any :func:`read_table` error.
+
+    Examples
+    --------
+    >>> table = read_dosage_table("imputed.csv")        # doctest: +SKIP
+    >>> table.kind                                      # doctest: +SKIP
+    'dosages'
     """
     table = read_table(path, id_column=id_column, categorical=[])
     values = table.to_numpy(dtype=np.float64)
-    bad = ~np.isnan(values) & ~np.isin(values, (0.0, 1.0, 2.0))
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise DataValidationError(
-            f"genotype value {values[row, col]!r} is not a minor-allele count (0, 1, 2)",
-            source=str(path), column=str(table.columns[col]), subject=str(table.index[row]))
+    kind = check_genotype_values(values, dosages=dosages, source=str(path),
+                                 snp_names=table.columns, subjects=table.index)
     snp_ids = [str(c) for c in table.columns]
     snps = pd.DataFrame({"snp": snp_ids, "chrom": [""] * len(snp_ids),
                          "pos": np.zeros(len(snp_ids), dtype=np.int64), "a1": [None] * len(snp_ids),
                          "a2": [None] * len(snp_ids), "gene": [None] * len(snp_ids)})
     return GenotypeTable(subjects=np.asarray(table.index, dtype=object), values=values,
-                         snps=snps, source=str(path))
+                         snps=snps, source=str(path), kind=kind)

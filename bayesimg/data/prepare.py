@@ -13,9 +13,16 @@ Phenotypes and covariates
     are errors.  String covariates are one-hot encoded, dropping the first
     (sorted) level, which is the reference.
 Genotypes
-    Values must be 0, 1, 2 or NaN.  SNPs with a missing fraction above
-    ``max_snp_missing`` are dropped; remaining missing calls are replaced by the
-    SNP's mean over the observed subjects; SNPs that are then constant
+    Hard calls (0, 1, 2) or imputed dosages (any value in [0, 2], e.g. the expected
+    allele count of an imputation server's output), or NaN.  ``dosages=None``
+    (default) accepts both and records which it found under
+    ``preprocessing["genotype_values"]`` (``"hard calls"`` when every observed value
+    is 0, 1 or 2, else ``"dosages"``); ``dosages=False`` insists on hard calls and
+    ``dosages=True`` declares dosages.  Values are never rounded: hard calls stay
+    exact.  A value outside [0, 2] is an error naming the SNP and subject.  SNPs
+    with a missing fraction above ``max_snp_missing`` are dropped; remaining
+    missing calls are replaced by the SNP's mean over the observed subjects; SNPs
+    that are then constant
     (monomorphic among the retained subjects) are dropped, and so are SNPs whose
     minor-allele frequency (after imputation) is below ``min_maf`` (default 0: keep).
 Standardisation
@@ -39,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from bayesimg.data.dataset import SNP_ARRAY_KEYS, SNP_COLUMNS, Dataset
-from bayesimg.data.io import GenotypeTable
+from bayesimg.data.io import GenotypeTable, check_genotype_values
 from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning
 
 __all__ = ["make_dataset", "take_snps", "SNP_ARRAY_KEYS"]
@@ -62,6 +69,7 @@ def make_dataset(genotypes: GenotypeTable | None = None,
                  drop_missing_phenotypes: bool = False,
                  drop_missing_covariates: bool = False,
                  min_subjects: int = 10,
+                 dosages: bool | None = None,
                  name: str = "dataset") -> Dataset:
     """Align, validate and standardise genotypes, phenotypes and covariates.
 
@@ -87,6 +95,11 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         Drop subjects with a missing value (with a warning) instead of raising.
     min_subjects : int
         Minimum number of subjects left after alignment and dropping.
+    dosages : bool or None
+        ``None`` (default): accept hard calls and imputed dosages in [0, 2] and
+        detect which (``preprocessing["genotype_values"]``); ``False``: every
+        observed genotype must be 0, 1 or 2 (an error names the first that is not);
+        ``True``: dosages in [0, 2].
     name : str
         Label of the dataset.
 
@@ -109,6 +122,8 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         raise DataValidationError(f"min_maf must be in [0, 0.5), got {min_maf}")
     if not 0.0 <= max_snp_missing <= 1.0:
         raise DataValidationError(f"max_snp_missing must be in [0, 1], got {max_snp_missing}")
+    if dosages not in (None, True, False):
+        raise DataValidationError(f"dosages must be None, True or False, got {dosages!r}")
     tables = _collect_tables(genotypes, phenotypes, covariates)
     prep: dict[str, Any] = {}
 
@@ -145,7 +160,8 @@ def make_dataset(genotypes: GenotypeTable | None = None,
     if genotypes is not None:
         rows = pd.Index(genotypes.subjects).get_indexer(subjects)
         X, snps = _prepare_genotypes(genotypes, rows, subjects, max_snp_missing,
-                                     standardize_genotypes, prep, min_maf=min_maf)
+                                     standardize_genotypes, prep, min_maf=min_maf,
+                                     dosages=dosages)
 
     return Dataset(subjects=np.asarray(subjects, dtype=str), genotypes=X, snps=snps,
                    phenotypes=Y, phenotype_names=names_y, covariates=Z,
@@ -395,7 +411,7 @@ def _snp_table(genotypes: GenotypeTable) -> pd.DataFrame:
 
 def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.Index,
                        max_missing: float, mode: str | None, prep: dict,
-                       min_maf: float = 0.0):
+                       min_maf: float = 0.0, dosages: bool | None = None):
     source = genotypes.source or "genotypes"
     raw = np.asarray(genotypes.values)[rows]
     if np.iscomplexobj(raw):
@@ -408,13 +424,8 @@ def _prepare_genotypes(genotypes: GenotypeTable, rows: np.ndarray, subjects: pd.
     snps = _snp_table(genotypes)
 
     observed = ~np.isnan(X)
-    invalid = observed & ~np.isin(X, (0.0, 1.0, 2.0))
-    if invalid.any():
-        row, col = np.argwhere(invalid)[0]
-        raise DataValidationError(
-            f"genotype value {X[row, col]!r} is not an allele count 0, 1 or 2 "
-            f"({int(invalid.sum())} such values)", source=source,
-            column=str(snps["snp"].iloc[col]), subject=str(subjects[row]))
+    prep["genotype_values"] = check_genotype_values(
+        X, dosages=dosages, source=source, snp_names=snps["snp"], subjects=subjects)
 
     n = X.shape[0]
     missing_fraction = 1.0 - observed.sum(axis=0) / n
