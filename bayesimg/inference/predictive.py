@@ -129,6 +129,8 @@ def predict(fit: Fit, new_data: SubjectData, *, num_draws: int | None = None,
     for name, (dims, v) in res.means.items():
         summary[f"{name}_mean"] = (dims, np.mean(v, axis=0))
     for name, (dims, v) in res.draws.items():
+        if not np.issubdtype(np.asarray(v).dtype, np.floating):
+            continue
         summary[f"{name}_sd"] = (dims, np.std(v, axis=0, ddof=1) if v.shape[0] > 1
                                  else np.zeros(v.shape[1:]))
     for name, (dims, v) in res.probabilities.items():
@@ -142,11 +144,12 @@ def predict(fit: Fit, new_data: SubjectData, *, num_draws: int | None = None,
         S = res.log_density.shape[0]
         lpd_model = logsumexp(res.log_density, axis=0) - math.log(S)
         jac = res.log_jacobian if res.log_jacobian is not None else np.zeros_like(lpd_model)
-        summary["log_pred_density"] = (("subject",), lpd_model + jac)
-        summary["log_pred_density_model"] = (("subject",), lpd_model)
+        unit = "subject" if "subject" in res.coords else "sample"
+        summary["log_pred_density"] = ((unit,), lpd_model + jac)
+        summary["log_pred_density_model"] = ((unit,), lpd_model)
         groups["log_likelihood"] = xr.Dataset(
-            {"y": (lead + ("subject",), per_chain(res.log_density + jac[None, :]))},
-            coords={k: base_coords[k] for k in ("chain", "draw", "subject")})
+            {"y": (lead + (unit,), per_chain(res.log_density + jac[None, :]))},
+            coords={k: base_coords[k] for k in ("chain", "draw", unit)})
         attrs["log_pred_density"] = ("log mean_s p(new outcomes | θ_s), per subject, in "
                                      "original units; log_pred_density_model: in the fit's "
                                      "model units (as fit.loo())")

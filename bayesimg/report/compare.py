@@ -27,7 +27,6 @@ R's ``loo`` and ``arviz_stats.loo``.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,20 +36,17 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from bayesimg.errors import BayesimgWarning, ModelSpecError
+from bayesimg.errors import LIBRARY_FILES, BayesimgWarning, ModelSpecError
 from bayesimg.report import _mcmc_stats, _tree
 
 __all__ = ["ICResult", "waic", "loo", "compare", "P_WAIC_MAX", "KHAT_BAD", "KHAT_VERY_BAD",
            "RELIABILITY", "warn_user"]
 
-#: where bayesimg's own code lives: warnings point at the first frame outside it
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def warn_user(message: str, category=BayesimgWarning) -> None:
     """Warn pointing at the user's call (the first frame outside bayesimg), in one line."""
-    warnings.warn(" ".join(str(message).split()), category,
-                  skip_file_prefixes=(_PACKAGE_DIR,))
+    warnings.warn(" ".join(str(message).split()), category, skip_file_prefixes=LIBRARY_FILES)
 
 #: Pointwise p_waic above this makes WAIC unreliable (R ``loo``'s threshold).
 P_WAIC_MAX = 0.4

@@ -531,7 +531,38 @@ class BNMix(Model):
         return {"is_binary": (("node",), prep["is_binary"].astype(np.int8)),
                 "allowed_initial": (("parent", "node"), allowed.astype(np.int8)),
                 "whitelist": (("parent", "node"), prep["white"].astype(np.int8)),
-                "known_label": (("sample",), prep["known"])}
+                "known_label": (("sample",), prep["known"]),
+                # original units → model units of every node: (x − node_center)/node_scale
+                # (the views' standardisation and the model's own, composed): prediction
+                **_node_units(data, prep)}
+
+    def predict_draws(self, tree, new_data, *, draws, rng):
+        """Cluster membership probabilities of new subjects, P(z_i = k | θ_s, x_i) per draw,
+        and log p(x_i | θ_s) = log Σ_k π_k p(x_i | k) (labels summed out)."""
+        from bayesimg.models.core.predict import PredictiveDraws, flat_draws
+        X, names = _new_nodes(tree, new_data)
+        cd = tree["constant_data"].dataset
+        is_binary = np.asarray(cd["is_binary"].values, dtype=bool)
+        flat = flat_draws(tree, ("pi", "mu", "B", "sigma2"), draws)
+        known = np.full(X.shape[0], -1, dtype=np.int64)
+        probs = _memberships(X, flat, is_binary, known)                    # (S, n, K)
+        loglik = _mixture_logliks(X, flat, is_binary, known)               # (S, n)
+        u = rng.random(probs.shape[:2])[..., None]
+        labels = np.minimum((u > np.cumsum(probs, axis=-1)).sum(-1), probs.shape[-1] - 1)
+        scale = np.asarray(cd["node_scale"].values, float) if "node_scale" in cd \
+            else np.ones(X.shape[1])
+        clusters = np.asarray(tree["posterior"].dataset.coords["cluster"].values)
+        return PredictiveDraws(
+            draws={"label": (("sample",), labels.astype(np.int64))},
+            probabilities={"membership": (("sample", "cluster"), probs)},
+            log_density=loglik,
+            log_jacobian=np.full(X.shape[0], -float(np.sum(np.log(scale[~is_binary])))),
+            coords={"sample": np.asarray(new_data.subjects, dtype=str), "cluster": clusters,
+                    "node": names},
+            attrs={"units": "membership probabilities (cluster index draws, 0-based in the "
+                            "cluster coord order); log densities of the nodes in original "
+                            "units"},
+            inputs={"x": (("sample", "node"), X)})
 
     # ------------------------------------------------------------ arguments
     def _global_scale(self, n: float, p: int, base: np.ndarray) -> float:
@@ -822,6 +853,67 @@ def _memberships(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
                                       jnp.asarray(flat["sigma2"][sl]), jnp.asarray(is_binary),
                                       jnp.asarray(known))))
     return np.concatenate(parts, axis=0)
+
+
+_LOGLIK = jax.jit(jax.vmap(mixture_loglik, in_axes=(None, 0, 0, 0, 0, None, None)))
+
+
+def _mixture_logliks(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
+    S = flat["pi"].shape[0]
+    parts = []
+    for s in range(0, S, batch):
+        sl = slice(s, s + batch)
+        parts.append(np.asarray(_LOGLIK(jnp.asarray(X), jnp.asarray(flat["pi"][sl]),
+                                        jnp.asarray(flat["mu"][sl]), jnp.asarray(flat["B"][sl]),
+                                        jnp.asarray(flat["sigma2"][sl]), jnp.asarray(is_binary),
+                                        jnp.asarray(known)), dtype=float))
+    return np.concatenate(parts, axis=0)
+
+
+def _node_units(data, prep) -> dict:
+    """node_center, node_scale: original units → model units of every node."""
+    vc, vs = [], []
+    pre = data.preprocessing or {}
+    for v in data.views:
+        vc.append(np.asarray(pre.get("centers", {}).get(v.name, np.zeros(v.n_features)), float)
+                  .reshape(-1)[:v.n_features])
+        vs.append(np.asarray(pre.get("scales", {}).get(v.name, np.ones(v.n_features)), float)
+                  .reshape(-1)[:v.n_features])
+    vc, vs = np.concatenate(vc), np.concatenate(vs)
+    return {"node_center": (("node",), vc + prep["center"] * vs),
+            "node_scale": (("node",), vs * prep["scale"])}
+
+
+def _new_nodes(tree, new_data) -> tuple[np.ndarray, np.ndarray]:
+    """New subjects' nodes in the fit's model units, in the fit's node order."""
+    if not isinstance(new_data, MultiViewData):
+        raise DataValidationError("a BNMix fit predicts from MultiViewData (make_views), got "
+                                  f"{type(new_data).__name__}")
+    names = np.asarray(tree["posterior"].dataset.coords["node"].values, dtype=str)
+    pre = new_data.preprocessing or {}
+    cols, labels_plain, labels_view = [], [], []
+    for v in new_data.views:
+        c = np.asarray(pre.get("centers", {}).get(v.name, np.zeros(v.n_features)), float)
+        s = np.asarray(pre.get("scales", {}).get(v.name, np.ones(v.n_features)), float)
+        cols.append(v.values * s.reshape(-1)[:v.n_features] + c.reshape(-1)[:v.n_features])
+        labels_plain += [str(f) for f in v.feature_names]
+        labels_view += [f"{v.name}:{f}" for f in v.feature_names]
+    raw = np.hstack(cols)
+    index = {lab: j for j, lab in enumerate(labels_plain)}
+    index.update({lab: j for j, lab in enumerate(labels_view)})
+    missing = [nm for nm in names if nm not in index]
+    if missing:
+        raise DataValidationError(f"the new data lack {len(missing)} of the fit's nodes (first: "
+                                  f"{missing[0]})", column=missing[0])
+    raw = raw[:, [index[nm] for nm in names]]
+    if np.isnan(raw).any():
+        i, j = np.argwhere(np.isnan(raw))[0]
+        raise DataValidationError("BNMix cannot predict subjects with missing nodes yet",
+                                  column=str(names[j]), subject=str(new_data.subjects[i]))
+    cd = tree["constant_data"].dataset
+    if "node_center" in cd:
+        raw = (raw - cd["node_center"].values) / cd["node_scale"].values
+    return raw, names
 
 
 # ---------------------------------------------------------------- fit summaries

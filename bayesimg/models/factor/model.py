@@ -472,7 +472,29 @@ class MultiViewFactor(Model):
             c, s = self.outcome_standardisation(data)
             out["outcome_centre"] = ((), np.asarray(c))
             out["outcome_scale"] = ((), np.asarray(s))
+        # training centres/scales of the Gaussian view features (prediction's units)
+        prep = data.preprocessing or {}
+        centers, scales = [], []
+        for v in data.views:
+            centers.append(np.asarray(prep.get("centers", {}).get(v.name, np.zeros(v.n_features)),
+                                      float).reshape(-1)[:v.n_features])
+            scales.append(np.asarray(prep.get("scales", {}).get(v.name, np.ones(v.n_features)),
+                                     float).reshape(-1)[:v.n_features])
+        labels = lay.feature_labels()
+        n_view_cols = sum(v.n_features for v in data.views)
+        if len(labels) == n_view_cols:
+            out["feature_center"] = (("feature",), np.concatenate(centers))
+            out["feature_scale"] = (("feature",), np.concatenate(scales))
+        else:  # the outcome is a column of "feature": pad it (its own constants are above)
+            out["feature_center"] = (("feature",), np.append(np.concatenate(centers), 0.0))
+            out["feature_scale"] = (("feature",), np.append(np.concatenate(scales), 1.0))
         return out
+
+    def predict_draws(self, tree, new_data, *, draws, rng):
+        """Factors of new subjects from the views they have, every feature drawn (missing
+        views imputed), the outcome predicted (:mod:`bayesimg.models.factor.predict`)."""
+        from bayesimg.models.factor.predict import factor_predict
+        return factor_predict(tree, new_data, draws, rng)
 
     def predictive_args(self, data: MultiViewData, method: str = "nuts") -> dict[str, Any]:
         args = self.model_args(data, "nuts")
