@@ -16,7 +16,10 @@ else, except an optional LD matrix for the credible sets when the fit carries no
   least one included SNP of one signal with posterior probability ≥ ``coverage``, computed
   from the joint draws.  Greedy construction: take the remaining SNP of highest PIP as lead;
   candidates are the remaining SNPs in LD with it, r² ≥ :data:`CS_LD_R2` = 0.25 (|r| ≥ 0.5,
-  the purity SuSiE asks of a set), added in PIP order until P(at least one of the set
+  the purity SuSiE asks of a set), that are alternatives to it rather than a second signal
+  (included in at most :data:`CS_MAX_CO_INCLUSION` = 25% of the draws that include the lead)
+  and that tag the lead at least as well as any other SNP of PIP ≥ 0.05 outside the
+  candidates (else they are that SNP's proxies), added in PIP order until P(at least one of the set
   included) ≥ ``coverage``.  The set's purity is the smallest |r| between any two of its
   SNPs; sets with purity < ``min_purity`` are dropped (as SuSiE does) and leads that cannot
   reach the coverage form none.  A set's members are not reused.  LD is the correlation of
@@ -50,6 +53,9 @@ __all__ = ["CS_LD_R2", "credible_sets", "discoveries", "inclusion_probabilities"
 
 #: r² with the lead SNP a credible-set candidate needs (|r| ≥ 0.5)
 CS_LD_R2 = 0.25
+#: a candidate in together with the lead in more than this fraction of the lead's draws is
+#: a second signal, not an alternative to the lead
+CS_MAX_CO_INCLUSION = 0.25
 #: leads below this PIP start no credible set
 CS_MIN_LEAD_PIP = 0.05
 
@@ -154,6 +160,12 @@ class _LD:
             return self.matrix[j]
         return self.X[:, j] @ self.X
 
+    def cross(self, rows, cols) -> np.ndarray:
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if self.matrix is not None:
+            return self.matrix[np.ix_(rows, cols)]
+        return self.X[:, rows].T @ self.X[:, cols]
+
     def block(self, idx) -> np.ndarray:
         idx = np.asarray(idx)
         if self.matrix is not None:
@@ -174,6 +186,7 @@ def _credible_sets(tree, coverage, min_purity, ld) -> tuple[list[dict], xr.Datas
     inc = _flat(tree["posterior"].dataset["snp_in"]).astype(bool)
     pip = probs["snp_pip"].values
     order = np.argsort(-pip, kind="stable")
+    strong = np.flatnonzero(pip >= CS_MIN_LEAD_PIP)
     free = np.ones(len(pip), bool)
     sets = []
     for lead in order:
@@ -182,9 +195,21 @@ def _credible_sets(tree, coverage, min_purity, ld) -> tuple[list[dict], xr.Datas
         if not free[lead]:
             continue
         r_lead = corr.row(lead)
-        cands = [j for j in order if free[j] and pip[j] > 0 and r_lead[j] ** 2 >= CS_LD_R2]
+        lead_in = inc[:, lead]
+        # alternatives to the lead: in LD with it, and rarely in together with it (a SNP
+        # often in beside the lead carries a second signal, not this one)
+        co_in = inc[lead_in].mean(axis=0) if lead_in.any() else np.zeros(len(pip))
+        cands = [j for j in order if j != lead and free[j] and pip[j] > 0
+                 and r_lead[j] ** 2 >= CS_LD_R2 and co_in[j] <= CS_MAX_CO_INCLUSION]
+        # ... and tag the lead better than any other SNP with a signal (else they are that
+        # SNP's proxies: a high-PIP SNP left out above, or a later lead)
+        others = np.setdiff1d(strong, [lead, *cands])
+        if cands and others.size:
+            r_other = corr.cross(cands, others)
+            cands = [j for j, row in zip(cands, r_other, strict=True)
+                     if np.max(row ** 2) <= r_lead[j] ** 2]
         members, covered, reached = [], np.zeros(inc.shape[0], bool), 0.0
-        for j in [lead] + [j for j in cands if j != lead]:
+        for j in [lead, *cands]:
             members.append(j)
             covered |= inc[:, j]
             reached = covered.mean()

@@ -74,8 +74,9 @@ from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 RESIDUALS = ("full", "diagonal")
 NAMED_PATTERNS = ("shared", "single", "independent", "data")
-#: ``"data"`` patterns: SNPs whose largest marginal |z| reaches this give one pattern each ...
-DATA_PATTERN_Z = 5.0
+#: ``"data"`` patterns: SNPs whose largest marginal |z| is Bonferroni-significant at this
+#: level over the d × c marginal tests give one pattern each ...
+DATA_PATTERN_ALPHA = 0.05
 #: ... with the ROIs where their |z| ≥ DATA_PATTERN_ROI_Z (others 0), and patterns whose
 #: |cosine| with a stronger one exceeds DATA_PATTERN_COSINE are dropped as repeats
 DATA_PATTERN_ROI_Z = 2.0
@@ -331,17 +332,21 @@ def data_driven_patterns(data: Dataset) -> list[np.ndarray]:
     """Rank-1 sharing patterns read off the strongest marginal associations (the ``"data"``
     patterns; mash's data-driven step in its simplest form, Urbut et al. 2019).
 
-    Every SNP with max_k |z_jk| ≥ :data:`DATA_PATTERN_Z`, strongest first, proposes
+    Every SNP with max_k |z_jk| ≥ z* (Bonferroni at :data:`DATA_PATTERN_ALPHA` over the d·c
+    marginal tests, z* = Φ⁻¹(1 − α/(2dc))), strongest first, proposes
     u = its z-scores on the ROIs where |z| ≥ :data:`DATA_PATTERN_ROI_Z` (0 elsewhere),
     scaled to max |u| = 1; a proposal within |cosine| > :data:`DATA_PATTERN_COSINE` of one
     already kept (an LD proxy of the same signal) is dropped.  Empirical Bayes: the data
     choose the patterns, the model then weighs them against the named ones.
     """
+    from scipy.stats import norm
+
     z = marginal_z(data)
+    threshold = norm.isf(DATA_PATTERN_ALPHA / (2.0 * z.size))
     peak = np.max(np.abs(z), axis=1)
     kept: list[np.ndarray] = []
     for j in np.argsort(-peak):
-        if peak[j] < DATA_PATTERN_Z or len(kept) >= DATA_PATTERN_MAX:
+        if peak[j] < threshold or len(kept) >= DATA_PATTERN_MAX:
             break
         u = np.where(np.abs(z[j]) >= DATA_PATTERN_ROI_Z, z[j], 0.0)
         u = u / np.max(np.abs(u))
