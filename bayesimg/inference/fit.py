@@ -116,6 +116,22 @@ class Fit:
             self._cache["loo"] = loo(self)
         return self._cache["loo"]
 
+    def discoveries(self, fdr: float = 0.05, **kwargs):
+        """SNP (or credible set) × ROI discoveries at Bayesian FDR ``fdr``, effects in original
+        units (:func:`bayesimg.report.discoveries`)."""
+        from bayesimg.report.discovery import discoveries
+        return discoveries(self, fdr=fdr, **kwargs)
+
+    def credible_sets(self, coverage: float = 0.95, min_purity: float = 0.5, **kwargs):
+        """Credible sets of SNPs with their purity (:func:`bayesimg.report.credible_sets`)."""
+        from bayesimg.report.discovery import credible_sets
+        return credible_sets(self, coverage=coverage, min_purity=min_purity, **kwargs)
+
+    def inclusion_probabilities(self):
+        """Gene, SNP and SNP×ROI PIPs and lfsr (:func:`bayesimg.report.inclusion_probabilities`)."""
+        from bayesimg.report.discovery import inclusion_probabilities
+        return inclusion_probabilities(self)
+
     def predict(self, new_data, *, num_draws: int | None = None, seed: int = 0):
         """Posterior predictive of new subjects (:func:`bayesimg.predict`)."""
         from bayesimg.inference.predictive import predict
