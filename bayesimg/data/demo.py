@@ -225,8 +225,8 @@ def load_chr2_panel(*, population: str | Sequence[str] | None = None,
     wanted = _chosen_populations(population)
     populations = load_chr2_populations()
     with _quiet_demo_dir() as folder:
-        # every SNP block of chr2.bed carries the 2-bit "missing" code 01 in its
-        # one padding slot (SOURCE.md): read_plink's padding warning is silenced
+        # every SNP block of chr2.bed carries the 2-bit "missing" code 01 in its one
+        # padding slot (SOURCE.md); read_plink recognises that fill and stays quiet
         genotypes = read_plink(folder / "chr2")
         keep = populations.reindex(genotypes.subjects).isin(wanted).to_numpy()
         if not keep.all():

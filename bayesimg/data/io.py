@@ -232,58 +232,106 @@ def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1") -> G
 #: SNP blocks whose padding bits are inspected (a strided read of one byte each)
 _PADDING_CHECK_SNPS = 4096
 
+#: a pattern is taken for a writer's padding (not a subject) below this probability
+_PADDING_P = 1e-4
+
+#: the value read_plink gives each 2-bit .bed code (count of a1): 00, 01, 10, 11
+_CODE_VALUES = (2.0, np.nan, 1.0, 0.0)
+_CODE_NAMES = ("homozygous a1 (code 00)", "missing (code 01)", "heterozygous (code 10)",
+               "homozygous a2 (code 11)")
+
+
+def _log_prob_constant(reference: np.ndarray, value: float) -> float:
+    """log P(a subject drawn like ``reference``'s rows shows ``value`` at every SNP).
+
+    Per-SNP frequencies of ``value`` among the reference subjects (NaN = missing),
+    with a half-count added so that an unseen value is rare, not impossible.
+    """
+    if reference.shape[0] == 0:
+        return 0.0
+    if np.isnan(value):
+        hits = np.isnan(reference).sum(axis=0)
+        total = np.full(reference.shape[1], reference.shape[0])
+    else:
+        hits = (reference == value).sum(axis=0)
+        total = (~np.isnan(reference)).sum(axis=0)
+    return float(np.sum(np.log((hits + 0.5) / (total + 1.0))))
+
 
 def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np.ndarray,
                           snps: pd.DataFrame) -> None:
     """Warn when the .fam probably lists more or fewer subjects than the .bed holds.
 
-    A .bed stores ``ceil(n / 4)`` bytes per SNP, so a .fam whose length differs by
-    less than the padding of the last byte passes the size check.  Two symptoms
-    remain (PLINK and bed-reader write zero padding):
+    A .bed stores ``ceil(n / 4)`` bytes per SNP: a .fam whose length changes that
+    number fails the size check of :func:`read_plink` (an error).  A .fam that
+    differs by less than the padding of the last byte passes it; two symptoms
+    remain, checked on the first ``_PADDING_CHECK_SNPS`` SNPs:
 
-    * .fam too short: the unused 2-bit slots of the last byte of some SNP block
-      are not zero (checked on the first ``_PADDING_CHECK_SNPS`` SNPs);
-    * .fam too long: the last listed subject(s) read as code ``00`` (homozygous
-      a1) at every SNP, i.e. they *are* the padding, and that pattern is
-      improbable (< 1e-4) given the other subjects' genotype frequencies.
+    * .fam too short: an unused 2-bit slot of the last byte holds genotypes.
+      Writers fill the slots with one constant code: PLINK and bed-reader with
+      ``00``, others (the 1000 Genomes files bundled with bayesimg, from the R
+      package gaston) with ``01`` ("missing").  A slot that holds the same code
+      at every SNP block is such a fill when a real subject is improbable
+      (< ``_PADDING_P``) to show that code everywhere, given the listed subjects'
+      genotype frequencies; a slot whose codes vary from SNP to SNP holds a
+      subject the .fam does not list.
+    * .fam too long: the last listed subject(s) read one constant value at every
+      SNP (homozygous a1 for ``00`` fill, missing for ``01`` fill), i.e. they *are*
+      the padding, and that pattern is improbable given the other subjects.
     """
     n, d = values.shape
     if n == 0 or d == 0:
         return
-    padding = np.zeros(1, np.uint8)
+    m = min(d, _PADDING_CHECK_SNPS)
     if n % 4:
         bytes_per_snp = math.ceil(n / 4)
-        last = np.memmap(bed, dtype=np.uint8, mode="r", offset=3,
-                         shape=(d, bytes_per_snp))[:min(d, _PADDING_CHECK_SNPS), -1]
-        padding = np.asarray(last) >> (2 * (n % 4))
-    if padding.any():
-        j = int(np.flatnonzero(padding)[0])
-        warnings.warn(
-            f"the .bed file holds genotypes beyond the {n} subjects listed in {fam.name} "
-            f"(non-zero padding bits in the block of SNP {snps['snp'].iloc[j]!r}): the "
-            ".fam probably lists fewer subjects than the .bed was written for, so "
-            "genotypes may be attributed to the wrong subjects; check that the .bed, "
-            f".bim and .fam files belong together [file {str(bed)!r}]",
-            DataWarning, skip_file_prefixes=LIBRARY_FILES)
-        return
-    # trailing subjects read as code 00 (homozygous a1, never missing) at every SNP;
-    # a .bed pads at most 3 subject slots, so at most 3 of them can be padding
-    hom = np.all(values == 2.0, axis=1)
-    tail = 0
-    while tail < min(3, n - 1) and hom[n - 1 - tail]:
+        last = np.asarray(np.memmap(bed, dtype=np.uint8, mode="r", offset=3,
+                                    shape=(d, bytes_per_snp))[:m, -1])
+        for slot in range(n % 4, 4):
+            codes = (last >> (2 * slot)) & 3
+            first = int(codes[0])
+            varies = bool(np.any(codes != first))
+            if not varies and (first == 0 or _log_prob_constant(
+                    values[:, :m], _CODE_VALUES[first]) < math.log(_PADDING_P)):
+                continue   # a constant fill written by the .bed's writer
+            j = int(np.flatnonzero(codes != 0)[0])
+            why = ("its codes vary from SNP to SNP, as a subject's genotypes do" if varies
+                   else f"it reads {_CODE_NAMES[first]} at all {m} SNP blocks checked, which "
+                   "a real subject could also do")
+            warnings.warn(
+                f"the .bed file holds genotypes beyond the {n} subjects listed in "
+                f"{fam.name}: padding slot {slot - n % 4 + 1} of the last byte is not "
+                f"empty (first at SNP {snps['snp'].iloc[j]!r}; {why}): the .fam probably "
+                "lists fewer subjects than the .bed was written for, so genotypes may be "
+                "attributed to the wrong subjects; check that the .bed, .bim and .fam "
+                f"files belong together [file {str(bed)!r}]",
+                DataWarning, skip_file_prefixes=LIBRARY_FILES)
+            return
+    # trailing subjects reading one constant value at every SNP (a .bed pads at most
+    # 3 subject slots, so at most 3 of them can be padding)
+    tail, log_p, seen = 0, 0.0, []
+    while tail < min(3, n - 1):
+        row = values[n - 1 - tail]
+        value = row[0]
+        constant = np.all(np.isnan(row)) if np.isnan(value) else np.all(row == value)
+        if not constant:
+            break
+        seen.append(value)
         tail += 1
     if tail == 0:
         return
-    reference = values[: n - tail]
-    observed = ~np.isnan(reference)
-    p_hom = ((reference == 2.0).sum(axis=0) + 0.5) / (observed.sum(axis=0) + 1.0)
-    if tail * float(np.sum(np.log(p_hom))) < math.log(1e-4):
+    reference = values[: n - tail, :m]
+    log_p = sum(_log_prob_constant(reference, v) for v in seen)
+    if log_p < math.log(_PADDING_P):
         who = ", ".join(repr(str(s)) for s in subjects[n - tail:])
+        what = ", ".join(sorted({"missing" if np.isnan(v) else
+                                 {2.0: "homozygous a1", 1.0: "heterozygous",
+                                  0.0: "homozygous a2"}[float(v)] for v in seen}))
         warnings.warn(
-            f"the last {tail} subject(s) of {fam.name} ({who}) read as homozygous a1 at "
-            f"all {d} SNPs, which is what the zero padding of a .bed file looks like: the "
-            ".fam probably lists more subjects than the .bed holds; check that the .bed, "
-            f".bim and .fam files belong together [file {str(bed)!r}]",
+            f"the last {tail} subject(s) of {fam.name} ({who}) read as {what} at all {d} "
+            "SNPs, which is what the padding of a .bed file looks like: the .fam probably "
+            "lists more subjects than the .bed holds; check that the .bed, .bim and .fam "
+            f"files belong together [file {str(bed)!r}]",
             DataWarning, skip_file_prefixes=LIBRARY_FILES)
 
 
