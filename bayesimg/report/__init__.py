@@ -10,6 +10,12 @@ Intervals are 95% equal-tailed everywhere (:data:`CI_PROB`, :data:`CI_KIND`; Arv
 
 from bayesimg.report.compare import ICResult, compare, loo, waic
 from bayesimg.report.diagnostics import Diagnostics, diagnose, warn_if_problems
+from bayesimg.report.discovery import (
+    credible_sets,
+    discoveries,
+    inclusion_probabilities,
+)
+from bayesimg.report.discovery_plots import plot_manhattan, plot_pip_heatmap
 from bayesimg.report.intervals import CI_KIND, CI_PROB
 from bayesimg.report.plots import (
     plot_compare,
@@ -28,12 +34,17 @@ __all__ = [
     "Diagnostics",
     "ICResult",
     "compare",
+    "credible_sets",
     "diagnose",
+    "discoveries",
+    "inclusion_probabilities",
     "loo",
     "plot_compare",
     "plot_elbo",
     "plot_forest",
     "plot_khat",
+    "plot_manhattan",
+    "plot_pip_heatmap",
     "plot_ppc",
     "plot_trace",
     "save_figure",
