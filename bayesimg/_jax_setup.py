@@ -65,6 +65,7 @@ def set_precision(precision: str) -> None:
 
 
 def current_precision() -> str:
+    configure()
     return "float64" if jax.config.jax_enable_x64 else "float32"
 
 
@@ -93,6 +94,7 @@ def default_cache_dir() -> Path:
 
 def compilation_cache_dir() -> str | None:
     """The persistent compilation cache folder in use (``None``: cache off)."""
+    configure()
     return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache \
         else None
 
@@ -122,6 +124,15 @@ def _configure_compilation_cache() -> None:
 
 
 def configure() -> None:
+    """Apply the settings above, once per process (later calls do nothing).
+
+    Called by each subpackage that computes (``bayesimg.data``, ``models``, ``inference``,
+    ``report``) before it imports anything that starts JAX; ``import bayesimg`` alone and
+    the command line's ``--help`` and config checks do not import JAX at all.
+    """
+    if _state.get("configured"):
+        return
+    _state["configured"] = True
     _configure_cpu_devices()
     _configure_precision()
     _configure_compilation_cache()

@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                                   overwrite=args.overwrite, include_data=args.include_data)
             else:
                 from bayesimg.config import load_config
+                config = load_config(args.config)       # checked before JAX is imported
                 from bayesimg.jobs import run_config
-                result = run_config(load_config(args.config), progress=progress,
+                result = run_config(config, progress=progress,
                                     overwrite=True if args.overwrite else None,
                                     include_data=True if args.include_data else None)
     except BayesimgError as err:

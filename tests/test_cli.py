@@ -101,3 +101,19 @@ def test_config_errors_name_the_key(tmp_path, capsys):
         load_config(cfg)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_help_and_config_checks_do_not_import_jax(tmp_path):
+    """`bayesimg --help` and config validation stay fast: no JAX import (it takes seconds)."""
+    import subprocess
+    import sys
+    cfg = _write_config(tmp_path, '[data]\nplink = "x"\nphenotypes = "y.csv"\nlamda = 3\n')
+    code = ("import sys, contextlib, io\n"
+            "from bayesimg.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+            f"assert main(['fit', {str(cfg)!r}]) == 2\n"
+            "print('jax' in sys.modules, 'numpy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out

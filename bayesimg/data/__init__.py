@@ -11,32 +11,36 @@ known truth (``simulate_discovery()``: semi-synthetic discovery scenarios on
 the demo's real genotypes).
 """
 
-from bayesimg.data.base import SubjectData
-from bayesimg.data.bgsmtr_layout import load_bgsmtr_layout
-from bayesimg.data.dataset import SNP_COLUMNS, Dataset
-from bayesimg.data.demo import (
+from bayesimg import _jax_setup
+
+_jax_setup.configure()  # before anything below imports JAX
+
+from bayesimg.data.base import SubjectData  # noqa: E402
+from bayesimg.data.bgsmtr_layout import load_bgsmtr_layout  # noqa: E402
+from bayesimg.data.dataset import SNP_COLUMNS, Dataset  # noqa: E402
+from bayesimg.data.demo import (  # noqa: E402
     CHR2_POPULATIONS,
     load_chr2_panel,
     load_chr2_populations,
     load_demo,
     load_demo_truth,
 )
-from bayesimg.data.genes import group_snps, ld_prune, load_gene_table
-from bayesimg.data.io import GenotypeTable, read_dosage_table, read_plink, read_table
-from bayesimg.data.prepare import make_dataset
-from bayesimg.data.simulate import (
+from bayesimg.data.genes import group_snps, ld_prune, load_gene_table  # noqa: E402
+from bayesimg.data.io import GenotypeTable, read_dosage_table, read_plink, read_table  # noqa: E402
+from bayesimg.data.prepare import make_dataset  # noqa: E402
+from bayesimg.data.simulate import (  # noqa: E402
     GSMTRTruth,
     simulate_genotypes,
     simulate_gsmtr,
     simulate_gsmtr_from_prior,
     tile_genotypes,
 )
-from bayesimg.data.simulate_bnmix import simulate_bnmix
-from bayesimg.data.simulate_discovery import DiscoveryTruth, simulate_discovery
-from bayesimg.data.simulate_factor import simulate_factor
-from bayesimg.data.simulate_glrr import simulate_glrr
-from bayesimg.data.views import MultiViewData, View, make_views
-from bayesimg.data.windows import describe_windows, gene_windows
+from bayesimg.data.simulate_bnmix import simulate_bnmix  # noqa: E402
+from bayesimg.data.simulate_discovery import DiscoveryTruth, simulate_discovery  # noqa: E402
+from bayesimg.data.simulate_factor import simulate_factor  # noqa: E402
+from bayesimg.data.simulate_glrr import simulate_glrr  # noqa: E402
+from bayesimg.data.views import MultiViewData, View, make_views  # noqa: E402
+from bayesimg.data.windows import describe_windows, gene_windows  # noqa: E402
 
 __all__ = [
     "CHR2_POPULATIONS",

@@ -6,14 +6,18 @@ share).  Families import ``core``, never each other; nothing here imports
 :mod:`bayesimg.inference`, :mod:`bayesimg.report` or :mod:`bayesimg.workflows` at import time.
 """
 
-import sys as _sys
+from bayesimg import _jax_setup
 
-from bayesimg.models.bnmix import BNMix
-from bayesimg.models.core.base import Model
-from bayesimg.models.factor import MultiViewFactor
-from bayesimg.models.factor import outputs as factor_outputs
-from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression
-from bayesimg.models.gsmtr import GroupSparseMTR, SpikeSlabMTR
+_jax_setup.configure()  # before anything below imports JAX
+
+import sys as _sys  # noqa: E402
+
+from bayesimg.models.bnmix import BNMix  # noqa: E402
+from bayesimg.models.core.base import Model  # noqa: E402
+from bayesimg.models.factor import MultiViewFactor  # noqa: E402
+from bayesimg.models.factor import outputs as factor_outputs  # noqa: E402
+from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression  # noqa: E402
+from bayesimg.models.gsmtr import GroupSparseMTR, SpikeSlabMTR  # noqa: E402
 
 # the module's old path: `from bayesimg.models import factor_outputs` and
 # `import bayesimg.models.factor_outputs` keep working

@@ -8,16 +8,20 @@ Intervals are 95% equal-tailed everywhere (:data:`CI_PROB`, :data:`CI_KIND`; Arv
 :mod:`bayesimg.report.diagnostics`.
 """
 
-from bayesimg.report.compare import ICResult, compare, loo, waic
-from bayesimg.report.diagnostics import Diagnostics, diagnose, warn_if_problems
-from bayesimg.report.discovery import (
+from bayesimg import _jax_setup
+
+_jax_setup.configure()  # before anything below imports JAX
+
+from bayesimg.report.compare import ICResult, compare, loo, waic  # noqa: E402
+from bayesimg.report.diagnostics import Diagnostics, diagnose, warn_if_problems  # noqa: E402
+from bayesimg.report.discovery import (  # noqa: E402
     credible_sets,
     discoveries,
     inclusion_probabilities,
 )
-from bayesimg.report.discovery_plots import plot_manhattan, plot_pip_heatmap
-from bayesimg.report.intervals import CI_KIND, CI_PROB
-from bayesimg.report.plots import (
+from bayesimg.report.discovery_plots import plot_manhattan, plot_pip_heatmap  # noqa: E402
+from bayesimg.report.intervals import CI_KIND, CI_PROB  # noqa: E402
+from bayesimg.report.plots import (  # noqa: E402
     plot_compare,
     plot_elbo,
     plot_forest,
@@ -26,7 +30,7 @@ from bayesimg.report.plots import (
     plot_trace,
     save_figure,
 )
-from bayesimg.report.summary import summary, top_associations
+from bayesimg.report.summary import summary, top_associations  # noqa: E402
 
 __all__ = [
     "CI_KIND",

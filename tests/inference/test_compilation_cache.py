@@ -26,7 +26,7 @@ SCRIPT = """
 import json, warnings
 warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
-    import bayesimg
+    import bayesimg.models  # the computing subpackages configure JAX on import
 import jax, jax.numpy as jnp
 from jax import monitoring
 from bayesimg._jax_setup import compilation_cache_dir
