@@ -105,9 +105,14 @@ def _check_options(options: dict) -> None:
 
 
 def select_hyperparameter(model: Model, data: SubjectData,
-                          grid: Iterable[Mapping[str, Any]], *, ic: str = "waic",
+                          grid: Iterable[Mapping[str, Any]], *, ic: str = "loo",
                           method: str = "nuts", **options):
-    """Fit ``model`` at every setting in ``grid`` and rank them by WAIC or PSIS-LOO.
+    """Fit ``model`` at every setting in ``grid`` and rank them by LOO (or WAIC).
+
+    ``ic="loo"`` (default) uses each fit's most reliable LOO (:func:`bayesimg.compare`:
+    integrated LOO for GSMTR, else PSIS); ``ic="waic"`` the legacy WAIC.  A one-line
+    warning says when the winner sits at the edge of the grid along a numeric setting
+    (the optimum may lie beyond it) and which value to add.
 
     Hyperparameters such as GSMTR's λ₁, λ₂ enter the compiled program as
     arguments, so the whole grid compiles once, and MCMC settings of one shape
@@ -143,4 +148,43 @@ def select_hyperparameter(model: Model, data: SubjectData,
             raise err.__cause__ from None
         raise
     table = compare(fits, ic=ic)
+    _warn_grid_edge(table.index[0], list(jobs), [dict(g) for g in _settings(jobs)])
     return fits[table.index[0]], table, fits
+
+
+def _settings(jobs) -> list[dict[str, Any]]:
+    return [dict(job.model.settings()) for job in jobs.values()]
+
+
+def _warn_grid_edge(best: str, labels: list[str], settings: list[dict[str, Any]]) -> None:
+    """One line when the winner sits at the edge of the grid along a numeric setting."""
+    from bayesimg.report.compare import warn_user
+
+    where = labels.index(best)
+    edges, hints = [], []
+    for key in settings[0]:
+        values = [s.get(key) for s in settings]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            continue
+        distinct = sorted(set(values))
+        if len(distinct) < 2:
+            continue
+        v = values[where]
+        if v not in (distinct[0], distinct[-1]):
+            continue
+        side = "largest" if v == distinct[-1] else "smallest"
+        ratio = distinct[-1] / distinct[-2] if side == "largest" else distinct[1] / distinct[0]
+        if side == "largest":
+            nxt = v * ratio if ratio > 0 and math.isfinite(ratio) else v * 10
+        else:
+            nxt = v / ratio if ratio > 0 and math.isfinite(ratio) else v / 10
+        if isinstance(v, int) and not isinstance(nxt, int):
+            nxt = int(round(nxt)) if side == "largest" else max(int(round(nxt)), 1)
+        if nxt == v:
+            continue
+        edges.append(f"the {side} {key} ({distinct[0]:g} … {distinct[-1]:g})")
+        hints.append(f"{key}={nxt:g}")
+    if edges:
+        warn_user(f"select_hyperparameter: the best setting ({best}) has {' and '.join(edges)} "
+                  f"of the grid, so the optimum may lie beyond it; extend the grid (add "
+                  f"{', '.join(hints)}) and select again")
