@@ -74,6 +74,7 @@ from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 RESIDUALS = ("full", "diagonal")
 NAMED_PATTERNS = ("shared", "single", "independent", "data")
+DEFAULT_PATTERNS = NAMED_PATTERNS
 #: ``"data"`` patterns: SNPs whose largest marginal |z| is Bonferroni-significant at this
 #: level over the d × c marginal tests give one pattern each ...
 DATA_PATTERN_ALPHA = 0.05
@@ -93,7 +94,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     ----------
     patterns : sequence
         Effect-sharing patterns: ``"shared"``, ``"single"``, ``"independent"`` and/or
-        length-c vectors u (pattern uuᵀ).  Default all three named ones.
+        length-c vectors u (pattern uuᵀ).  Default: all four named ones (``"data"``: rank-1
+        patterns read off the strongest marginal associations, :func:`data_driven_patterns`).
     slab_scales : sequence of float
         Grid of slab sds v (standardised-phenotype units per unit of X).
     residual : {"full", "diagonal"}
@@ -112,7 +114,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     association_site = "W"
     trace_sites = ("pi_gene", "pi_snp")
 
-    def __init__(self, *, patterns: Sequence = NAMED_PATTERNS,
+    def __init__(self, *, patterns: Sequence = DEFAULT_PATTERNS,
                  slab_scales: Sequence[float] = DEFAULT_SLAB_SCALES,
                  residual: str = "full", gene_prior: tuple[float, float] = (1.0, 1.0),
                  snp_prior: tuple[float, float] = (1.0, 1.0), dirichlet_alpha: float = 1.0,
@@ -305,6 +307,13 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
                 numpyro.sample("y", dist.MultivariateNormal(mean, scale_tril=scale_tril), obs=Y)
 
         return spike_slab_model
+
+    def predict_draws(self, tree, new_data, *, draws, rng):
+        """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, Σ) (original units)."""
+        from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
+        inputs = regression_inputs(tree, new_data)
+        post = flat_draws(tree, ("W", "gamma", "Sigma"), draws)
+        return linear_predictive(inputs, post["W"], post.get("gamma"), post["Sigma"], rng)
 
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.spike_slab_gibbs`)."""
