@@ -25,6 +25,7 @@ from bayesimg.data.demo import (  # noqa: E402
     load_demo,
     load_demo_truth,
 )
+from bayesimg.data.formats import read_bgen, read_pgen  # noqa: E402
 from bayesimg.data.genes import group_snps, ld_prune, load_gene_table  # noqa: E402
 from bayesimg.data.io import GenotypeTable, read_dosage_table, read_plink, read_table  # noqa: E402
 from bayesimg.data.prepare import make_dataset  # noqa: E402
@@ -61,7 +62,9 @@ __all__ = [
     "load_gene_table",
     "make_dataset",
     "load_bgsmtr_layout",
+    "read_bgen",
     "read_dosage_table",
+    "read_pgen",
     "read_plink",
     "read_table",
     "simulate_genotypes",
