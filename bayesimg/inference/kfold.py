@@ -145,7 +145,7 @@ def _check_k(k, n):
 def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
           method: str = "gibbs", stratify=None, seed: int = 0, client: Any = None,
           fit: Fit | None = None, num_draws: int | None = None, out_dir=None,
-          progress: bool = False, **options):
+          progress: bool = False, keep_predictions: bool = False, **options):
     """K-fold cross-validated elpd (see the module docstring).
 
     Parameters
@@ -167,6 +167,10 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
         The full-data fit: gives p_kfold and receives the result (``compare`` uses it).
     num_draws : int, optional
         Posterior draws per fold used for the predictive densities (default all).
+    keep_predictions : bool
+        Keep every fold's ``predictions_summary`` (held-out predictive means, original
+        units) in ``details["predictions"]`` with the held-out positions in
+        ``details["test_index"]``.
 
     Returns
     -------
@@ -194,6 +198,7 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
         raise
     elpd_i = np.empty(data.n_subjects)
     draws_used = []
+    kept, test_index = [], []
     for f in range(K):
         test = np.flatnonzero(ids == f)
         pred = predict(fits[f"fold{f:02d}"], data.subset_subjects(test), num_draws=num_draws,
@@ -203,6 +208,9 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
                                  "there is no predictive density to cross-validate")
         elpd_i[test] = pred["predictions_summary"].dataset["log_pred_density_model"].values
         draws_used.append(int(pred.attrs["draws_used"]))
+        if keep_predictions:
+            kept.append(pred["predictions_summary"].to_dataset())
+            test_index.append(test)
     p = float("nan")
     if fit is not None:
         ll = _full_loglik(fit)
@@ -216,7 +224,9 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
                    else ("sample",), var_name="y",
                    details={"k": K, "folds": ids.tolist(),
                             "folds_hash": hashlib.sha1(ids.tobytes()).hexdigest()[:12],
-                            "method": method, "seconds": time.perf_counter() - t0})
+                            "method": method, "seconds": time.perf_counter() - t0,
+                            **({"predictions": kept, "test_index": test_index}
+                               if keep_predictions else {})})
     if fit is not None:
         fit._cache["kfold"] = res
     return res
