@@ -298,8 +298,8 @@ def discoveries(fit: Any, fdr: float = 0.05, *, coverage: float = 0.95,
         One row per discovery, by increasing lfsr: ``gene, snp, phenotype, effect, lower,
         upper, pip, lfsr, credible_set, cs_purity, cs_snps``.  For a credible set ``snp`` is
         its lead SNP, ``effect`` the posterior mean of the set's summed effect and ``pip``
-        P(some SNP of the set affects the ROI); ``credible_set`` is empty and ``cs_purity``
-        NaN for single SNPs.  ``effect``, ``lower``, ``upper`` (95% equal-tailed interval)
+        P(some SNP of the set affects the ROI); ``credible_set`` and ``cs_snps`` (the set's
+        SNPs, comma-separated) are None and ``cs_purity`` NaN for single SNPs.  ``effect``, ``lower``, ``upper`` (95% equal-tailed interval)
         are in the units named by ``attrs["units"]``.  ``attrs`` also hold ``fdr``,
         ``n_units`` (units ranked), ``expected_false`` (sum of the selected lfsr) and
         ``pip_defined``.
@@ -333,7 +333,7 @@ def discoveries(fit: Any, fdr: float = 0.05, *, coverage: float = 0.95,
     for j in np.flatnonzero(~in_set):
         for k in range(len(phen)):
             rows.append((j, k, None, float(snp_roi_pip[j, k]) if has_pip else np.nan,
-                         float(lfsr[j, k]), "", np.nan, ""))
+                         float(lfsr[j, k]), None, np.nan, None))
     order = np.argsort([r[4] for r in rows], kind="stable")
     ranked = np.asarray([rows[i][4] for i in order])
     running = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
