@@ -342,40 +342,60 @@ def label_discoveries(discoveries: pd.DataFrame, truth, ld_r2: pd.DataFrame,
     if not {"snp", "phenotype"} <= set(discoveries.columns):
         raise ValueError("discoveries need columns 'snp' and 'phenotype'")
     causal = _causal_pairs(truth)
-    by_pheno = causal.groupby("phenotype")["snp"].apply(list).to_dict()
+    causal_snp = causal["snp"].to_numpy(dtype=str)
+    causal_pheno = causal["phenotype"].to_numpy(dtype=str)
     r2 = _r2_frame(ld_r2)
-    known = set(r2.index)
+    r2_values = r2.to_numpy(dtype=float)
+    position = {s: i for i, s in enumerate(r2.index)}
+    causal_pos = np.array([position.get(s, -1) for s in causal_snp], dtype=np.int64)
+
+    def hits(snps: np.ndarray, phenos: np.ndarray) -> np.ndarray:
+        """(len(snps), n causal) bool: row's SNP is causal for, or a proxy of, each pair."""
+        pos = np.array([position.get(s, -1) for s in snps], dtype=np.int64)
+        out = snps[:, None] == causal_snp[None, :]
+        known = (pos[:, None] >= 0) & (causal_pos[None, :] >= 0)
+        if known.any():
+            ld = r2_values[np.maximum(pos, 0)][:, np.maximum(causal_pos, 0)] >= threshold
+            out |= known & ld
+        return out & (phenos[:, None] == causal_pheno[None, :])
+
     table = discoveries.reset_index(drop=True).copy()
     table["snp"] = table["snp"].astype(str)
     table["phenotype"] = table["phenotype"].astype(str)
+    snps = table["snp"].to_numpy(dtype=str)
+    phenos = table["phenotype"].to_numpy(dtype=str)
     if "credible_set" in table.columns:
-        cs = table["credible_set"]
-        has_set = cs.notna().to_numpy()
-        unit = np.where(has_set, "cs:" + cs.astype(str), "snp:" + table["snp"])
+        in_set = table["credible_set"].notna().to_numpy()
+        unit = np.where(in_set, "cs\x00" + table["credible_set"].astype(str), "snp\x00" + snps)
     else:
-        unit = ("snp:" + table["snp"]).to_numpy()
-    table["_unit"] = unit
-    rows = []
-    for (_, phenotype), part in table.groupby(["_unit", "phenotype"], sort=False):
-        snps = list(dict.fromkeys(part["snp"]))
-        if "credible_set" in part.columns and part["credible_set"].notna().iloc[0] \
-                and set_members is not None:
-            label = part["credible_set"].iloc[0]
-            members = set_members.get(label, set_members.get(str(label), ()))
-            snps += [str(m) for m in members if str(m) not in snps]
-        detects = []
-        for c in by_pheno.get(phenotype, ()):
-            for snp in snps:
-                if snp == c or (snp in known and c in known
-                                and float(r2.at[snp, c]) >= threshold):
-                    detects.append((c, phenotype))
-                    break
-        first = part.iloc[0].drop(labels=["_unit", "snp", "phenotype"]).to_dict()
-        rows.append({"phenotype": phenotype, "snps": tuple(snps), "true": bool(detects),
-                     "detects": tuple(detects), **first})
-    columns = ["phenotype", "snps", "true", "detects"]
-    return pd.DataFrame(rows, columns=columns + [k for k in (rows[0] if rows else {})
-                                                 if k not in columns])
+        in_set = np.zeros(len(table), bool)
+        unit = np.char.add("snp\x00", snps) if len(snps) else np.zeros(0, str)
+    codes, _ = pd.factorize(pd.Series(unit, dtype=object) + "\x00" + phenos)
+    n_units = int(codes.max()) + 1 if len(codes) else 0
+    unit_hits = np.zeros((n_units, len(causal)), bool)
+    np.logical_or.at(unit_hits, codes, hits(snps, phenos))
+    _, first = np.unique(codes, return_index=True)
+    unit_snps = [(s,) for s in snps[first]]
+    for u in np.unique(codes[in_set]):
+        rows = np.flatnonzero(codes == u)
+        members = list(dict.fromkeys(snps[rows]))
+        if set_members is not None:
+            label = table["credible_set"].iloc[rows[0]]
+            extra = set_members.get(label, set_members.get(str(label), ()))
+            members += [str(m) for m in extra if str(m) not in members]
+            unit_hits[u] |= hits(np.asarray(members, dtype=str),
+                                 np.full(len(members), phenos[rows[0]])).any(axis=0)
+        unit_snps[u] = tuple(members)
+    pairs = list(zip(causal_snp.tolist(), causal_pheno.tolist(), strict=True))
+    carried = table.drop(columns=["snp", "phenotype"]).iloc[first].reset_index(drop=True)
+    out = pd.DataFrame({
+        "phenotype": phenos[first],
+        "snps": pd.Series(unit_snps, dtype=object),
+        "true": unit_hits.any(axis=1),
+        "detects": pd.Series([tuple(pairs[k] for k in np.flatnonzero(h)) for h in unit_hits],
+                             dtype=object),
+    })
+    return pd.concat([out, carried], axis=1)
 
 
 def score_discoveries(discoveries: pd.DataFrame, truth, ld_r2: pd.DataFrame,
