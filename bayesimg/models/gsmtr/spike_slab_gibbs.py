@@ -98,6 +98,17 @@ def component_log_bf(bhat, s, sigma_inv, kappa, rank1, eig, scales2, has_identit
     return log_bf, a, y
 
 
+def update_logits(bhat, s, others_in, gene_size, pi_gene, pi_snp, log_weights, sigma_inv,
+                  kappa, rank1, eig, scales2, has_identity):
+    """Unnormalised log P(δ_j = 0), log P(δ_j = 1, component m) for m = 1 … K (the order of
+    ``mixture_weights``) of one SNP given the rest, γ of its gene integrated out; also the
+    pieces the draw of w_j reuses."""
+    log_in, log_out = prior_inclusion_logs(others_in, gene_size, pi_gene, pi_snp)
+    log_bf, a, y = component_log_bf(bhat, s, sigma_inv, kappa, rank1, eig, scales2,
+                                    has_identity)
+    return jnp.concatenate([log_out[None], log_in + log_weights + log_bf.reshape(-1)]), a, y
+
+
 class SpikeSlabGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel for :class:`~bayesimg.models.gsmtr.SpikeSlabMTR`.
 
@@ -205,12 +216,9 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             bhat = xtr / s + w_old
             g = gene_index[j]
             was_in = snp_in[j]
-            log_in, log_out = prior_inclusion_logs(n_in[g] - was_in, gene_sizes[g],
-                                                   z["pi_gene"], z["pi_snp"])
-            log_bf, a, y = component_log_bf(bhat, s, sigma_inv, kappa, rank1, eig, scales2,
-                                            self.has_identity)
-            logits = jnp.concatenate([log_out[None],
-                                      log_in + log_pi + log_bf.reshape(-1)])
+            logits, a, y = update_logits(bhat, s, n_in[g] - was_in, gene_sizes[g],
+                                         z["pi_gene"], z["pi_snp"], log_pi, sigma_inv, kappa,
+                                         rank1, eig, scales2, self.has_identity)
             probs = jax.nn.softmax(logits)
             choice = jnp.minimum(jnp.sum(jnp.cumsum(probs)[:-1] < unif[j]), logits.shape[0] - 1)
             included = choice > 0
