@@ -28,6 +28,13 @@ from bayesimg.data.demo import (  # noqa: E402
 from bayesimg.data.formats import read_bgen, read_pgen  # noqa: E402
 from bayesimg.data.genes import group_snps, ld_prune, load_gene_table  # noqa: E402
 from bayesimg.data.io import GenotypeTable, read_dosage_table, read_plink, read_table  # noqa: E402
+from bayesimg.data.phenotypes import (  # noqa: E402
+    baseline_visits,
+    pair_hemispheres,
+    read_enigma_table,
+    read_freesurfer_table,
+    read_visits,
+)
 from bayesimg.data.prepare import make_dataset  # noqa: E402
 from bayesimg.data.simulate import (  # noqa: E402
     GSMTRTruth,
@@ -62,7 +69,12 @@ __all__ = [
     "load_gene_table",
     "make_dataset",
     "load_bgsmtr_layout",
+    "baseline_visits",
+    "pair_hemispheres",
     "read_bgen",
+    "read_enigma_table",
+    "read_freesurfer_table",
+    "read_visits",
     "read_dosage_table",
     "read_pgen",
     "read_plink",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -428,6 +429,22 @@ def _read_raw_table(path: Path, sep: str | None) -> pd.DataFrame:
         raise InputFileError(f"cannot parse the table: {exc}", path=str(path)) from None
 
 
+_SITE_NAME = re.compile(
+    r"(?:^|[_\-. ])(site|scanner|center|centre|scan_site|manufacturer|protocol)"
+    r"(?:$|[_\-. ]|id$|name$|code$)", re.IGNORECASE)
+
+
+def is_site_column(name: str) -> bool:
+    """Whether a column name says site or scanner (``site``, ``SITE_ID``, ``scanner``,
+    ``center``, ``scanner_model`` …): such columns are categorical even when coded
+    with numbers.
+
+    >>> [is_site_column(c) for c in ("SITE_ID", "scanner", "site2", "age", "Center")]
+    [True, True, False, False, True]
+    """
+    return _SITE_NAME.search(str(name)) is not None
+
+
 def _is_missing(values: pd.Series) -> np.ndarray:
     missing = values.isna().to_numpy(dtype=bool, copy=True)
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
@@ -468,7 +485,10 @@ def read_table(path: str | os.PathLike, id_column: str | None = None,
     categorical : sequence of str, optional
         Columns kept as strings (e.g. ``sex``, ``site``).  Default ``None``
         treats as categorical every selected column in which *no* value is a
-        number; pass ``[]`` to require every value column to be numeric.
+        number, and site/scanner columns (:func:`is_site_column`: ``site``,
+        ``SITE_ID``, ``scanner`` …) even when coded with numbers, so that
+        :func:`~bayesimg.data.make_dataset` one-hot encodes them; pass ``[]`` to
+        require every value column to be numeric.
 
     Returns
     -------
@@ -526,7 +546,7 @@ def read_table(path: str | os.PathLike, id_column: str | None = None,
         numeric, bad = _to_numeric(values)
         n_filled = int((~empty).sum())
         is_categorical = (col in categorical) if categorical is not None else (
-            bad.sum() == n_filled)
+            bad.sum() == n_filled or is_site_column(col))
         if is_categorical:
             text = values.astype(object).where(~empty, None)
             out[col] = np.array(

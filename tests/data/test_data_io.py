@@ -232,10 +232,11 @@ def test_read_table_non_numeric_value(tmp_path):
 
 
 def test_read_table_categorical_override(tmp_path):
-    path = write(tmp_path, "p.csv", "IID,site\nA,1\nB,2\nC,X\n")
+    # (a column named like site/scanner would be categorical anyway: is_site_column)
+    path = write(tmp_path, "p.csv", "IID,group\nA,1\nB,2\nC,X\n")
     with pytest.raises(DataValidationError, match="'X'"):
         read_table(path)
-    assert list(read_table(path, categorical=["site"])["site"]) == ["1", "2", "X"]
+    assert list(read_table(path, categorical=["group"])["group"]) == ["1", "2", "X"]
     path2 = write(tmp_path, "q.csv", "IID,sex\nA,F\nB,M\n")
     with pytest.raises(DataValidationError, match="'F'.*column 'sex'.*subject 'A'"):
         read_table(path2, categorical=[])
