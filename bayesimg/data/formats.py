@@ -299,7 +299,7 @@ def _warn_multiallelic(multi: list[str], source: str) -> None:
         warnings.warn(
             f"{len(multi)} selected multi-allelic variants are left out (e.g. {multi[0]!r}): "
             "a GenotypeTable holds counts of one allele per biallelic SNP; split them "
-            "first (plink2 --make-pgen multiallelics=-) [file {source!r}]", DataWarning,
+            f"first (plink2 --make-pgen multiallelics=-) [file {source!r}]", DataWarning,
             skip_file_prefixes=LIBRARY_FILES)
 
 

@@ -180,6 +180,24 @@ def test_pgen_named_errors(tmp_path, lct):
         read_pgen(prefix)
 
 
+def test_pgen_multiallelic_variants_and_unnamed_ids(tmp_path):
+    n = 6
+    with pgenlib.PgenWriter(bytes(f"{tmp_path}/m.pgen", "utf8"), n, 3, False,
+                            allele_ct_limit=3) as writer:
+        writer.append_biallelic(np.array([0, 1, 2, -9, 1, 0], dtype=np.int8))
+        writer.append_alleles(np.array([0, 1, 0, 2, 1, 2, 0, 0, 2, 2, 0, 1], dtype=np.int32),
+                              allele_ct=3)
+        writer.append_biallelic(np.array([2, 2, 1, 0, 0, 1], dtype=np.int8))
+    (tmp_path / "m.pvar").write_text("#CHROM\tPOS\tID\tREF\tALT\n1\t10\trs1\tA\tG\n"
+                                     "1\t20\t.\tC\tT,G\n1\t30\t.\tG\tA\n")
+    (tmp_path / "m.psam").write_text("#IID\n" + "".join(f"s{i}\n" for i in range(n)))
+    with pytest.warns(DataWarning, match="1 selected multi-allelic.*'1:20:C:T,G'"):
+        table = read_pgen(tmp_path / "m")
+    assert list(table.snps["snp"]) == ["rs1", "1:30:G:A"]
+    np.testing.assert_array_equal(table.values[:, 1], [2, 2, 1, 0, 0, 1])
+    assert np.isnan(table.values[3, 0])
+
+
 # --------------------------------------------------------------------------- BGEN
 @pytest.mark.parametrize("indexed", [True, False])
 def test_bgen_of_the_real_lct_panel_reads_as_the_bed(tmp_path, lct, indexed):
@@ -221,6 +239,21 @@ def test_bgen_sample_file_and_dosages(tmp_path, lct):
     sample.write_text("ID_1 ID_2 missing\n0 0 0\n" + "a a 0\n")
     with pytest.raises(InputFileError, match="belong together"):
         read_bgen(path, sample=sample)
+
+
+def test_bgen_multiallelic_variant_is_announced(tmp_path, lct):
+    path = tmp_path / "m.bgen"
+    n = lct.n_subjects
+    with bgen.BgenWriter(str(path), n_samples=n, samples=list(lct.subjects),
+                         compression="zlib") as writer:
+        writer.add_variant(varid="v1", rsid="rs1", chrom="2", pos=10, alleles=["A", "G"],
+                           genotypes=np.tile([0.0, 1.0, 0.0], (n, 1)))
+        writer.add_variant(varid="v2", rsid="rs2", chrom="2", pos=20,
+                           alleles=["A", "G", "T"],
+                           genotypes=np.tile([1.0, 0, 0, 0, 0, 0], (n, 1)))
+    with pytest.warns(DataWarning, match="1 selected multi-allelic.*'rs2'"):
+        table = read_bgen(path)
+    assert list(table.snps["snp"]) == ["rs1"] and (table.values == 1.0).all()
 
 
 def test_bgen_named_errors(tmp_path, lct):
