@@ -177,7 +177,9 @@ def _check_bed_file(path: Path, n_subjects: int, n_snps: int, fam: Path, bim: Pa
             f"(do the .bed, .bim and .fam files belong together?)", path=str(path))
 
 
-def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1") -> GenotypeTable:
+def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1",
+               snps: Sequence[str] | None = None,
+               region: tuple | None = None) -> GenotypeTable:
     """Read a PLINK 1 binary fileset (.bed + .bim + .fam).
 
     Parameters
@@ -189,6 +191,14 @@ def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1") -> G
         of the .bim (PLINK's A1, usually but not always the minor allele).
         ``"minor"`` flips SNPs whose A1 frequency exceeds 0.5 so that the minor
         allele is counted, swapping ``a1``/``a2`` in the SNP table to match.
+    snps : sequence of str, optional
+        SNP IDs (.bim column 2) to read; IDs not in the file are left out with a
+        :class:`~bayesimg.errors.DataWarning` (an error when none is found).
+    region : (chrom, start, end), optional
+        Only SNPs on ``chrom`` (``"2"`` equals ``"chr2"``) with ``start <= pos <=
+        end``.  With ``snps`` and/or ``region`` only those SNPs' genotypes are
+        decoded (as :func:`~bayesimg.data.read_pgen` and
+        :func:`~bayesimg.data.read_bgen` do).
 
     Returns
     -------
@@ -211,23 +221,57 @@ def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1") -> G
         if not path.is_file():
             raise InputFileError(f"PLINK {what} file not found", path=str(path))
     subjects = _read_fam(fam)
-    snps = _read_bim(bim)
-    _check_bed_file(bed, len(subjects), len(snps), fam, bim)
+    table = _read_bim(bim)
+    _check_bed_file(bed, len(subjects), len(table), fam, bim)
+    columns = _selected_snps(table, snps, region, str(bed))
+    snps = table if columns is None else table.iloc[columns].reset_index(drop=True)
 
     from bed_reader import open_bed
 
     try:
-        with open_bed(bed, iid_count=len(subjects), sid_count=len(snps),
+        with open_bed(bed, iid_count=len(subjects), sid_count=len(table),
                       count_A1=True, num_threads=1) as reader:
-            values = reader.read(dtype="float64", order="C")
+            values = reader.read(index=None if columns is None else np.s_[:, columns],
+                                 dtype="float64", order="C")
     except Exception as exc:  # bed-reader raises plain ValueError/OSError subclasses
         raise InputFileError(f"bed-reader could not read the file: {exc}",
                              path=str(bed)) from exc
 
-    _warn_if_fam_mismatch(bed, fam, values, subjects, snps)
+    if columns is None:
+        _warn_if_fam_mismatch(bed, fam, values, subjects, table)
+    else:   # the check needs the file's first SNP blocks, whatever was selected
+        rows, reference = _padding_reference(bed, len(subjects), len(table))
+        _warn_if_fam_mismatch(bed, fam, reference, subjects[rows], table,
+                              n_subjects=len(subjects))
     if count == "minor":
         values, snps = _count_minor_allele(values, snps)
     return GenotypeTable(subjects=subjects, values=values, snps=snps, source=str(bed))
+
+
+def _selected_snps(table: pd.DataFrame, snps, region, source: str) -> np.ndarray | None:
+    """Positions in the .bim of the SNPs asked for (None: all)."""
+    if snps is None and region is None:
+        return None
+    from bayesimg.data.formats import (
+        _check_region,
+        _check_snps,
+        _norm_chrom,
+        _report_selection,
+    )
+
+    region = _check_region(region, source)
+    wanted = _check_snps(snps, source)
+    mask = np.ones(len(table), bool)
+    if region is not None:
+        chrom, start, end = region
+        mask &= (table["chrom"].map(_norm_chrom) == chrom).to_numpy()
+        mask &= ((table["pos"] >= start) & (table["pos"] <= end)).to_numpy()
+    found: set[str] = set()
+    if wanted is not None:
+        mask &= table["snp"].isin(set(wanted)).to_numpy()
+        found = set(table["snp"][mask])
+    _report_selection(wanted, found, region, source, int(mask.sum()))
+    return np.flatnonzero(mask)
 
 
 #: SNP blocks whose padding bits are inspected (a strided read of one byte each)
@@ -259,14 +303,36 @@ def _log_prob_constant(reference: np.ndarray, value: float) -> float:
     return float(np.sum(np.log((hits + 0.5) / (total + 1.0))))
 
 
+#: subjects sampled for the padding check when read_plink reads a selection of SNPs
+_PADDING_REFERENCE_SUBJECTS = 2000
+
+
+def _padding_reference(bed: Path, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Genotypes of the file's first ``_PADDING_CHECK_SNPS`` SNPs for (at most
+    ``_PADDING_REFERENCE_SUBJECTS``) evenly spaced subjects, the last 3 always included."""
+    from bed_reader import open_bed
+
+    rows = np.arange(n)
+    if n > _PADDING_REFERENCE_SUBJECTS:
+        rows = np.unique(np.concatenate([
+            np.linspace(0, n - 4, _PADDING_REFERENCE_SUBJECTS - 3).astype(int),
+            np.arange(n - 3, n)]))
+    m = min(d, _PADDING_CHECK_SNPS)
+    with open_bed(bed, iid_count=n, sid_count=d, count_A1=True, num_threads=1) as reader:
+        values = reader.read(index=np.s_[rows, :m], dtype="float64", order="C")
+    return rows, values
+
+
 def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np.ndarray,
-                          snps: pd.DataFrame) -> None:
+                          snps: pd.DataFrame, *, n_subjects: int | None = None) -> None:
     """Warn when the .fam probably lists more or fewer subjects than the .bed holds.
 
     A .bed stores ``ceil(n / 4)`` bytes per SNP: a .fam whose length changes that
     number fails the size check of :func:`read_plink` (an error).  A .fam that
     differs by less than the padding of the last byte passes it; two symptoms
-    remain, checked on the first ``_PADDING_CHECK_SNPS`` SNPs:
+    remain, checked on the first ``_PADDING_CHECK_SNPS`` SNPs of the file (``values``:
+    their genotypes, for all subjects or, when ``n_subjects`` says there are more, a
+    sample of them ending with the last 3; ``snps``: the .bim table):
 
     * .fam too short: an unused 2-bit slot of the last byte holds genotypes.
       Writers fill the slots with one constant code: PLINK and bed-reader with
@@ -280,14 +346,15 @@ def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np
       SNP (homozygous a1 for ``00`` fill, missing for ``01`` fill), i.e. they *are*
       the padding, and that pattern is improbable given the other subjects.
     """
-    n, d = values.shape
+    n_rows, d = values.shape
+    n = n_rows if n_subjects is None else n_subjects
     if n == 0 or d == 0:
         return
     m = min(d, _PADDING_CHECK_SNPS)
     if n % 4:
         bytes_per_snp = math.ceil(n / 4)
         last = np.asarray(np.memmap(bed, dtype=np.uint8, mode="r", offset=3,
-                                    shape=(d, bytes_per_snp))[:m, -1])
+                                    shape=(len(snps), bytes_per_snp))[:m, -1])
         for slot in range(n % 4, 4):
             codes = (last >> (2 * slot)) & 3
             first = int(codes[0])
@@ -311,8 +378,8 @@ def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np
     # trailing subjects reading one constant value at every SNP (a .bed pads at most
     # 3 subject slots, so at most 3 of them can be padding)
     tail, log_p, seen = 0, 0.0, []
-    while tail < min(3, n - 1):
-        row = values[n - 1 - tail]
+    while tail < min(3, n_rows - 1):
+        row = values[n_rows - 1 - tail]
         value = row[0]
         constant = np.all(np.isnan(row)) if np.isnan(value) else np.all(row == value)
         if not constant:
@@ -321,10 +388,10 @@ def _warn_if_fam_mismatch(bed: Path, fam: Path, values: np.ndarray, subjects: np
         tail += 1
     if tail == 0:
         return
-    reference = values[: n - tail, :m]
+    reference = values[: n_rows - tail, :m]
     log_p = sum(_log_prob_constant(reference, v) for v in seen)
     if log_p < math.log(_PADDING_P):
-        who = ", ".join(repr(str(s)) for s in subjects[n - tail:])
+        who = ", ".join(repr(str(s)) for s in subjects[n_rows - tail:])
         what = ", ".join(sorted({"missing" if np.isnan(v) else
                                  {2.0: "homozygous a1", 1.0: "heterozygous",
                                   0.0: "homozygous a2"}[float(v)] for v in seen}))

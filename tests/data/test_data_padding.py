@@ -105,3 +105,47 @@ def test_constant_fill_on_few_snps_could_be_a_subject_and_is_flagged(tmp_path):
     _write_with_fill(tmp_path / "g", values, 3)      # 2 SNPs: a subject can read 11, 11
     with pytest.warns(DataWarning, match="homozygous a2 .* could also do"):
         read_plink(tmp_path / "g")
+
+
+# --------------------------------------------------------------------------- selections
+def test_read_plink_region_and_snps_read_only_those(tmp_path):
+    full = read_plink_quiet("chr2")
+    pos = full.snps["pos"].to_numpy()
+    inside = np.flatnonzero((pos >= 136_400_000) & (pos <= 140_000_000))
+    with importlib.resources.as_file(DEMO) as folder, warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)      # one SNP: still no padding warning
+        region = read_plink(folder / "chr2", region=("chr2", 136_400_000, 140_000_000))
+        one = read_plink(folder / "LCT", snps=["rs4988235"])
+    np.testing.assert_array_equal(region.values, full.values[:, inside])
+    assert list(region.snps["snp"]) == list(full.snps["snp"].iloc[inside])
+    assert one.n_snps == 1 and one.snps["pos"].iloc[0] == 136608646
+    with importlib.resources.as_file(DEMO) as folder:
+        with pytest.warns(DataWarning, match="1 of the 2 SNPs.*'rsNOPE'"):
+            read_plink(folder / "LCT", snps=["rs4988235", "rsNOPE"])
+
+
+def read_plink_quiet(name):
+    with importlib.resources.as_file(DEMO) as folder:
+        return read_plink(folder / name)
+
+
+def test_selection_of_a_fam_one_subject_short_is_still_flagged(tmp_path):
+    prefix = _copy("LCT", tmp_path)
+    fam = Path(f"{prefix}.fam")
+    fam.write_text("".join(fam.read_text().splitlines(keepends=True)[:-1]))
+    with pytest.warns(DataWarning, match="beyond the 502 subjects"):
+        read_plink(prefix, snps=["rs4988235"])
+
+
+def test_selection_checks_padding_on_a_sample_of_many_subjects(tmp_path):
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 3, size=(2106, 30)).astype(float)
+    _write_with_fill(tmp_path / "big", values, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        table = read_plink(tmp_path / "big", snps=["rs3", "rs7"])
+    np.testing.assert_array_equal(table.values, values[:, [3, 7]])
+    fam = tmp_path / "big.fam"
+    fam.write_text("".join(fam.read_text().splitlines(keepends=True)[:-1]))   # 2105 listed
+    with pytest.warns(DataWarning, match="beyond the 2105 subjects.*vary"):
+        read_plink(tmp_path / "big", snps=["rs3"])
