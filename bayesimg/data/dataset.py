@@ -3,7 +3,7 @@
 A :class:`Dataset` holds one row per subject, already aligned by subject ID,
 validated, with missing genotypes handled and (optionally) standardised:
 
-* ``genotypes``   X, ``(n_subjects, n_snps)`` float64, minor-allele counts
+* ``genotypes``   X, ``(n_subjects, n_snps)`` float64, allele counts or imputed dosages
   (centred/scaled if ``standardize`` was applied; see ``preprocessing``)
 * ``phenotypes``  Y, ``(n_subjects, n_phenotypes)`` float64
 * ``covariates``  Z, ``(n_subjects, n_covariates)`` float64 or ``None``

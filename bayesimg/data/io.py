@@ -245,7 +245,8 @@ def read_plink(path_prefix_or_bed: str | os.PathLike, *, count: str = "a1",
                               n_subjects=len(subjects))
     if count == "minor":
         values, snps = _count_minor_allele(values, snps)
-    return GenotypeTable(subjects=subjects, values=values, snps=snps, source=str(bed))
+    return GenotypeTable(subjects=subjects, values=values, snps=snps, source=str(bed),
+                         kind="hard calls")
 
 
 def _selected_snps(table: pd.DataFrame, snps, region, source: str) -> np.ndarray | None:

@@ -213,9 +213,12 @@ def test_bgen_of_the_real_lct_panel_reads_as_the_bed(tmp_path, lct, indexed):
     start, end = 136_500_000, 136_600_000
     inside = np.flatnonzero((pos >= start) & (pos <= end))
     assert_same(read_bgen(path, region=("chr2", start, end)), lct, columns=inside)
+    few = read_bgen(path, snps=["rs4988235"], subjects=lct.subjects[::7])
+    assert list(few.subjects) == list(lct.subjects[::7])
     one = read_bgen(path, snps=["rs4988235"])
     j = list(lct.snps["snp"]).index("rs4988235")
     np.testing.assert_array_equal(one.values[:, 0], lct.values[:, j])
+    np.testing.assert_array_equal(few.values[:, 0], lct.values[::7, j])
 
 
 def test_bgen_sample_file_and_dosages(tmp_path, lct):
