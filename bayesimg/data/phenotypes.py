@@ -194,7 +194,8 @@ def read_freesurfer_table(path: str | os.PathLike | Sequence[str | os.PathLike]
         ``measure`` (``thickness``, ``volume`` …) and ``units``: column → unit
         (``mm``, ``mm^2``, ``mm^3``, ``1/mm`` …; ``1`` for ratios such as
         ``BrainSegVol-to-eTIV`` and counts such as ``SurfaceHoles``).  For several
-        tables these are lists / the merged dict.
+        tables these are lists (``units``: the merged dict; ``sources``: the files,
+        ``source``: them joined by ``"; "``).
 
     Raises
     ------
@@ -232,8 +233,10 @@ def read_freesurfer_table(path: str | os.PathLike | Sequence[str | os.PathLike]
     if len(tables) == 1:
         return tables[0]
     joined = _join(tables, "FreeSurfer")
-    for key in ("source", "table", "hemisphere", "parcellation", "measure"):
+    for key in ("table", "hemisphere", "parcellation", "measure"):
         joined.attrs[key] = [t.attrs[key] for t in tables]
+    joined.attrs["sources"] = [t.attrs["source"] for t in tables]
+    joined.attrs["source"] = "; ".join(joined.attrs["sources"])   # for error messages
     joined.attrs["units"] = {k: v for t in tables for k, v in t.attrs["units"].items()}
     return joined
 

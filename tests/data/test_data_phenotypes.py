@@ -53,6 +53,8 @@ def test_aparcstats2table_outputs_of_abide_joined_and_paired():
                                    ABIDE / "rh.aparc_table_thickness.tsv"])
     assert thick.shape == (1035, 70)
     assert thick.attrs["hemisphere"] == ["lh", "rh"]
+    assert [Path(f).name for f in thick.attrs["sources"]] == [
+        "lh.aparc_table_thickness.tsv", "rh.aparc_table_thickness.tsv"]
     assert thick.attrs["measure"] == ["thickness", "thickness"]
     assert thick.attrs["units"]["lh_bankssts_thickness"] == "mm"
     assert thick.attrs["units"]["rh_MeanThickness_thickness"] == "mm"
@@ -131,6 +133,23 @@ def test_freesurfer_named_errors(tmp_path):
     table = read_freesurfer_table(comma)
     assert table.attrs["parcellation"] == "aparc.a2009s"
     assert table.attrs["units"] == {"lh_G_front_middle_meancurv": "1/mm"}
+
+
+def test_freesurfer_7_aseg_columns_space_delimited(tmp_path):
+    path = tmp_path / "aseg_stats.txt"       # asegstats2table --delimiter space (FreeSurfer 7)
+    path.write_text("Measure:volume Left-Hippocampus Right-Hippocampus lhSurfaceHoles "
+                    "rhSurfaceHoles BrainSegVol-to-eTIV EstimatedTotalIntraCranialVol\n"
+                    "sub-01 4100.5 4200.0 31 28 0.77 1.5e6\n"
+                    "sub-02 3900.0 NaN 12 40 0.74 1.4e6\n")
+    with pytest.warns(DataWarning, match="1 missing values"):
+        table = read_freesurfer_table(path)
+    assert table.shape == (2, 6) and list(table.index) == ["sub-01", "sub-02"]
+    assert table.attrs["units"] == {
+        "Left-Hippocampus": "mm^3", "Right-Hippocampus": "mm^3", "lhSurfaceHoles": "1",
+        "rhSurfaceHoles": "1", "BrainSegVol-to-eTIV": "1",
+        "EstimatedTotalIntraCranialVol": "mm^3"}
+    pairs = pair_hemispheres(table.columns)
+    assert list(pairs["region"]) == ["Hippocampus", "SurfaceHoles"]
 
 
 # --------------------------------------------------------------------------- ENIGMA
