@@ -49,19 +49,38 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="save the fits with genotypes, phenotypes and subject IDs (default: "
                            "without individual-level data, so the report can be shared)")
 
-    fit = sub.add_parser("fit", help="run a model from a TOML configuration file")
-    fit.add_argument("config", help="path to CONFIG.toml (see bayesimg.config)")
+    from bayesimg.config import FAMILIES, keys_help
+    fit = sub.add_parser(
+        "fit", help="run a model of any family from a TOML configuration file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the model a TOML file describes. 'bayesimg config --example FAMILY' "
+                    "prints a complete file for a family.",
+        epilog="Keys of CONFIG.toml (families in brackets; others apply to all):\n"
+               + keys_help())
+    fit.add_argument("config", help="path to CONFIG.toml")
+    fit.add_argument("--dry-run", action="store_true",
+                     help="read and check the data, model, options and output folder, print "
+                          "the plan, fit nothing")
     fit.add_argument("--no-progress", action="store_true")
     fit.add_argument("--overwrite", action="store_true",
                      help="replace an earlier bayesimg report at [output] folder (never "
                           "anything else)")
     fit.add_argument("--include-data", action="store_true",
                      help="save the fits with individual-level data (as [output] include_data)")
+
+    config = sub.add_parser("config", help="print an example configuration file")
+    config.add_argument("--example", choices=FAMILIES, default="gsmtr", metavar="FAMILY",
+                        help=f"family: {', '.join(FAMILIES)} (default gsmtr)")
+    config.add_argument("--method", choices=("nuts", "gibbs", "svi", "map"), default="gibbs")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if args.command == "config":
+        from bayesimg.config import example
+        print(example(args.example, args.method))
+        return 0
     progress = not args.no_progress
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -76,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from bayesimg.config import load_config
                 config = load_config(args.config)       # checked before JAX is imported
+                if args.dry_run:
+                    from bayesimg.jobs import plan_config
+                    print(plan_config(config))
+                    return 0
                 from bayesimg.jobs import run_config
                 result = run_config(config, progress=progress,
                                     overwrite=True if args.overwrite else None,
@@ -119,12 +142,14 @@ def _print_result(result) -> None:
         print("\nModel comparison (PSIS-LOO, leave one subject out):")
         print(result.comparison[cols].to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"\nBest model: {result.best}")
-    print(f"\nTop SNP→phenotype associations by posterior probability of their sign "
-          f"({interval_label()} intervals):")
-    hits = top_associations(best, n=15, by="prob_sign")
-    keep = [c for c in hits.columns if c in ("snp", "phenotype", "mean", "sd", "prob_sign")
-            or c.endswith("_lb") or c.endswith("_ub") or c == "excludes_zero"]
-    print(hits[keep].to_string(float_format=lambda v: f"{v:.3f}"))
+    site = best.tree.attrs.get("association_site") or ""
+    if site and site in best.posterior.data_vars:
+        print(f"\nTop SNP→phenotype associations by posterior probability of their sign "
+              f"({interval_label()} intervals):")
+        hits = top_associations(best, n=15, by="prob_sign")
+        keep = [c for c in hits.columns if c in ("snp", "phenotype", "mean", "sd", "prob_sign")
+                or c.endswith("_lb") or c.endswith("_ub") or c == "excludes_zero"]
+        print(hits[keep].to_string(float_format=lambda v: f"{v:.3f}"))
     if result.recovery is not None:
         rec = result.recovery
         print(f"\nPlanted effects (demo truth): {int(rec.same_sign.sum())} of {len(rec)} with the "

@@ -1,40 +1,20 @@
-"""Run configuration files (TOML) for ``bayesimg fit CONFIG.toml``.
+"""Run configuration files (TOML) for ``bayesimg fit CONFIG.toml``, for every model family.
 
-Example::
+``bayesimg config --example FAMILY`` prints a complete example with every key, its
+default and what it means; the same text is :func:`example` here.  Families:
 
-    [data]
-    plink = "genotypes/chr2"              # PLINK prefix (or the .bed path)
-    phenotypes = "phenotypes.csv"         # CSV/TSV/parquet, first column = subject ID
-    phenotype_columns = ["Left_Hippocampus_vol", "Right_Hippocampus_vol"]  # optional
-    covariates = "covariates.csv"         # optional
-    max_snp_missing = 0.05
-    genes = "hg19"                        # bundled hg19 table, or a CSV with columns snp,gene
-    window = 10000
-    unassigned = "drop"                   # drop | singleton | nearest
-    ld_prune_r2 = 0.9                     # optional
+* ``gsmtr`` — group-sparse multitask regression (bgsmtr prior), λ fixed or over a grid;
+* ``spike_slab`` — bi-level spike-and-slab multitask regression (PIPs, discoveries);
+* ``glrr`` — generalized low-rank regression;
+* ``factor`` — multi-view factor analysis (``[data] views``);
+* ``bnmix`` — Bayesian-network mixture clustering (``[data] views``).
 
-    [model]
-    family = "gsmtr"
-    lambda1 = 2.0
-    lambda2 = 2.0
-    # lambda_grid = [[2, 2], [20, 20]]    # instead: choose λ by WAIC/LOO
-    # ic = "waic"
-    # hyperprior = [1.0, 0.1]             # instead: Gamma(shape, rate) on λ
-
-    [inference]
-    method = "gibbs"                      # nuts | gibbs | svi | map
-    chains = 4
-    warmup = 1000
-    draws = 1000
-    seed = 1
-
-    [output]
-    folder = "results"                    # created; never an existing folder of yours
-    # overwrite = true                    # replace an earlier bayesimg report there
-    # include_data = true                 # saved fits keep individual-level data
-
-Relative paths are resolved against the folder holding the config file.  Unknown
-keys are errors that name the key (a typo must not silently change a run).
+The first three read genotypes (``[data] plink``) and phenotypes; the last two read
+subject-indexed tables, one per view.  Relative paths are resolved against the folder
+holding the config file.  Every key is checked (type, range, allowed values, and that
+it belongs to the chosen family and method) when the file is read — before any data are
+read or JAX is imported — and unknown or contradictory keys are errors naming the key:
+a typo must never silently change a run.
 """
 
 from __future__ import annotations
@@ -48,8 +28,11 @@ from typing import Any
 
 from bayesimg.errors import ConfigError
 
-# key → (check, what it must be).  Every key is checked here, before any data are read or
-# any model is compiled, so a typo or a wrong type costs nothing.
+FAMILIES = ("gsmtr", "spike_slab", "glrr", "factor", "bnmix")
+GENOTYPE_FAMILIES = ("gsmtr", "spike_slab", "glrr")
+VIEW_FAMILIES = ("factor", "bnmix")
+METHODS = ("nuts", "gibbs", "svi", "map")
+
 _Check = Callable[[Any], bool]
 
 
@@ -73,6 +56,10 @@ def _str(v: Any) -> bool:
     return isinstance(v, str) and v != ""
 
 
+def _bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
 def _str_list(v: Any) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(_str(x) for x in v)
 
@@ -81,68 +68,142 @@ def _pair(v: Any) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(_pos(x) for x in v)
 
 
-_SCHEMA: dict[str, dict[str, tuple[_Check, str]]] = {
+def _pos_list(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(_pos(x) for x in v)
+
+
+def _path_table(v: Any) -> bool:
+    return isinstance(v, dict) and len(v) > 0 and all(_str(k) and _str(p) for k, p in v.items())
+
+
+def _likelihood_table(v: Any) -> bool:
+    return isinstance(v, dict) and all(
+        _str(k) and p in ("gaussian", "bernoulli", "binomial2") for k, p in v.items())
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its check, what it must be, its default and its families."""
+
+    check: _Check
+    expected: str
+    default: Any = None             # None: optional, no default (shown commented out)
+    help: str = ""
+    families: tuple[str, ...] = FAMILIES
+    methods: tuple[str, ...] = METHODS
+    required: bool = False
+    path: bool = False              # resolved against the config file's folder
+
+
+_G, _V = GENOTYPE_FAMILIES, VIEW_FAMILIES
+_MCMC, _OPT = ("nuts", "gibbs"), ("svi", "map")
+
+KEYS: dict[str, dict[str, Key]] = {
     "data": {
-        "plink": (_str, "a PLINK .bed/.bim/.fam prefix (text)"),
-        "phenotypes": (_str, "a CSV/TSV/parquet path (text)"),
-        "phenotype_columns": (_str_list, "a non-empty list of column names"),
-        "covariates": (_str, "a CSV/TSV/parquet path (text)"),
-        "covariate_columns": (_str_list, "a non-empty list of column names"),
-        "id_column": (_str, "a column name (text)"),
-        "max_snp_missing": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-        "standardize_genotypes": (_one_of("center", "scale", "none"),
-                                  "'center', 'scale' or 'none'"),
-        "genes": (_str, "'hg19' or the path of a CSV with columns snp,gene"),
-        "window": (_int_at_least(0), "a whole number of base pairs >= 0"),
-        "unassigned": (_one_of("drop", "singleton", "nearest"),
-                       "'drop', 'singleton' or 'nearest'"),
-        "ld_prune_r2": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
-        "drop_missing_phenotypes": (lambda v: isinstance(v, bool), "true or false"),
-        "count": (_one_of("a1", "a2"), "'a1' or 'a2'"),
+        "plink": Key(_str, "a PLINK .bed/.bim/.fam prefix (text)", help="genotypes",
+                     families=_G, required=True, path=True),
+        "phenotypes": Key(_str, "a CSV/TSV/parquet path (text)", families=_G, required=True,
+                          path=True, help="first column: subject ID (IID)"),
+        "phenotype_columns": Key(_str_list, "a non-empty list of column names", families=_G,
+                                 help="default: every column"),
+        "views": Key(_path_table, "a table view name -> CSV/TSV/parquet path",
+                     families=_V, required=True, path=True,
+                     help='one subject-indexed table per view, e.g. {mrna = "mrna.csv"}'),
+        "likelihoods": Key(_likelihood_table, "a table view name -> 'gaussian', 'bernoulli' "
+                           "or 'binomial2'", families=_V, help="default: gaussian for every view"),
+        "subjects": Key(_one_of("union", "intersection"), "'union' or 'intersection'",
+                        "union", families=_V, help="union keeps subjects missing some views"),
+        "labels": Key(_str, "a CSV/TSV/parquet path (text)", families=_V, path=True,
+                      help="annotations kept with the data, never fitted (e.g. diagnosis)"),
+        "covariates": Key(_str, "a CSV/TSV/parquet path (text)", path=True,
+                          help="age, sex, site, PCs ...; first column: subject ID"),
+        "covariate_columns": Key(_str_list, "a non-empty list of column names"),
+        "id_column": Key(_str, "a column name (text)", help="default: the first column"),
+        "max_snp_missing": Key(lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]", 0.05,
+                               families=_G),
+        "min_maf": Key(lambda v: _is_num(v) and 0 <= v < 0.5, "a number in [0, 0.5)", 0.0,
+                       families=_G, help="drop SNPs with a rarer minor allele"),
+        "standardize_genotypes": Key(_one_of("center", "scale", "none"),
+                                     "'center', 'scale' or 'none'", "center", families=_G),
+        "genes": Key(_str, "'hg19' or the path of a CSV with columns snp,gene", "hg19",
+                     families=_G),
+        "window": Key(_int_at_least(0), "a whole number of base pairs >= 0", 10_000,
+                      families=_G, help="SNPs within this distance of a gene belong to it"),
+        "unassigned": Key(_one_of("drop", "singleton", "nearest"),
+                          "'drop', 'singleton' or 'nearest'", "drop", families=_G),
+        "ld_prune_r2": Key(lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]",
+                           families=_G, help="prune SNPs in LD above this r² within genes"),
+        "drop_missing_phenotypes": Key(_bool, "true or false", False, families=_G),
+        "count": Key(_one_of("a1", "a2"), "'a1' or 'a2'", "a1", families=_G,
+                     help="which .bim allele the genotypes count"),
     },
     "model": {
-        "family": (_one_of("gsmtr"), "'gsmtr' (the only family runnable from a config)"),
-        "lambda1": (_pos, "a positive number"),
-        "lambda2": (_pos, "a positive number"),
-        "lambda_grid": (lambda v: isinstance(v, list) and len(v) > 0 and all(map(_pair, v)),
-                        "a non-empty list of [lambda1, lambda2] pairs of positive numbers"),
-        "ic": (_one_of("waic", "loo"), "'waic' or 'loo'"),
-        "hyperprior": (_pair, "[shape, rate] of a Gamma prior, both positive"),
-        "parameterization": (_one_of("marginal", "hierarchical"),
-                             "'marginal' or 'hierarchical'"),
-        "covariate_scale": (_pos, "a positive number"),
+        "family": Key(_one_of(*FAMILIES), " | ".join(repr(f) for f in FAMILIES), "gsmtr"),
+        "lambda1": Key(_pos, "a positive number", 2.0, families=("gsmtr",),
+                       help="gene-level shrinkage"),
+        "lambda2": Key(_pos, "a positive number", 2.0, families=("gsmtr",),
+                       help="SNP-level shrinkage"),
+        "lambda_grid": Key(lambda v: isinstance(v, list) and len(v) > 0 and all(map(_pair, v)),
+                           "a non-empty list of [lambda1, lambda2] pairs of positive numbers",
+                           families=("gsmtr",), help="instead of lambda1/lambda2: choose by ic"),
+        "ic": Key(_one_of("waic", "loo"), "'waic' or 'loo'", families=("gsmtr",),
+                  help="criterion that picks from lambda_grid (default waic)"),
+        "hyperprior": Key(_pair, "[shape, rate] of a Gamma prior, both positive",
+                          families=("gsmtr",), help="instead of fixed λ: learn them"),
+        "parameterization": Key(_one_of("marginal", "hierarchical"),
+                                "'marginal' or 'hierarchical'", "marginal", families=("gsmtr",)),
+        "residual": Key(_one_of("full", "diagonal"), "'full' or 'diagonal'", "full",
+                        families=("spike_slab",), help="residual covariance across phenotypes"),
+        "slab_scales": Key(_pos_list, "a non-empty list of positive numbers",
+                           [0.05, 0.1, 0.2, 0.4], families=("spike_slab",),
+                           help="effect sizes (phenotype SD units) of the mixture components"),
+        "rank": Key(_int_at_least(1), "a whole number >= 1", 3, families=("glrr",)),
+        "noise_factors": Key(_int_at_least(0), "a whole number >= 0", families=("glrr",),
+                             help="latent factors of the residual covariance"),
+        "covariate_scale": Key(_pos, "a positive number", 10.0,
+                               families=("gsmtr", "spike_slab", "glrr", "factor"),
+                               help="prior sd of covariate effects"),
+        "n_factors": Key(_int_at_least(1), "a whole number >= 1", 10, families=("factor",)),
+        "n_clusters": Key(_int_at_least(1), "a whole number >= 1", 2, families=("bnmix",)),
     },
     "inference": {
-        "method": (_one_of("nuts", "gibbs", "svi", "map"), "'nuts', 'gibbs', 'svi' or 'map'"),
-        "chains": (_int_at_least(1), "a whole number >= 1"),
-        "warmup": (_int_at_least(0), "a whole number >= 0"),
-        "draws": (_int_at_least(1), "a whole number >= 1"),
-        "thin": (_int_at_least(1), "a whole number >= 1"),
-        "seed": (_int_at_least(0), "a whole number >= 0"),
-        "chain_method": (_one_of("auto", "parallel", "sequential", "vectorized"),
-                         "'auto', 'parallel', 'sequential' or 'vectorized'"),
-        "steps": (_int_at_least(1), "a whole number >= 1"),
-        "learning_rate": (_pos, "a positive number"),
-        "num_draws": (_int_at_least(1), "a whole number >= 1"),
-        "guide": (_one_of("mean_field", "low_rank", "map"), "'mean_field', 'low_rank' or 'map'"),
-        "progress": (lambda v: isinstance(v, bool), "true or false"),
+        "method": Key(_one_of(*METHODS), "'nuts', 'gibbs', 'svi' or 'map'", "gibbs"),
+        "chains": Key(_int_at_least(1), "a whole number >= 1", 4, methods=_MCMC),
+        "warmup": Key(_int_at_least(0), "a whole number >= 0", 1000, methods=_MCMC),
+        "draws": Key(_int_at_least(1), "a whole number >= 1", 1000, methods=_MCMC),
+        "thin": Key(_int_at_least(1), "a whole number >= 1", 1, methods=_MCMC),
+        "seed": Key(_int_at_least(0), "a whole number >= 0", 0),
+        "chain_method": Key(_one_of("auto", "parallel", "sequential", "vectorized"),
+                            "'auto', 'parallel', 'sequential' or 'vectorized'", "auto",
+                            methods=_MCMC),
+        "steps": Key(_int_at_least(1), "a whole number >= 1", 20_000, methods=_OPT),
+        "learning_rate": Key(_pos, "a positive number", methods=_OPT),
+        "num_draws": Key(_int_at_least(1), "a whole number >= 1", methods=("svi",)),
+        "guide": Key(_one_of("mean_field", "low_rank", "map"),
+                     "'mean_field', 'low_rank' or 'map'", methods=("svi",)),
+        "progress": Key(_bool, "true or false", True),
     },
     "output": {
-        "folder": (_str, "a folder path (text); it must not exist yet, or hold an earlier "
-                   "bayesimg report with overwrite = true"),
-        "overwrite": (lambda v: isinstance(v, bool), "true or false"),
-        "include_data": (lambda v: isinstance(v, bool), "true or false (save genotypes, "
-                         "phenotypes and subject IDs in the report's fits; default false)"),
-        "top": (_int_at_least(1), "a whole number >= 1"),
-        "posterior_predictive_draws": (_int_at_least(0), "a whole number >= 0"),
+        "folder": Key(_str, "a folder path (text); it must not exist yet, or hold an earlier "
+                      "bayesimg report with overwrite = true", "bayesimg_results", path=True,
+                      help="created; never an existing folder of yours"),
+        "overwrite": Key(_bool, "true or false", False,
+                         help="replace an earlier bayesimg report at folder"),
+        "include_data": Key(_bool, "true or false (save genotypes, phenotypes and subject IDs "
+                            "in the report's fits; default false)", False,
+                            help="saved fits keep individual-level data"),
+        "top": Key(_int_at_least(1), "a whole number >= 1", 20,
+                   help="associations listed in the report"),
+        "posterior_predictive_draws": Key(_int_at_least(0), "a whole number >= 0", 100,
+                                          families=_G),
     },
 }
-_ALLOWED = {section: set(keys) for section, keys in _SCHEMA.items()}
-_REQUIRED = {"data": {"plink", "phenotypes"}}
-_METHOD_KEYS = {"nuts": {"steps", "learning_rate", "num_draws", "guide"},
-                "gibbs": {"steps", "learning_rate", "num_draws", "guide"},
-                "svi": {"chains", "warmup", "draws", "thin", "chain_method"},
-                "map": {"chains", "warmup", "draws", "thin", "chain_method"}}
+
+#: section → key → (check, what it must be), for callers that only validate values
+_SCHEMA: dict[str, dict[str, tuple[_Check, str]]] = {
+    section: {name: (key.check, key.expected) for name, key in keys.items()}
+    for section, keys in KEYS.items()}
+_ALLOWED = {section: set(keys) for section, keys in KEYS.items()}
 
 
 @dataclass
@@ -154,9 +215,13 @@ class RunConfig:
     path: Path | None = None
     text: str | None = None   # the file as read (recorded in the report)
 
+    @property
+    def family(self) -> str:
+        return self.model.get("family", "gsmtr")
+
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read and check a TOML run configuration."""
+    """Read and check a TOML run configuration (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {str(path)!r}")
@@ -165,38 +230,61 @@ def load_config(path: str | Path) -> RunConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{str(path)!r} is not valid TOML: {err}") from err
-    unknown_sections = set(raw) - set(_ALLOWED)
+    where = repr(str(path))
+    unknown_sections = set(raw) - set(KEYS)
     if unknown_sections:
-        raise ConfigError(f"{str(path)!r}: unknown section(s) {sorted(unknown_sections)}; "
-                          f"allowed: {sorted(_ALLOWED)}")
+        raise ConfigError(f"{where}: unknown section(s) {sorted(unknown_sections)}; "
+                          f"allowed: {sorted(KEYS)}")
+    for name in KEYS:
+        if not isinstance(raw.get(name, {}), dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+    family_value = raw.get("model", {}).get("family", "gsmtr")
+    if not KEYS["model"]["family"].check(family_value):
+        raise ConfigError(f"{where}: [model] family = {family_value!r} is invalid; expected "
+                          f"{KEYS['model']['family'].expected}")
+    method_value = raw.get("inference", {}).get("method", "gibbs")
+    if not KEYS["inference"]["method"].check(method_value):
+        raise ConfigError(f"{where}: [inference] method = {method_value!r} is invalid; "
+                          f"expected {KEYS['inference']['method'].expected}")
     sections = {}
-    for name, allowed in _ALLOWED.items():
+    for name, keys in KEYS.items():
         section = raw.get(name, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"{str(path)!r}: [{name}] must be a table")
-        unknown = set(section) - allowed
+        unknown = set(section) - set(keys)
         if unknown:
-            raise ConfigError(f"{str(path)!r}: unknown key(s) {sorted(unknown)} in [{name}]; "
-                              f"allowed: {sorted(allowed)}")
-        missing = _REQUIRED.get(name, set()) - set(section)
-        if missing:
-            raise ConfigError(f"{str(path)!r}: [{name}] needs key(s) {sorted(missing)}")
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in [{name}]; "
+                              f"allowed: {sorted(keys)}")
         for key, value in section.items():
-            check, expected = _SCHEMA[name][key]
-            if not check(value):
-                raise ConfigError(f"{str(path)!r}: [{name}] {key} = {value!r} is invalid; "
-                                  f"expected {expected}")
+            spec = keys[key]
+            if not spec.check(value):
+                raise ConfigError(f"{where}: [{name}] {key} = {value!r} is invalid; "
+                                  f"expected {spec.expected}")
+            if family_value not in spec.families:
+                raise ConfigError(f"{where}: [{name}] {key} does not apply to family = "
+                                  f"{family_value!r} (it is for {', '.join(spec.families)}); "
+                                  "remove it")
+            if method_value not in spec.methods:
+                raise ConfigError(f"{where}: [{name}] {key} does not apply to method = "
+                                  f"{method_value!r}; remove it")
+        missing = {k for k, spec in keys.items()
+                   if spec.required and family_value in spec.families} - set(section)
+        if missing:
+            raise ConfigError(f"{where}: [{name}] needs key(s) {sorted(missing)} for family = "
+                              f"{family_value!r}")
         sections[name] = dict(section)
     _check_combinations(path, sections)
     base = path.resolve().parent
-    for key in ("plink", "phenotypes", "covariates"):
-        if key in sections["data"]:
-            sections["data"][key] = str(_resolve(base, sections["data"][key]))
+    for section, keys in KEYS.items():
+        for key, spec in keys.items():
+            if not spec.path or key not in sections[section]:
+                continue
+            value = sections[section][key]
+            sections[section][key] = ({k: str(_resolve(base, v)) for k, v in value.items()}
+                                      if isinstance(value, dict) else str(_resolve(base, value)))
     genes = sections["data"].get("genes")
     if genes is not None and genes != "hg19":
         sections["data"]["genes"] = str(_resolve(base, genes))
-    sections["output"]["folder"] = str(_resolve(base, sections["output"].get("folder",
-                                                                            "bayesimg_results")))
+    sections["output"]["folder"] = str(_resolve(base, sections["output"].get(
+        "folder", KEYS["output"]["folder"].default)))
     if sections["data"].get("standardize_genotypes") == "none":
         sections["data"]["standardize_genotypes"] = None
     return RunConfig(path=path, text=text, **sections)
@@ -215,16 +303,85 @@ def _check_combinations(path: Path, sections: dict[str, dict[str, Any]]) -> None
     elif "ic" in model:
         raise ConfigError(f"{where}: [model] ic is used only to choose among lambda_grid "
                           "settings; add lambda_grid or remove ic")
-    method = inference.get("method", "gibbs")
-    if method == "map" and inference.get("guide", "map") != "map":
+    if inference.get("method", "gibbs") == "map" and inference.get("guide", "map") != "map":
         raise ConfigError(f"{where}: [inference] method = 'map' uses the point-mass guide; "
                           "remove guide")
-    wrong = sorted(_METHOD_KEYS[method] & set(inference))
-    if wrong:
-        raise ConfigError(f"{where}: [inference] {', '.join(wrong)} do(es) not apply to "
-                          f"method = {method!r}; remove them")
+    views = sections["data"].get("views")
+    likelihoods = sections["data"].get("likelihoods") or {}
+    if views is not None and set(likelihoods) - set(views):
+        raise ConfigError(f"{where}: [data] likelihoods names view(s) "
+                          f"{sorted(set(likelihoods) - set(views))} not in views "
+                          f"{sorted(views)}")
 
 
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else base / p
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+#: placeholder values for required keys and optional keys without a default in examples
+_EXAMPLE_VALUES = {
+    "plink": "genotypes/chr2", "phenotypes": "rois.csv",
+    "phenotype_columns": ["Left_Hippocampus_vol", "Right_Hippocampus_vol"],
+    "views": {"mrna": "mrna.csv", "protein": "protein.csv"},
+    "likelihoods": {"mrna": "gaussian", "protein": "gaussian"},
+    "labels": "labels.csv", "covariates": "covariates.csv",
+    "covariate_columns": ["age", "sex", "site"], "id_column": "IID", "ld_prune_r2": 0.8,
+    "lambda_grid": [[2, 2], [20, 20], [200, 200]], "ic": "loo", "hyperprior": [1.0, 0.1],
+    "noise_factors": 5, "learning_rate": 0.01, "num_draws": 1000, "guide": "mean_field",
+}
+
+
+def example(family: str = "gsmtr", method: str = "gibbs") -> str:
+    """A complete example configuration for ``family``: every key with its default.
+
+    Optional keys without a default are shown commented out with an example value.
+    """
+    if family not in FAMILIES:
+        raise ConfigError(f"family must be one of {FAMILIES}, got {family!r}")
+    lines = [f"# bayesimg fit configuration for family = {family!r} (bayesimg fit FILE.toml)",
+             "# Relative paths are resolved against this file's folder.", ""]
+    for section, keys in KEYS.items():
+        lines.append(f"[{section}]")
+        for name, spec in keys.items():
+            if family not in spec.families or method not in spec.methods:
+                continue
+            if name == "family":
+                value, commented = family, False
+            elif name == "method":
+                value, commented = method, False
+            elif spec.required:
+                value, commented = _EXAMPLE_VALUES.get(name, "..."), False
+            elif spec.default is not None:
+                value, commented = spec.default, False
+            else:
+                value, commented = _EXAMPLE_VALUES.get(name, "..."), True
+            note = "; ".join(x for x in ("required" if spec.required else "", spec.help) if x)
+            entry = f"{'# ' if commented else ''}{name} = {_toml(value)}"
+            lines.append(f"{entry:<44} # {note}" if note else entry)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def keys_help() -> str:
+    """Every key by section: what it must be, its default and its families (for --help)."""
+    out = []
+    for section, keys in KEYS.items():
+        out.append(f"[{section}]")
+        for name, spec in keys.items():
+            default = "" if spec.default is None else f" (default {_toml(spec.default)})"
+            fams = "" if spec.families == FAMILIES else f" [{', '.join(spec.families)}]"
+            out.append(f"  {name}: {spec.expected}{default}{fams}")
+    return "\n".join(out)

@@ -176,23 +176,8 @@ def _truth_check(fit_, truth: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def run_config(config: RunConfig, *, progress: bool = True,
-               overwrite: bool | None = None, include_data: bool | None = None) -> JobResult:
-    """Run a user's configuration: read data, fit, compare, write the report.
-
-    The output folder and the inference options are checked before any data are read;
-    ``overwrite`` (default: the config's ``[output] overwrite``, else False) allows
-    replacing an earlier bayesimg report.
-    """
-    t0 = time.perf_counter()
-    if overwrite is None:
-        overwrite = bool(config.output.get("overwrite", False))
-    if include_data is None:
-        include_data = bool(config.output.get("include_data", False))
-    check_destination(config.output["folder"], overwrite=overwrite)
-    inference_options = dict(config.inference)
-    check_fit_options(inference_options.pop("method", "gibbs"), inference_options)
-    d = config.data
+def _read_genotype_dataset(d: dict[str, Any]):
+    """The genotype families' dataset: PLINK + phenotypes (+ covariates), grouped, pruned."""
     geno = bdata.read_plink(d["plink"], count=d.get("count", "a1"))
     pheno = bdata.read_table(d["phenotypes"], id_column=d.get("id_column"),
                              columns=d.get("phenotype_columns"))
@@ -203,7 +188,7 @@ def run_config(config: RunConfig, *, progress: bool = True,
     dataset = bdata.make_dataset(
         geno, pheno, cov, phenotype_columns=d.get("phenotype_columns"),
         covariate_columns=d.get("covariate_columns"),
-        max_snp_missing=d.get("max_snp_missing", 0.05),
+        max_snp_missing=d.get("max_snp_missing", 0.05), min_maf=d.get("min_maf", 0.0),
         standardize_genotypes=d.get("standardize_genotypes", "center"),
         drop_missing_phenotypes=d.get("drop_missing_phenotypes", False),
         name=Path(d["phenotypes"]).stem)
@@ -213,44 +198,134 @@ def run_config(config: RunConfig, *, progress: bool = True,
                                unassigned=d.get("unassigned", "drop"))
     if d.get("ld_prune_r2"):
         dataset = bdata.ld_prune(dataset, r2=d["ld_prune_r2"])
-    _say(progress, f"Data: {dataset!r}")
+    inputs = {"genotypes": d["plink"], "phenotypes": d["phenotypes"],
+              "covariates": d.get("covariates"), "genes": None if genes == "hg19" else genes}
+    return dataset, inputs
 
+
+def _read_view_dataset(d: dict[str, Any]):
+    """The multi-view families' data: one subject-indexed table per view."""
+    tables = {name: bdata.read_table(path, id_column=d.get("id_column"))
+              for name, path in d["views"].items()}
+    cov = None
+    if d.get("covariates"):
+        cov = bdata.read_table(d["covariates"], id_column=d.get("id_column"),
+                               columns=d.get("covariate_columns"))
+    labels = bdata.read_table(d["labels"], id_column=d.get("id_column")) \
+        if d.get("labels") else None
+    views = bdata.make_views(tables, likelihoods=d.get("likelihoods"), covariates=cov,
+                             labels=labels, subjects=d.get("subjects", "union"),
+                             name=Path(next(iter(d["views"].values()))).stem)
+    inputs = {f"view {name}": path for name, path in d["views"].items()}
+    inputs.update(covariates=d.get("covariates"), labels=d.get("labels"))
+    return views, inputs
+
+
+def read_config_data(config: RunConfig):
+    """Read and align the data a configuration names: ``(dataset, input files by role)``."""
+    if config.family in ("factor", "bnmix"):
+        return _read_view_dataset(config.data)
+    return _read_genotype_dataset(config.data)
+
+
+def build_model(config: RunConfig):
+    """The model a configuration names (hyperparameters from ``[model]``)."""
     m = config.model
-    model = GroupSparseMTR(lambda1=m.get("lambda1", 2.0), lambda2=m.get("lambda2", 2.0),
-                           hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
-                           parameterization=m.get("parameterization", "marginal"),
-                           covariate_scale=m.get("covariate_scale", 10.0))
+    family = config.family
+    if family == "gsmtr":
+        return GroupSparseMTR(lambda1=m.get("lambda1", 2.0), lambda2=m.get("lambda2", 2.0),
+                              hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
+                              parameterization=m.get("parameterization", "marginal"),
+                              covariate_scale=m.get("covariate_scale", 10.0))
+    if family == "spike_slab":
+        from bayesimg.models import SpikeSlabMTR
+        kwargs = {k: m[k] for k in ("residual", "covariate_scale") if k in m}
+        if "slab_scales" in m:
+            kwargs["slab_scales"] = tuple(m["slab_scales"])
+        return SpikeSlabMTR(**kwargs)
+    if family == "glrr":
+        from bayesimg.models import GLRR
+        return GLRR(rank=m.get("rank", 3), noise_factors=m.get("noise_factors"),
+                    covariate_scale=m.get("covariate_scale", 10.0))
+    if family == "factor":
+        from bayesimg.models import MultiViewFactor
+        return MultiViewFactor(m.get("n_factors", 10),
+                               covariate_scale=m.get("covariate_scale", 10.0))
+    from bayesimg.models import BNMix
+    return BNMix(m.get("n_clusters", 2))
+
+
+def plan_config(config: RunConfig) -> str:
+    """Check everything a run needs without fitting (``bayesimg fit --dry-run``).
+
+    Reads and aligns the data, builds and validates the model on them, checks the
+    inference options and the output folder, and returns the plan as text.
+    """
+    from bayesimg.inference.common import check_inputs
     options = dict(config.inference)
     method = options.pop("method", "gibbs")
+    check_fit_options(method, options)
+    check_destination(config.output["folder"],
+                      overwrite=bool(config.output.get("overwrite", False)))
+    dataset, inputs = read_config_data(config)
+    model = build_model(config)
+    check_inputs(model, dataset)
+    grid = config.model.get("lambda_grid")
+    fits = (f"{len(grid)} fits over lambda_grid, chosen by {config.model.get('ic', 'waic')}"
+            if grid else "1 fit")
+    lines = [f"Plan for {config.path}:",
+             f"  data:    {dataset!r}",
+             *(f"  input:   {role}: {path}" for role, path in inputs.items() if path),
+             f"  model:   {model!r} ({config.family})",
+             f"  fits:    {fits}, method = {method!r}, "
+             + ", ".join(f"{k} = {v}" for k, v in options.items()),
+             f"  output:  {config.output['folder']} (checked: can be created)",
+             "Nothing was fitted or written (--dry-run)."]
+    return "\n".join(lines)
+
+
+def run_config(config: RunConfig, *, progress: bool = True,
+               overwrite: bool | None = None, include_data: bool | None = None) -> JobResult:
+    """Run a user's configuration: read data, fit, compare, write the report.
+
+    Every family of :mod:`bayesimg.config` runs from here.  The output folder and the
+    inference options are checked before any data are read; ``overwrite`` (default: the
+    config's ``[output] overwrite``, else False) allows replacing an earlier bayesimg
+    report.
+    """
+    t0 = time.perf_counter()
+    if overwrite is None:
+        overwrite = bool(config.output.get("overwrite", False))
+    if include_data is None:
+        include_data = bool(config.output.get("include_data", False))
+    check_destination(config.output["folder"], overwrite=overwrite)
+    options = dict(config.inference)
+    method = options.pop("method", "gibbs")
+    check_fit_options(method, options)
+    dataset, inputs = read_config_data(config)
+    _say(progress, f"Data: {dataset!r}")
+    model = build_model(config)
     options.setdefault("progress", progress)
+    m = config.model
     if m.get("lambda_grid"):
         grid = [{"lambda1": float(a), "lambda2": float(b)} for a, b in m["lambda_grid"]]
         _, table, fits = select_hyperparameter(model, dataset, grid, ic=m.get("ic", "waic"),
                                                method=method, **options)
     else:
-        fits = {"gsmtr": fit(model, dataset, method=method, **options)}
+        fits = {config.family: fit(model, dataset, method=method, **options)}
         table = None
     n_ppc = config.output.get("posterior_predictive_draws", 100)
-    if n_ppc:
-        fits = {k: add_posterior_predictive(f, model.replace(**_lambdas(f)), dataset,
-                                            num_draws=n_ppc)
+    if n_ppc and config.family in ("gsmtr", "glrr"):
+        fits = {k: add_posterior_predictive(f, num_draws=n_ppc, seed=options.get("seed", 0))
                 for k, f in fits.items()}
     folder = write_report(fits, config.output["folder"], top=config.output.get("top", 20),
                           overwrite=overwrite, include_data=include_data, dataset=dataset,
                           config_text=config.text,
-                          inputs={"config": config.path, "genotypes": d["plink"],
-                                  "phenotypes": d["phenotypes"],
-                                  "covariates": d.get("covariates"),
-                                  "genes": None if genes == "hg19" else genes},
+                          inputs={"config": config.path, **inputs},
                           title=f"bayesimg: {config.path.name if config.path else 'run'}",
                           notes=[f"Dataset: {dataset!r}. Intervals are 95% equal-tailed."])
-    best = str(table.index[0]) if table is not None else "gsmtr"
+    best = str(table.index[0]) if table is not None else config.family
     return JobResult(folder, best, fits, table, time.perf_counter() - t0)
-
-
-def _lambdas(fit_) -> dict[str, float]:
-    s = fit_.model_settings
-    return {"lambda1": s["lambda1"], "lambda2": s["lambda2"]}
 
 
 def _say(enabled: bool, message: str) -> None:

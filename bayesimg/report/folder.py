@@ -172,11 +172,16 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
     diag = diagnose(fit)
     (sub / "diagnostics.txt").write_text(str(diag) + "\n")
     summary(fit).to_csv(sub / "summary.csv")
-    hits = top_associations(fit, n=top)
-    hits.to_csv(sub / "top_associations.csv")
+    site = tree.attrs.get("association_site") or ""
+    hits = None
+    if site and site in tree["posterior"].to_dataset().data_vars:
+        # families with one association matrix (SNP × phenotype); factor and network
+        # families report their own outputs (loadings, clusters) in the summary table
+        hits = top_associations(fit, n=top)
+        hits.to_csv(sub / "top_associations.csv")
+        plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{file_name}.png")
     if hasattr(fit, "save"):
         fit.save(sub / "fit.nc", include_data=include_data)
-    plots.plot_forest(fit, top=top, path=out / "plots" / f"forest_{file_name}.png")
     trace_vars = _tree.trace_sites(tree)
     if trace_vars and not tree.attrs.get("approximate"):
         plots.plot_trace(fit, trace_vars, path=out / "plots" / f"trace_{file_name}.png")
@@ -190,7 +195,7 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
     lines = [f"### `{name}` — {tree.attrs.get('method', '?')} "
              f"({', '.join(f'{k}={v}' for k, v in settings.items() if v is not None)})", "",
              "```", str(diag), "```", ""]
-    if lead:
+    if lead and hits is not None:
         lines += [f"Top associations (posterior mean, {interval_label()} interval):", "",
                   markdown_table(hits.head(top)), ""]
     return lines
