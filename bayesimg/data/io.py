@@ -479,6 +479,16 @@ def _read_raw_table(path: Path, sep: str | None) -> pd.DataFrame:
         header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
                              skipinitialspace=True).iloc[0]
         blank = [i for i, h in enumerate(header) if pd.isna(h) or not str(h).strip()]
+        if blank == [0] and _is_row_numbers(table.iloc[:, 0]):
+            # a row index saved by pandas (to_csv) or R (write.csv): not data
+            warnings.warn(
+                f"the first column has no name and holds the row numbers "
+                f"{table.iloc[0, 0]}…{table.iloc[-1, 0]} (an index saved with the table): "
+                f"it is ignored [file {str(path)!r}]", DataWarning,
+                skip_file_prefixes=LIBRARY_FILES)
+            table = table.iloc[:, 1:]
+            header = header.iloc[1:]
+            blank = []
         if blank:
             raise DataValidationError(
                 f"column number {blank[0] + 1} has no name in the header (a stray "
@@ -511,6 +521,16 @@ def is_site_column(name: str) -> bool:
     [True, True, False, False, True]
     """
     return _SITE_NAME.search(str(name)) is not None
+
+
+def _is_row_numbers(column: pd.Series) -> bool:
+    """Whether a text column reads 0, 1, 2, … or 1, 2, 3, … (a saved row index)."""
+    try:
+        numbers = column.astype(str).str.strip().astype(np.int64).to_numpy()
+    except (ValueError, TypeError):
+        return False
+    return len(numbers) > 0 and numbers[0] in (0, 1) and bool(
+        np.all(numbers == numbers[0] + np.arange(len(numbers))))
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:

@@ -251,3 +251,17 @@ def test_read_table_all_empty_column(tmp_path):
 def test_read_table_empty_file(tmp_path):
     with pytest.raises(InputFileError, match="empty"):
         read_table(write(tmp_path, "p.csv", ""))
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_read_table_ignores_a_saved_row_index(tmp_path, first):
+    from bayesimg.errors import DataWarning
+
+    rows = "".join(f"{first + i},S{i},{i * 1.5}\n" for i in range(4))
+    path = write(tmp_path, "p.csv", ",IID,y\n" + rows)   # pandas to_csv / R write.csv
+    with pytest.warns(DataWarning, match="no name and holds the row numbers"):
+        table = read_table(path)
+    assert list(table.columns) == ["y"] and list(table.index) == ["S0", "S1", "S2", "S3"]
+    path = write(tmp_path, "q.csv", ",IID,y\n7,S0,1\n3,S1,2\n")    # not row numbers
+    with pytest.raises(DataValidationError, match="column number 1 has no name"):
+        read_table(path)

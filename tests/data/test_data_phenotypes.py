@@ -334,3 +334,30 @@ def test_read_table_keeps_numeric_site_codes_categorical(tmp_path):
     assert cov["SITE_ID"].tolist() == ["1", "2", "1", "2"]
     assert cov["age"].dtype == np.float64
     assert read_table(path, categorical=[])["SITE_ID"].dtype == np.float64
+
+
+@needs_abide
+def test_abide_freesurfer_volumes_with_site_covariates_through_make_dataset(tmp_path):
+    """The real phenotype file, as distributed, has a saved pandas index as its first
+    (unnamed) column and FILE_ID 'no_filename' for subjects without images: the index is
+    ignored with a warning, the duplicated IDs are a named error until those rows go."""
+    original = ABIDE / "Phenotypic_V1_0b_preprocessed1.csv"
+    with pytest.warns(DataWarning, match="no name and holds the row numbers 0…"):
+        with pytest.raises(DataValidationError, match="appears") as err:
+            read_table(original, id_column="FILE_ID")
+    assert err.value.subject == "no_filename"
+    frame = pd.read_csv(original, dtype=str, keep_default_na=False)
+    kept = tmp_path / "phenotypic.csv"
+    frame[frame["FILE_ID"] != "no_filename"].iloc[:, 1:].to_csv(kept, index=False)
+    cov = read_table(kept, id_column="FILE_ID", columns=["AGE_AT_SCAN", "SEX", "SITE_ID"],
+                     categorical=["SEX", "SITE_ID"])
+    aseg = read_freesurfer_table(ABIDE / "aseg_table.tsv")
+    volumes = aseg[["Left-Hippocampus", "Right-Hippocampus"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)     # subjects only in one table
+        data = make_dataset(phenotypes=volumes, covariates=cov)
+    n_sites = cov.loc[data.subjects, "SITE_ID"].nunique()
+    assert n_sites == 20 and data.n_subjects > 1000
+    encoding = data.preprocessing["covariates_one_hot"]["SITE_ID"]
+    assert len(encoding["columns"]) == n_sites - 1
+    assert data.n_covariates == 1 + 1 + (n_sites - 1)      # age, sex[2], 19 site dummies
