@@ -161,10 +161,17 @@ def _check_block(block_size) -> int:
 
 # --------------------------------------------------------------------------- PLINK 2
 def _pgen_paths(path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The .pgen, .pvar (else a .bim) and .psam (else a .fam) of a fileset, as PLINK 2
+    accepts them."""
     path = Path(path)
-    if path.suffix.lower() in {".pgen", ".pvar", ".psam"}:
+    if path.suffix.lower() in {".pgen", ".pvar", ".psam", ".bim", ".fam"}:
         path = path.with_suffix("")
-    return Path(f"{path}.pgen"), Path(f"{path}.pvar"), Path(f"{path}.psam")
+    pvar, psam = Path(f"{path}.pvar"), Path(f"{path}.psam")
+    if not pvar.is_file() and Path(f"{path}.bim").is_file():
+        pvar = Path(f"{path}.bim")
+    if not psam.is_file() and Path(f"{path}.fam").is_file():
+        psam = Path(f"{path}.fam")
+    return Path(f"{path}.pgen"), pvar, psam
 
 
 def _read_psam(path: Path) -> np.ndarray:
@@ -312,6 +319,8 @@ def read_pgen(path: str | os.PathLike, *, snps: Sequence[str] | None = None,
     ----------
     path : str or path
         The common prefix (``data/chr2``) or the path of any of the three files.
+        As in PLINK 2, a ``.bim`` stands in for a missing ``.pvar`` and a ``.fam``
+        for a missing ``.psam``.
     snps : sequence of str, optional
         Variant IDs (``.pvar`` column ID; an ID of ``.`` reads as
         ``chrom:pos:ref:alt``) to read.  IDs not in the file are left out with a

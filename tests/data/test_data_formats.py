@@ -139,6 +139,16 @@ def test_pgen_headerless_bim_style_pvar_and_count_minor(tmp_path, lct):
     np.testing.assert_array_equal(minor.values, read_plink_minor(lct))
 
 
+def test_pgen_with_bim_and_fam_instead_of_pvar_and_psam(tmp_path, lct):
+    prefix = write_pgen(tmp_path / "LCT", lct)
+    Path(f"{prefix}.pvar").unlink()
+    Path(f"{prefix}.psam").unlink()
+    with importlib.resources.as_file(DEMO) as folder:
+        for suffix in ("bim", "fam"):
+            Path(f"{prefix}.{suffix}").write_bytes((folder / f"LCT.{suffix}").read_bytes())
+    assert_same(read_pgen(f"{prefix}.pgen"), lct)
+
+
 def read_plink_minor(table):
     from bayesimg.data.io import _count_minor_allele
     return _count_minor_allele(table.values, table.snps)[0]
