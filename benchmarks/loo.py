@@ -70,6 +70,7 @@ def main():
     fits = dict(bi.fit_many({name: bi.FitJob(m, data, "gibbs", opts)
                              for name, m in models.items()}, progress=False))
     timings["full_fits_s"] = time.perf_counter() - t
+    print(f"full fits: {timings['full_fits_s']:.0f} s", flush=True)
 
     out_models = {}
     loo_res = {}
@@ -91,6 +92,7 @@ def main():
                                    "draws_used": integ.details["draws_used"],
                                    "seconds": t_int}
         out_models[name] = entry
+        print(f"{name}: {entry}", flush=True)
 
     # ---- 10-fold, the same folds for every model
     folds = bi.inference.make_folds(data, args.k, seed=args.seed)
@@ -101,6 +103,7 @@ def main():
                             keep_predictions=True, **opts)
         out_models[name]["kfold"] = {"elpd": kf[name].elpd, "se": kf[name].se,
                                      "p": kf[name].p, "seconds": time.perf_counter() - t}
+        print(f"{name} kfold: {out_models[name]['kfold']}", flush=True)
 
     # ---- held-out R² (original units) vs RidgeCV on the same folds
     from sklearn.linear_model import RidgeCV
@@ -137,6 +140,7 @@ def main():
             for name, m in models.items() for i in subset}
     refits = bi.fit_many(jobs, progress=False)
     timings["exact_loo_refits_s"] = time.perf_counter() - t
+    print(f"exact refits: {timings['exact_loo_refits_s']:.0f} s", flush=True)
     exact = {}
     for name in models:
         vals = []

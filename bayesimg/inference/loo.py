@@ -37,8 +37,9 @@ MAX_DRAWS = 1000
 
 
 def integrated_pointwise(fit: Fit, *, max_draws: int | None = MAX_DRAWS, seed: int = 0):
-    """``(tree, note)``: a DataTree with ``posterior`` = θ draws and ``log_likelihood/y`` =
-    log p(y_i | y_{-i}, θ_s) (chain, draw, subject), or None where the hook does not apply."""
+    """``(tree, note, draws_used)``: a DataTree with ``posterior`` = θ draws and
+    ``log_likelihood/y`` = log p(y_i | y_{-i}, θ_s) (chain, draw, subject), the hook's note
+    and the number of draws used; None where the hook does not apply."""
     tree = fit.tree
     if fit.approximate or fit.n_chains * fit.n_draws < 2:
         return None
@@ -76,6 +77,16 @@ def integrated_loo(fit: Fit, *, max_draws: int | None = MAX_DRAWS, seed: int = 0
     small, note, used = got
     res = psis_loo(small, var_name="y")
     res.method = "integrated"
+    # p_loo = lppd − elpd_loo with lppd from the fit's own pointwise log-likelihood (the
+    # usual definition; PSIS's own p would refer to the integrated densities)
+    if "log_likelihood" in fit.tree.children and "y" in fit.tree["log_likelihood"].dataset:
+        ll = np.asarray(fit.tree["log_likelihood"].dataset["y"].values, dtype=float)
+        ll = ll.reshape(-1, ll.shape[-1])
+        if ll.shape[1] == res.pointwise.size:
+            from scipy.special import logsumexp
+            lppd_i = logsumexp(ll, axis=0) - np.log(ll.shape[0])
+            res.p_pointwise = lppd_i - res.pointwise
+            res.p = float(res.p_pointwise.sum())
     res.details = {"integrated": note, "draws_used": used,
                    "draws_total": fit.n_chains * fit.n_draws}
     return res

@@ -254,7 +254,7 @@ def linear_predictive(inputs: dict, coef: np.ndarray, gamma: np.ndarray | None,
 
 # ---------------------------------------------------------------------------- integrated LOO
 def gaussian_loo_given_prior(B: np.ndarray, Y: np.ndarray, sigma2: np.ndarray,
-                             prior_var: np.ndarray, *, batch: int = 64,
+                             prior_var: np.ndarray, *, batch: int = 8,
                              form: str = "auto") -> np.ndarray:
     """log p(y_i | y_{-i}, θ_s) (S, n), coefficients integrated out, summed over columns.
 
