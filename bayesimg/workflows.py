@@ -14,8 +14,6 @@ The old names stay reachable: ``bayesimg.models.factor.outputs.select_k`` (also
 
 from __future__ import annotations
 
-import pandas as pd
-
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference import fit as run_fit
@@ -65,8 +63,9 @@ def select_n_clusters(fits: dict, ic: str = "loo", n_se: float = 1.0):
     table["occupied"] = [int((_post(labelled[i])["pi"].mean(("chain", "draw")) > 0.05).sum())
                          for i in table.index]
     best = table["elpd"].max()
-    within = table[(best - table["elpd"]) <= n_se * table["dse"].clip(lower=1e-12)]
-    within = pd.concat([within, table[table["elpd"] == best]]).drop_duplicates()
-    chosen = int(within["K"].min())
+    within = (best - table["elpd"]) <= n_se * table["dse"].clip(lower=1e-12)
+    # rows within n_se of the best, and the best itself; no pd.concat, which compares the
+    # tables' attrs (compare() keeps ArviZ ELPD data there, whose == is element-wise)
+    chosen = int(table.loc[within | (table["elpd"] == best), "K"].min())
     table["chosen"] = table["K"] == chosen
     return chosen, table
