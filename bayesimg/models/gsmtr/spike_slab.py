@@ -28,7 +28,10 @@ patterns U are ``"shared"`` (11ᵀ: the same effect on every ROI), ``"single"`` 
 each ROI k: an ROI-specific effect), ``"independent"`` (I: every ROI affected, effects
 independent) and any user vectors u (uuᵀ, e.g. a bilateral left+right pattern); scales
 v are a small grid in units of the standardised phenotype per unit of X
-(default 0.05, 0.1, 0.2, 0.4 SD per allele).  The bi-level (gene, SNP-within-gene) indicator
+(default 0.1, 0.2, 0.4, 0.8 SD per allele: the smallest is about the standard error
+of a per-allele effect at n = 500 and MAF 0.2 — a slab much narrower than that is
+indistinguishable from the spike, so including a SNP in it costs nothing and PIPs drift
+towards the prior).  The bi-level (gene, SNP-within-gene) indicator
 prior is Xu & Ghosh's (2015, Bayesian Analysis) BSGS-SS and MBSGS's (Liquet et al. 2017);
 learning π_gene and π_snp gives the multiplicity correction of Scott & Berger (2010).
 Residual correlation across ROIs (imaging phenotypes are correlated) enters through Σ.
@@ -84,7 +87,7 @@ DATA_PATTERN_ROI_Z = 2.0
 DATA_PATTERN_COSINE = 0.9
 #: at most this many data-driven patterns
 DATA_PATTERN_MAX = 20
-DEFAULT_SLAB_SCALES = (0.05, 0.1, 0.2, 0.4)
+DEFAULT_SLAB_SCALES = (0.1, 0.2, 0.4, 0.8)
 
 
 class SpikeSlabMTR(GenotypePhenotypeIO, Model):

@@ -109,6 +109,32 @@ def update_logits(bhat, s, others_in, gene_size, pi_gene, pi_snp, log_weights, s
     return jnp.concatenate([log_out[None], log_in + log_weights + log_bf.reshape(-1)]), a, y
 
 
+#: a pair move links SNP j to the SNP of its gene within ±PARTNER_WINDOW positions with the
+#: largest |r|, if |r| ≥ PARTNER_MIN_R
+PARTNER_WINDOW = 20
+PARTNER_MIN_R = 0.5
+
+
+def ld_partners(X, gene_index, xx):
+    """(partner (d,) int32, −1 for none; x_jᵀx_partner (d,)) from a window of neighbours
+    (one pass over X per offset: memory n·d, cost 2·PARTNER_WINDOW·n·d once per fit)."""
+    n, d = X.shape
+    offsets = jnp.concatenate([jnp.arange(-PARTNER_WINDOW, 0), jnp.arange(1, PARTNER_WINDOW + 1)])
+    cols = jnp.arange(d)
+
+    def at_offset(o):
+        k = jnp.clip(cols + o, 0, d - 1)
+        gram = jnp.sum(X * jnp.roll(X, -o, axis=1), axis=0)       # x_jᵀx_{j+o}
+        valid = (cols + o >= 0) & (cols + o < d) & (gene_index[k] == gene_index)
+        r = jnp.where(valid, jnp.abs(gram) / jnp.sqrt(xx * xx[k]), 0.0)
+        return r, gram
+
+    r, gram = lax.map(at_offset, offsets)                           # (2w, d) each
+    best = jnp.argmax(r, axis=0)
+    partner = jnp.where(r[best, cols] >= PARTNER_MIN_R, cols + offsets[best], -1)
+    return partner.astype(jnp.int32), gram[best, cols]
+
+
 class SpikeSlabGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel for :class:`~bayesimg.models.gsmtr.SpikeSlabMTR`.
 
@@ -132,6 +158,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         n_genes = kw["gene_sizes"].shape[0]
         n_comp = kw["dirichlet_alpha"].shape[0]
         cache = {"xx": jnp.maximum(jnp.sum(X * X, axis=0), jnp.finfo(dtype).tiny)}
+        cache["partner"], cache["partner_gram"] = ld_partners(X, kw["gene_index"], cache["xx"])
         if d <= n:
             cache["XtX"] = X.T @ X
             cache["XtY"] = X.T @ Y
@@ -207,43 +234,50 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         xx = cache["xx"]
         n_in = jax.ops.segment_sum(z["snp_in"], gene_index, num_segments=n_genes)
 
-        def one_snp(j, carry):
-            resid, W, snp_in, comp, n_in = carry
-            s = xx[j]
-            w_old = W[j]
-            column = cache["XtX"][j] if narrow else cache["Xt"][j]
-            xtr = resid[j] if narrow else column @ resid
-            bhat = xtr / s + w_old
-            g = gene_index[j]
-            was_in = snp_in[j]
-            logits, a, y = update_logits(bhat, s, n_in[g] - was_in, gene_sizes[g],
-                                         z["pi_gene"], z["pi_snp"], log_pi, sigma_inv, kappa,
-                                         rank1, eig, scales2, self.has_identity)
-            probs = jax.nn.softmax(logits)
-            choice = jnp.minimum(jnp.sum(jnp.cumsum(probs)[:-1] < unif[j]), logits.shape[0] - 1)
-            included = choice > 0
-            m = jnp.maximum(choice - 1, 0)
+        n_rank1 = rank1.shape[0]
+        n_comp = log_pi.shape[0]
+
+        def draw_effect(m, s, a, y, eps):
+            """w | component m from the single-SNP likelihood (s = x_jᵀx_j)."""
             p, t = m // n_scales, m % n_scales
             v2 = scales2[t]
-            eps = normal[j]
-            n_rank1 = rank1.shape[0]
-            w_new = jnp.zeros((c,), dtype)
+            w = jnp.zeros((c,), dtype)
             if n_rank1:
                 # rank-1 pattern u_p: w = β u_p
                 p1 = jnp.minimum(p, n_rank1 - 1)
                 prec = 1.0 / v2 + s * kappa[p1]
                 beta = s * a[p1] / prec + eps[0] / jnp.sqrt(prec)
-                w_new = beta * rank1[p1]
+                w = beta * rank1[p1]
             if self.has_identity:
                 lam, Q = eig
                 prec_i = 1.0 / v2 + s / lam
                 w_id = Q @ (s * y / lam / prec_i + eps / jnp.sqrt(prec_i))
-                w_new = jnp.where(p >= n_rank1, w_id, w_new)
-            w_new = jnp.where(included, w_new, jnp.zeros_like(w_new))
+                w = jnp.where(p >= n_rank1, w_id, w)
+            return w
+
+        def column_of(j):
+            return cache["XtX"][j] if narrow else cache["Xt"][j]
+
+        def xt_resid(j, resid):
+            return resid[j] if narrow else column_of(j) @ resid
+
+        def one_snp(j, carry):
+            resid, W, snp_in, comp, n_in = carry
+            s = xx[j]
+            w_old = W[j]
+            bhat = xt_resid(j, resid) / s + w_old
+            g = gene_index[j]
+            was_in = snp_in[j]
+            logits, a, y = update_logits(bhat, s, n_in[g] - was_in, gene_sizes[g],
+                                         z["pi_gene"], z["pi_snp"], log_pi, sigma_inv, kappa,
+                                         rank1, eig, scales2, self.has_identity)
+            choice = _categorical(logits, unif[j])
+            included = choice > 0
+            m = jnp.maximum(choice - 1, 0)
+            w_new = jnp.where(included, draw_effect(m, s, a, y, normal[j]), 0.0)
             delta_w = w_old - w_new
-            changed = jnp.any(delta_w != 0)
-            resid = lax.cond(changed, lambda r: r + jnp.outer(column, delta_w),
-                             lambda r: r, resid)
+            resid = lax.cond(jnp.any(delta_w != 0),
+                             lambda r: r + jnp.outer(column_of(j), delta_w), lambda r: r, resid)
             now_in = included.astype(jnp.int32)
             return (resid, W.at[j].set(w_new), snp_in.at[j].set(now_in),
                     comp.at[j].set(jnp.where(included, m, -1).astype(jnp.int32)),
@@ -251,6 +285,64 @@ class SpikeSlabGibbs(ExactGibbsKernel):
 
         resid, W, snp_in, comp, n_in = lax.fori_loop(
             0, d, one_snp, (resid, W, z["snp_in"], z["slab_component"], n_in))
+
+        # ---- pair moves: SNP j and its LD partner k (same gene, |r| ≥ PARTNER_MIN_R).  When
+        # at most one of them is in, (δ_j, w_j, δ_k, w_k) is redrawn from the posterior
+        # restricted to {at most one in}: both out, j in with component m, or k in with m.
+        # A Gibbs step given the cell, so exact; it lets a signal move between proxies in
+        # one step (single-SNP updates must pass through "both in" or "both out").
+        partner = cache["partner"]
+        pair_unif = jax.random.uniform(keys[8], (d,), dtype)
+        pair_normal = jax.random.normal(keys[9], (d, c), dtype)
+        log_s, log_not_s = jnp.log(z["pi_snp"]), jnp.log1p(-z["pi_snp"])
+
+        def pair_move(j, carry):
+            resid, W, snp_in, comp, n_in = carry
+            k = jnp.maximum(partner[j], 0)
+            g = gene_index[j]
+            others = n_in[g] - snp_in[j] - snp_in[k]
+            # prior of (one given SNP in, the other out) and of (both out), γ integrated:
+            # another SNP of the gene in: π_s(1 − π_s) and (1 − π_s)²; none:
+            # π_g π_s (1 − π_s)^{m_g − 1} and (1 − π_g) + π_g (1 − π_s)^{m_g}
+            m_g = gene_sizes[g]
+            log_pg, log_not_g = jnp.log(z["pi_gene"]), jnp.log1p(-z["pi_gene"])
+            some = others > 0
+            log_one = log_s + jnp.where(some, log_not_s, log_pg + (m_g - 1.0) * log_not_s)
+            log_none = jnp.where(some, 2.0 * log_not_s,
+                                 jnp.logaddexp(log_not_g, log_pg + m_g * log_not_s))
+            gram = cache["partner_gram"][j]
+            s_j, s_k = xx[j], xx[k]
+            bhat_j = (xt_resid(j, resid) + s_j * W[j] + gram * W[k]) / s_j
+            bhat_k = (xt_resid(k, resid) + s_k * W[k] + gram * W[j]) / s_k
+            lbf_j, a_j, y_j = component_log_bf(bhat_j, s_j, sigma_inv, kappa, rank1, eig,
+                                               scales2, self.has_identity)
+            lbf_k, a_k, y_k = component_log_bf(bhat_k, s_k, sigma_inv, kappa, rank1, eig,
+                                               scales2, self.has_identity)
+            logits = jnp.concatenate([log_none[None], log_one + log_pi + lbf_j.reshape(-1),
+                                      log_one + log_pi + lbf_k.reshape(-1)])
+            choice = _categorical(logits, pair_unif[j])
+            j_in, k_in = (choice >= 1) & (choice <= n_comp), choice > n_comp
+            m = jnp.where(k_in, choice - 1 - n_comp, choice - 1)
+            m = jnp.maximum(m, 0).astype(jnp.int32)
+            w_j = jnp.where(j_in, draw_effect(m, s_j, a_j, y_j, pair_normal[j]), 0.0)
+            w_k = jnp.where(k_in, draw_effect(m, s_k, a_k, y_k, pair_normal[j]), 0.0)
+            d_j, d_k = W[j] - w_j, W[k] - w_k
+            eligible = (partner[j] >= 0) & (snp_in[j] + snp_in[k] <= 1)
+
+            def apply(carry):
+                resid, W, snp_in, comp, n_in = carry
+                resid = resid + jnp.outer(column_of(j), d_j) + jnp.outer(column_of(k), d_k)
+                new_j, new_k = j_in.astype(jnp.int32), k_in.astype(jnp.int32)
+                n_in = n_in.at[g].add(new_j + new_k - snp_in[j] - snp_in[k])
+                comp = comp.at[j].set(jnp.where(j_in, m, -1)).at[k].set(jnp.where(k_in, m, -1))
+                return (resid, W.at[j].set(w_j).at[k].set(w_k),
+                        snp_in.at[j].set(new_j).at[k].set(new_k), comp, n_in)
+
+            changed = eligible & (jnp.any(d_j != 0) | jnp.any(d_k != 0))
+            return lax.cond(changed, apply, lambda carry: carry, carry)
+
+        resid, W, snp_in, comp, n_in = lax.fori_loop(
+            0, d, pair_move, (resid, W, snp_in, comp.astype(jnp.int32), n_in))
         z["W"], z["snp_in"], z["slab_component"] = W, snp_in, comp
 
         # ---- γ | δ, π ;  π_gene | γ ;  π_snp | δ, γ ;  mixture weights | components
@@ -329,6 +421,12 @@ def inverse_wishart(key, chi2, scale):
     V = solve_lower(A, C.T)
     Sigma = V.T @ V
     return 0.5 * (Sigma + Sigma.T)
+
+
+def _categorical(logits, u):
+    """Index drawn from softmax(``logits``) by inverting its CDF at the uniform ``u``."""
+    cdf = jnp.cumsum(jax.nn.softmax(logits))
+    return jnp.minimum(jnp.sum(cdf[:-1] < u), logits.shape[0] - 1)
 
 
 def _inside_unit(p):
