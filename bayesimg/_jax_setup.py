@@ -133,6 +133,9 @@ def configure() -> None:
     if _state.get("configured"):
         return
     _state["configured"] = True
+    # numpyro imports tqdm.auto, which warns in every notebook without ipywidgets; bayesimg
+    # draws its own progress bars (plain text there), so the warning says nothing useful
+    warnings.filterwarnings("ignore", message="IProgress not found")
     _configure_cpu_devices()
     _configure_precision()
     _configure_compilation_cache()

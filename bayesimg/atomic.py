@@ -13,6 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def new_file_mode() -> int:
+    """The permissions a new file gets from ``open()`` here: 0o666 less the umask.
+
+    Temporary files are created 0o600; the written result gets these instead, so an
+    atomic write leaves the same permissions as a plain one.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` to fill a temporary file, fsync it, rename it onto ``path``."""
     path = Path(path)
@@ -22,6 +33,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from tqdm.auto import tqdm
+try:  # notebook widgets when ipywidgets is installed; plain text bars otherwise
+    import ipywidgets  # noqa: F401
+    from tqdm.auto import tqdm
+except ImportError:
+    from tqdm.std import tqdm
 
 
 class _Bar:

@@ -3,10 +3,11 @@
 Every function builds a :class:`matplotlib.figure.Figure` without pyplot: nothing is
 registered with a GUI backend, nothing is ever shown, and figures made in a loop are
 garbage-collected like any object (safe on headless servers and under Agg).  In
-Jupyter the returned figure displays inline.  Each function returns the Figure and,
-given ``path=``, also writes it atomically: to a temporary file in the same folder,
-then ``os.replace`` onto ``path``, so an interrupted run never leaves a truncated
-image.
+Jupyter the returned figure displays inline, once (:func:`register_notebook_display`
+gives IPython a PNG formatter for Figures; no pyplot import is needed).  Each function
+returns the Figure and, given ``path=``, also writes it atomically: to a temporary file
+in the same folder, then ``os.replace`` onto ``path``, so an interrupted run never
+leaves a truncated image.
 
 ArviZ 1.x's own plots (``arviz_plots``) return ``PlotCollection`` objects and render
 to a silent ``"none"`` backend when no plotting library is configured; these
@@ -16,7 +17,9 @@ functions avoid that dependency and always return a plain matplotlib Figure.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -25,6 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.ndimage import gaussian_filter1d
 
+from bayesimg.atomic import new_file_mode
 from bayesimg.errors import ModelSpecError
 from bayesimg.report import _tree
 from bayesimg.report.compare import KHAT_BAD, KHAT_VERY_BAD, ICResult
@@ -64,7 +68,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = _DPI) -> str:
     try:
         with os.fdopen(fd, "wb") as fh:
             fig.savefig(fh, format=fmt, dpi=dpi)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -76,7 +80,33 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = _DPI) -> str:
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
         save_figure(fig, path)
+    register_notebook_display()
     return fig
+
+
+def _figure_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def register_notebook_display() -> bool:
+    """Show matplotlib Figures as PNG in Jupyter/IPython without pyplot.
+
+    A Figure built without pyplot has no canvas registered with IPython, so a notebook
+    cell would print ``<Figure size ...>`` until something imported pyplot.  This
+    registers a PNG formatter for :class:`~matplotlib.figure.Figure` with the running
+    IPython shell (once; a no-op outside IPython), so the figure a plot function returns
+    renders inline exactly once.  Returns True when a shell was found.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    formatter = shell.display_formatter.formatters["image/png"]
+    if Figure not in formatter.type_printers:
+        formatter.for_type(Figure, _figure_png)
+    return True
 
 
 def _new_figure(width: float, height: float) -> Figure:

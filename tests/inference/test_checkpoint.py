@@ -183,3 +183,15 @@ def test_bad_checkpoint_options(small, tmp_path):
     with pytest.raises(ModelSpecError, match="checkpoint_every"):
         bi.fit(model, data, method="gibbs", chains=1, warmup=5, draws=5, progress=False,
                checkpoint=tmp_path / "c", checkpoint_every=0)
+
+
+def test_atomic_writes_keep_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from bayesimg.atomic import new_file_mode, write_text_atomic
+    target = write_text_atomic(tmp_path / "result.json", "{}")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert stat.S_IMODE(os.stat(target).st_mode) == stat.S_IMODE(os.stat(plain).st_mode) \
+        == new_file_mode()
