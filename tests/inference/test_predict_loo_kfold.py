@@ -170,6 +170,14 @@ def test_a_saved_fit_predicts_the_same(case, tmp_path):
     b = bi.predict(again, sub, seed=2)
     xr.testing.assert_allclose(a["predictions"].dataset, b["predictions"].dataset)
     assert again.loo().method == "integrated"
+    # saved without individual-level data: still predicts (per-SNP constants are kept);
+    # integrated LOO needs X, y, so loo() falls back to PSIS and says so in its method
+    shared = bi.load(fit.save(tmp_path / "shared.nc", include_data=False))
+    c = bi.predict(shared, sub, seed=2)
+    xr.testing.assert_allclose(a["predictions"].dataset, c["predictions"].dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayesimgWarning)
+        assert shared.loo().method == "psis"
 
 
 def test_glrr_predicts_with_its_noise_covariance(case):
