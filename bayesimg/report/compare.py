@@ -64,7 +64,7 @@ class ICResult:
 
     Attributes
     ----------
-    kind : {"waic", "loo"}
+    kind : {"waic", "loo", "kfold"}
     elpd : float
         Expected log pointwise predictive density (higher is better).
     se : float
