@@ -190,9 +190,9 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             "mixture_weights": jnp.full((n_comp,), 1.0 / n_comp, dtype),
             "Sigma": cov,
         })
-        state = SpikeSlabGibbsState(jnp.zeros((), jnp.int32), z, cache, rng_key,
-                                    {"cholesky_jitter": jnp.zeros((), jnp.int32)})
-        return self.sample(state, model_args, model_kwargs)
+        # every SNP out is a valid state: no sweep here (it would compile the sweep twice)
+        return SpikeSlabGibbsState(jnp.zeros((), jnp.int32), z, cache, rng_key,
+                                   {"cholesky_jitter": jnp.zeros((), jnp.int32)})
 
     # ---------------------------------------------------------------- sweep
     def sample(self, state, model_args, model_kwargs):
