@@ -8,7 +8,8 @@ residual covariance models it).  A discovery is true when its SNP (or a SNP of i
 set) is causal for that ROI or in r² ≥ 0.5 with a causal SNP
 (:func:`bayesimg.metrics.score_discoveries`).
 
-Every fit has one shape and the same fixed patterns, so the sampler compiles once.
+The model is the default one (its data-driven patterns included: the planted effects act on
+1-3 ROIs with mixed signs, which the named patterns alone capture poorly).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from bayesimg.metrics import score_discoveries
 from bayesimg.models import GroupSparseMTR, SpikeSlabMTR
 from bayesimg.report import credible_sets, discoveries, inclusion_probabilities
 
-PATTERNS = ("shared", "single", "independent")
 RUN = dict(chains=2, warmup=300, draws=400, progress=False)
 ALPHA = 0.05
 
@@ -37,7 +37,7 @@ def panel():
 def _fit(data, seed, **model_kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bayesimg.fit(SpikeSlabMTR(patterns=PATTERNS, **model_kwargs), data,
+        return bayesimg.fit(SpikeSlabMTR(**model_kwargs), data,
                             method="gibbs", seed=seed, **RUN)
 
 
@@ -70,7 +70,9 @@ def test_planted_snps_found_and_nulls_not(sparse_fit):
     assert (pip[unlinked] > 0.5).sum() <= 1
     score, table = _score(fit, data, truth)
     assert score["power"] >= 0.75, (score, table)
-    assert score["n_false"] == 0, table
+    # Bayesian FDR bounds the expected false share (≤ 5%); one replicate of ~8 calls may
+    # hold one false call (the pooled check over replicates is the slow test below)
+    assert score["n_false"] <= 1, table
     # effects in original units, with the model's intervals around them
     assert table.attrs["units"].startswith("original units")
     assert (table["lower"] <= table["effect"]).all() and (table["effect"] <= table["upper"]).all()
