@@ -299,8 +299,9 @@ def discoveries(fit: Any, fdr: float = 0.05, *, coverage: float = 0.95,
         upper, pip, lfsr, credible_set, cs_purity, cs_snps``.  For a credible set ``snp`` is
         its lead SNP, ``effect`` the posterior mean of the set's summed effect and ``pip``
         P(some SNP of the set affects the ROI); ``credible_set`` and ``cs_snps`` (the set's
-        SNPs, comma-separated) are None and ``cs_purity`` NaN for single SNPs.  ``effect``, ``lower``, ``upper`` (95% equal-tailed interval)
-        are in the units named by ``attrs["units"]``.  ``attrs`` also hold ``fdr``,
+        SNPs, comma-separated) are None and ``cs_purity`` NaN for single SNPs.  ``effect``,
+        ``lower``, ``upper`` (95% equal-tailed interval) are in the units named by
+        ``attrs["units"]``.  ``attrs`` also hold ``fdr``,
         ``n_units`` (units ranked), ``expected_false`` (sum of the selected lfsr) and
         ``pip_defined``.
     """
