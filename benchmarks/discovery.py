@@ -13,7 +13,9 @@ Methods (each fitted to the same data set):
   (:func:`bayesimg.baselines.ols_scan`), Bonferroni / Benjamini–Hochberg at 0.05 over all
   d × 8 tests;
 * ``gsmtr_loo`` — GroupSparseMTR (bgsmtr's prior) by exact Gibbs at the λ₁ = λ₂ that
-  PSIS-LOO picks over ``--lambda-grid`` (:func:`bayesimg.select_hyperparameter`); calls =
+  LOO picks over ``--lambda-grid`` (:func:`bayesimg.select_hyperparameter`'s recipe:
+  ``bi.compare(ic="loo")``, i.e. integrated LOO, here on ``--loo-draws`` thinned
+  hyperparameter draws to keep its cost near the fits'); calls =
   95% equal-tailed interval excludes 0 (or ``bayesimg.report.discoveries`` when it exists
   and accepts a GSMTR fit);
 * ``glrr`` — GLRR (rank bound 3) by exact Gibbs; calls = 95% interval excludes 0;
@@ -151,17 +153,23 @@ def _report_discoveries(fit):
                       f"{type(err).__name__})")
 
 
-def _set_members(fit) -> dict | None:
-    """{credible set label: SNPs} from ``bayesimg.report.credible_sets`` when available."""
+def _set_members(calls: pd.DataFrame, fit) -> dict | None:
+    """{credible set label: SNPs}: the calls' ``cs_snps`` column (comma-separated), else
+    ``bayesimg.report.credible_sets(fit)`` when available."""
+    if "credible_set" in calls.columns and "cs_snps" in calls.columns:
+        sets = calls.dropna(subset=["credible_set"])
+        return {k: [s for s in str(v).split(",") if s]
+                for k, v in zip(sets["credible_set"], sets["cs_snps"], strict=True)}
     func = getattr(bi.report, "credible_sets", None)
     if func is None:
         return None
     try:
-        sets = func(fit)
+        table = func(fit)
     except Exception:  # noqa: BLE001
         return None
-    if isinstance(sets, pd.DataFrame) and {"credible_set", "snp"} <= set(sets.columns):
-        return {k: [str(s) for s in v] for k, v in sets.groupby("credible_set")["snp"]}
+    if isinstance(table, pd.DataFrame) and {"credible_set", "snps"} <= set(table.columns):
+        return {k: [s for s in str(v).split(",") if s]
+                for k, v in zip(table["credible_set"], table["snps"], strict=True)}
     return None
 
 
@@ -228,6 +236,15 @@ def _run_mvsusie(data, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None
 
 
 # ----------------------------------------------------------------- one replicate
+def _ols_records(data, truth) -> list[dict]:
+    c0, t0 = time.process_time(), time.perf_counter()
+    scan = ols_scan(data)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    cand = scan.assign(score=scan["p"])
+    return [_record(f"ols_{correction}", scan_discoveries(scan, correction, ALPHA), cand,
+                    truth, cpu, wall) for correction in ("bonferroni", "bh")]
+
+
 def _effect_metrics(table: pd.DataFrame, truth) -> dict:
     """Coverage and RMSE from a (snp, phenotype, effect, lower, upper) table."""
     W = truth.W
@@ -264,44 +281,50 @@ def _record(method, calls, candidates, truth, cpu, wall, extra=None, set_members
     return rec
 
 
-def run_replicate(scenario: str, seed: int, args, mvsusie: dict) -> list[dict]:
+def run_replicate(scenario: str, seed: int, args, mvsusie: dict,
+                  part: str = "all") -> list[dict]:
+    """The methods of one replicate: ``part`` "primary" (OLS, SpikeSlabMTR, mvSuSiE),
+    "comparators" (GSMTR's LOO grid, GLRR) or "all"."""
     data, truth = bi.data.simulate_discovery(scenario, seed)
     mcmc = dict(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=seed)
     records = []
-
-    c0, t0 = time.process_time(), time.perf_counter()
-    scan = ols_scan(data)
-    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    cand = scan.assign(score=scan["p"])
-    for correction in ("bonferroni", "bh"):
-        records.append(_record(f"ols_{correction}", scan_discoveries(scan, correction, ALPHA),
-                               cand, truth, cpu, wall))
-
-    if "gsmtr_loo" in args.methods:
-        grid = [{"lambda1": float(v), "lambda2": float(v)} for v in args.lambda_grid]
+    primary = part in ("all", "primary")
+    comparators = part in ("all", "comparators")
+    if primary:
+        records += _ols_records(data, truth)
+    if "gsmtr_loo" in args.methods and comparators:
+        # bi.select_hyperparameter's recipe (one vmapped program for the grid, then
+        # bi.compare(ic="loo")), with each fit's integrated LOO computed first on
+        # --loo-draws evenly thinned hyperparameter draws (the full 1,000 cost ~10x more)
+        jobs = {f"lambda={v:g}": bi.FitJob(bi.models.GroupSparseMTR(v, v), data, "gibbs",
+                                           dict(mcmc))
+                for v in args.lambda_grid}
         c0, t0 = time.process_time(), time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            best, table, _ = bi.select_hyperparameter(
-                bi.models.GroupSparseMTR(), data, grid, ic="loo", method="gibbs",
-                progress=False, **mcmc)
+            fits = dict(bi.fit_many(jobs, progress=False))
+            loo_methods = {k: f.loo(max_draws=args.loo_draws).method for k, f in fits.items()}
+            table = bi.compare(fits, ic="loo")
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        best = fits[table.index[0]]
         post = _posterior_table(data, _draws(best, "W"))
         calls, rule = _report_discoveries(best)
         if calls is None:
             calls = _interval_calls(post)
         records.append(_record("gsmtr_loo", calls, post, truth, cpu, wall, {
             "lambda": float(best.model_settings["lambda1"]), "rule": rule,
-            "cpu_seconds_per_grid_fit": cpu / len(grid)}))
+            "loo_method": sorted(set(loo_methods.values())),
+            "cpu_seconds_per_grid_fit": cpu / len(jobs)},
+            set_members=_set_members(calls, best)))
 
-    if "glrr" in args.methods:
+    if "glrr" in args.methods and comparators:
         fit, cpu, wall = _quiet_fit(bi.models.GLRR(rank=args.glrr_rank), data,
                                     method="gibbs", **mcmc)
         post = _posterior_table(data, _draws(fit, "B"))
         records.append(_record("glrr", _interval_calls(post), post, truth, cpu, wall,
                                {"rule": "95% interval excludes 0"}))
 
-    if "spike_slab" in args.methods and hasattr(bi.models, "SpikeSlabMTR"):
+    if "spike_slab" in args.methods and primary and hasattr(bi.models, "SpikeSlabMTR"):
         fit, cpu, wall = _quiet_fit(bi.models.SpikeSlabMTR(), data, method="gibbs", **mcmc)
         post = _posterior_table(data, _draws(fit, "W"))
         post["pip"] = _pip_frame(fit, data, post)
@@ -312,9 +335,9 @@ def run_replicate(scenario: str, seed: int, args, mvsusie: dict) -> list[dict]:
             calls = _lfsr_fdr_calls(post, ALPHA)
             rule = "benchmark fallback: mean lfsr of the calls <= 0.05 (no fit.discoveries)"
         records.append(_record("spike_slab", calls, post, truth, cpu, wall,
-                               {"rule": rule}, set_members=_set_members(fit)))
+                               {"rule": rule}, set_members=_set_members(calls, fit)))
 
-    if "mvsusie" in args.methods and mvsusie["available"]:
+    if "mvsusie" in args.methods and primary and mvsusie["available"]:
         with tempfile.TemporaryDirectory() as tmp:
             post, sets, cpu = _run_mvsusie(data, Path(tmp))
         calls = _lfsr_fdr_calls(post, ALPHA)
@@ -377,6 +400,7 @@ def summarise(records: list[dict], args) -> dict:
             entry["lambda_chosen_counts"] = {f"{k:g}": int(v) for k, v in lam.items()}
             entry["cpu_seconds_per_grid_fit_median"] = float(
                 np.median([r["cpu_seconds_per_grid_fit"] for r in recs]))
+            entry["loo_method"] = sorted({m for r in recs for m in r["loo_method"]})
         if all("pips" in r for r in recs):
             pips = np.concatenate([r["pips"] for r in recs])
             causal = np.concatenate([r["pip_causal"] for r in recs])
@@ -462,9 +486,20 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--lambda-grid", type=float, nargs="+",
                         default=[200.0, 2000.0, 20000.0])
+    parser.add_argument("--loo-draws", type=int, default=100,
+                        help="hyperparameter draws of GSMTR's integrated LOO")
     parser.add_argument("--glrr-rank", type=int, default=3)
     parser.add_argument("--calibration-bins", type=int, default=10)
     parser.add_argument("--calibration-min-count", type=int, default=20)
+    parser.add_argument("--model-replicates", type=int, default=None,
+                        help="run GSMTR (LOO grid) and GLRR on the first N replicates only, "
+                             "after OLS and SpikeSlabMTR have run on all (default: every "
+                             "method on every replicate)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds from the start after which no new replicate round "
+                             "starts (the JSON records the replicates actually run)")
+    parser.add_argument("--model-time-budget", type=float, default=None,
+                        help="the same for the comparator rounds of --model-replicates")
     parser.add_argument("--out", default=str(HERE / "results" / "discovery.json"))
     parser.add_argument("--replot", action="store_true")
     args = parser.parse_args(argv)
@@ -479,34 +514,69 @@ def main(argv=None):
     mvsusie = _mvsusie_status()
     spike_slab_available = hasattr(bi.models, "SpikeSlabMTR")
     started = time.perf_counter()
-    summary, sizes, done = {}, {}, {}
+    sizes, records, done = {}, {s: [] for s in args.scenarios}, dict.fromkeys(args.scenarios, 0)
     for scenario in args.scenarios:
         panel = discovery_panel(scenario)
         sizes[scenario] = {"n_subjects": panel.n_subjects, "n_snps": panel.n_snps,
                            "n_genes": int(panel.snps["gene"].nunique()),
                            "n_phenotypes": 8, "n_covariates": panel.n_covariates,
                            "settings": {k: list(v) if isinstance(v, tuple) else v
-                                        for k, v in SCENARIOS[scenario].items()}}
-        records, causal_counts = [], []
-        for rep in range(args.replicates):
+                                        for k, v in SCENARIOS[scenario].items()},
+                           "causal_pairs_per_replicate": []}
+    stopped = {}
+    summary = {}
+
+    def one_round(rep: int, part: str):
+        nonlocal summary
+        for scenario in args.scenarios:
             seed = 1000 * list(SCENARIOS).index(scenario) + rep
             t0 = time.perf_counter()
-            recs = run_replicate(scenario, seed, args, mvsusie)
-            records += recs
-            causal_counts.append(recs[0]["nominal"]["n_causal"])
+            recs = run_replicate(scenario, seed, args, mvsusie, part)
+            records[scenario] += recs
+            if part != "comparators":
+                done[scenario] += 1
+                sizes[scenario]["causal_pairs_per_replicate"].append(
+                    recs[0]["nominal"]["n_causal"])
             line = ", ".join(f"{r['method']} {r['nominal']['n_detected']}/"
                              f"{r['nominal']['n_causal']} ({r['nominal']['n_false']} false, "
                              f"{r['wall_seconds']:.0f} s)" for r in recs)
-            print(f"[{time.perf_counter() - started:7.0f} s] {scenario} rep {rep} "
+            print(f"[{time.perf_counter() - started:7.0f} s] {scenario} rep {rep} {part} "
                   f"({time.perf_counter() - t0:.0f} s): {line}", flush=True)
-        sizes[scenario]["causal_pairs_per_replicate"] = causal_counts
-        summary[scenario] = summarise(records, args)
-        done[scenario] = args.replicates
+        summary = {s: summarise(records[s], args) for s in args.scenarios if records[s]}
         ratios, targets = _ratios_and_targets(summary, args)
         result = _result(args, summary, sizes, done, ratios, targets, mvsusie,
                          spike_slab_available, time.perf_counter() - started)
+        result["stopped_early"] = stopped or None
         write_json(out, result)
-    _plot(json.loads(out.read_text()), out.with_suffix(".png"))
+        _plot(json.loads(out.read_text()), out.with_suffix(".png"))
+
+    def over(budget, rep) -> bool:
+        return bool(budget) and rep > 0 and time.perf_counter() - started > budget
+
+    # phase 1 — OLS, SpikeSlabMTR (and mvSuSiE): replicate r of every scenario, then r + 1,
+    # so a run cut short by --time-budget has (nearly) equal counts in every scenario;
+    # phase 2 — the costly comparators on the first --model-replicates replicates
+    split = args.model_replicates is not None
+    for rep in range(args.replicates):
+        if over(args.time_budget, rep):
+            stopped["primary"] = (f"--time-budget {args.time_budget:g} s reached after {rep} "
+                                  f"replicate rounds")
+            print(stopped["primary"], flush=True)
+            break
+        one_round(rep, "primary" if split else "all")
+    if split:
+        for rep in range(min(args.model_replicates, max(done.values()))):
+            if over(args.model_time_budget, rep):
+                stopped["comparators"] = (f"--model-time-budget {args.model_time_budget:g} s "
+                                          f"reached after {rep} replicate rounds")
+                print(stopped["comparators"], flush=True)
+                break
+            one_round(rep, "comparators")
+    if stopped:
+        result = json.loads(out.read_text())
+        result["stopped_early"] = stopped
+        write_json(out, {k: v for k, v in result.items()
+                         if k not in ("machine", "peak_rss_mb")})
     _print_table(summary)
 
 
@@ -534,11 +604,15 @@ def _result(args, summary, sizes, done, ratios, targets, mvsusie, spike_slab_ava
                         "pooled over replicates",
         "alpha": ALPHA,
         "replicates_per_scenario": done,
+        "replicates_per_method": {s: {m: v["replicates"] for m, v in ms.items()}
+                                  for s, ms in summary.items()},
         "replicates_requested": args.replicates,
         "quick": bool(args.quick),
         "design": sizes,
         "fit_settings": {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
-                         "gsmtr_lambda_grid": args.lambda_grid, "gsmtr_ic": "loo",
+                         "gsmtr_lambda_grid": args.lambda_grid,
+                         "gsmtr_ic": f"loo (bi.compare ic='loo': integrated LOO on "
+                                     f"{args.loo_draws} thinned draws where available)",
                          "glrr_rank_bound": args.glrr_rank, "sampler": "exact Gibbs",
                          "spike_slab_model": "SpikeSlabMTR() defaults"},
         "methods_status": methods_status,
