@@ -14,11 +14,19 @@ variances (diagonal of Σ, median), of π_snp and of the total log-likelihood, a
 wall and CPU seconds of the run.
 
     python benchmarks/spike_slab_scaling.py --out benchmarks/results/spike_slab_scaling.json
+
+On a shared, loaded machine run it on one core with single-threaded XLA (both the floor
+and the sweep then run single-threaded; multi-threaded BLAS under contention inflates the
+floor by orders of magnitude):
+
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        taskset -c 1 python benchmarks/spike_slab_scaling.py
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -69,14 +77,18 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--block", type=int, default=10)
+    parser.add_argument("--shapes", nargs="*", default=[",".join(map(str, s)) for s in SHAPES],
+                        help="n,d,c triples")
     parser.add_argument("--out", default="benchmarks/results/spike_slab_scaling.json")
     args = parser.parse_args(argv)
     rows = []
     result = {"benchmark": "spike_slab_scaling", "config": vars(args), "rows": rows,
               "backend": jax.default_backend(),
+              "xla_flags": os.environ.get("XLA_FLAGS", ""),
+              "cpu_affinity": sorted(os.sched_getaffinity(0)),
               "ratio": "per_sweep_over_cholesky_floor = SpikeSlabMTR seconds per sweep / "
                        "GSMTR's floor (Cholesky + 2 triangular solves) on the same shape"}
-    for n, d, c in SHAPES:
+    for n, d, c in (tuple(int(v) for v in shape.split(",")) for shape in args.shapes):
         data = _data(n, d, c)
         model = bi.models.SpikeSlabMTR()
         floor, what = floor_seconds(data.genotypes, c, repeats=args.repeats, block=args.block)

@@ -287,29 +287,19 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             0, d, one_snp, (resid, W, z["snp_in"], z["slab_component"], n_in))
 
         # ---- pair moves: SNP j and its LD partner k (same gene, |r| ≥ PARTNER_MIN_R).  When
-        # at most one of them is in, (δ_j, w_j, δ_k, w_k) is redrawn from the posterior
-        # restricted to {at most one in}: both out, j in with component m, or k in with m.
-        # A Gibbs step given the cell, so exact; it lets a signal move between proxies in
-        # one step (single-SNP updates must pass through "both in" or "both out").
+        # exactly one of them is in, (δ_j, w_j, δ_k, w_k) is redrawn from the posterior
+        # restricted to {exactly one in}: j in with component m, or k in with m.  A Gibbs
+        # step given the cell, so exact; the prior odds of the two cancel (same gene: equal
+        # prior), leaving π_m × BF against both out, each b̂ computed with both removed.  It
+        # lets a signal move between proxies in one step (single-SNP updates must pass
+        # through "both in" or "both out"); pairs not in the cell are skipped at no cost.
         partner = cache["partner"]
         pair_unif = jax.random.uniform(keys[8], (d,), dtype)
         pair_normal = jax.random.normal(keys[9], (d, c), dtype)
-        log_s, log_not_s = jnp.log(z["pi_snp"]), jnp.log1p(-z["pi_snp"])
 
-        def pair_move(j, carry):
+        def swap(j, carry):
             resid, W, snp_in, comp, n_in = carry
             k = jnp.maximum(partner[j], 0)
-            g = gene_index[j]
-            others = n_in[g] - snp_in[j] - snp_in[k]
-            # prior of (one given SNP in, the other out) and of (both out), γ integrated:
-            # another SNP of the gene in: π_s(1 − π_s) and (1 − π_s)²; none:
-            # π_g π_s (1 − π_s)^{m_g − 1} and (1 − π_g) + π_g (1 − π_s)^{m_g}
-            m_g = gene_sizes[g]
-            log_pg, log_not_g = jnp.log(z["pi_gene"]), jnp.log1p(-z["pi_gene"])
-            some = others > 0
-            log_one = log_s + jnp.where(some, log_not_s, log_pg + (m_g - 1.0) * log_not_s)
-            log_none = jnp.where(some, 2.0 * log_not_s,
-                                 jnp.logaddexp(log_not_g, log_pg + m_g * log_not_s))
             gram = cache["partner_gram"][j]
             s_j, s_k = xx[j], xx[k]
             bhat_j = (xt_resid(j, resid) + s_j * W[j] + gram * W[k]) / s_j
@@ -318,28 +308,24 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                                                scales2, self.has_identity)
             lbf_k, a_k, y_k = component_log_bf(bhat_k, s_k, sigma_inv, kappa, rank1, eig,
                                                scales2, self.has_identity)
-            logits = jnp.concatenate([log_none[None], log_one + log_pi + lbf_j.reshape(-1),
-                                      log_one + log_pi + lbf_k.reshape(-1)])
+            logits = jnp.concatenate([log_pi + lbf_j.reshape(-1), log_pi + lbf_k.reshape(-1)])
             choice = _categorical(logits, pair_unif[j])
-            j_in, k_in = (choice >= 1) & (choice <= n_comp), choice > n_comp
-            m = jnp.where(k_in, choice - 1 - n_comp, choice - 1)
-            m = jnp.maximum(m, 0).astype(jnp.int32)
-            w_j = jnp.where(j_in, draw_effect(m, s_j, a_j, y_j, pair_normal[j]), 0.0)
+            k_in = choice >= n_comp
+            m = jnp.where(k_in, choice - n_comp, choice).astype(jnp.int32)
+            w_j = jnp.where(k_in, 0.0, draw_effect(m, s_j, a_j, y_j, pair_normal[j]))
             w_k = jnp.where(k_in, draw_effect(m, s_k, a_k, y_k, pair_normal[j]), 0.0)
-            d_j, d_k = W[j] - w_j, W[k] - w_k
-            eligible = (partner[j] >= 0) & (snp_in[j] + snp_in[k] <= 1)
+            resid = (resid + jnp.outer(column_of(j), W[j] - w_j)
+                     + jnp.outer(column_of(k), W[k] - w_k))
+            new_k = k_in.astype(jnp.int32)
+            comp = comp.at[j].set(jnp.where(k_in, -1, m)).at[k].set(jnp.where(k_in, m, -1))
+            return (resid, W.at[j].set(w_j).at[k].set(w_k),
+                    snp_in.at[j].set(1 - new_k).at[k].set(new_k), comp, n_in)
 
-            def apply(carry):
-                resid, W, snp_in, comp, n_in = carry
-                resid = resid + jnp.outer(column_of(j), d_j) + jnp.outer(column_of(k), d_k)
-                new_j, new_k = j_in.astype(jnp.int32), k_in.astype(jnp.int32)
-                n_in = n_in.at[g].add(new_j + new_k - snp_in[j] - snp_in[k])
-                comp = comp.at[j].set(jnp.where(j_in, m, -1)).at[k].set(jnp.where(k_in, m, -1))
-                return (resid, W.at[j].set(w_j).at[k].set(w_k),
-                        snp_in.at[j].set(new_j).at[k].set(new_k), comp, n_in)
-
-            changed = eligible & (jnp.any(d_j != 0) | jnp.any(d_k != 0))
-            return lax.cond(changed, apply, lambda carry: carry, carry)
+        def pair_move(j, carry):
+            snp_in = carry[2]
+            k = jnp.maximum(partner[j], 0)
+            in_cell = (partner[j] >= 0) & (snp_in[j] + snp_in[k] == 1)
+            return lax.cond(in_cell, lambda cr: swap(j, cr), lambda cr: cr, carry)
 
         resid, W, snp_in, comp, n_in = lax.fori_loop(
             0, d, pair_move, (resid, W, snp_in, comp.astype(jnp.int32), n_in))
