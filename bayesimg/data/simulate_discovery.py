@@ -22,7 +22,7 @@ Scenarios (``SCENARIOS``; sizes are per replicate)
 
 ``"sparse_strong"``
     4 causal SNPs, each acting on 1–2 ROIs, each pair explaining 4–6% of the ROI
-    (|w| ≈ 0.3–0.5 SD per allele; a marginal z of about 4.5–5.5 at n = 503).
+    (|w| ≈ 0.3–0.55 SD per allele; a marginal z of about 4.5–5.5 at n = 503).
     Panel: the demo's SNPs pruned at r² 0.8 within genes.  Independent noise.
 ``"many_weak"``
     12 causal SNPs, each on 1–3 ROIs, each pair explaining 0.6–1.2% (z ≈ 1.7–2.5):
@@ -30,8 +30,9 @@ Scenarios (``SCENARIOS``; sizes are per replicate)
     independent noise.
 ``"shared"``
     4 causal SNPs with pleiotropic effects on 6–8 of the 8 ROIs, one sign per SNP
-    and magnitudes within ±20% of a common value, each pair explaining 1.2–2%
-    (z ≈ 2.5–3.2 per ROI: weak per test, strong when pooled across ROIs).
+    and magnitudes within ±20% of a common value, each pair explaining 0.8–2.9%
+    (1.2–2% before the ±20%; z ≈ 2–3.8 per ROI: weak per test, strong when pooled
+    across ROIs).
     Pruned panel, independent noise.
 ``"high_ld"``
     4 causal SNPs on 1–2 ROIs each, 4–6% per pair, every causal SNP with at least
