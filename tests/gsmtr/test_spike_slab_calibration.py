@@ -4,11 +4,11 @@ the calibration of its posterior inclusion probabilities.
 Replicates r = 1..R: genotypes X_r (n = 40, d = 6 SNPs in 2 genes of 3, c = 2 ROIs), every
 parameter drawn from the model's prior — π_gene, π_snp ~ Beta(1, 1), γ_g, δ_j, mixture
 weights ~ Dirichlet(1), a component per included SNP, w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
-I) — and Y = XW + E, rows of E ~ N(0, Σ); then the posterior is sampled.  The second SNP
-of each gene is an LD proxy of the first (r ≈ 0.8), so the pair moves run too.  If the sampler
-targets the posterior, the rank of every true scalar among L thinned posterior draws is
-uniform on {0, …, L} (discrete quantities get randomised ranks), and among SNPs with PIP
-in a bin the fraction truly included matches the bin's mean PIP.
+I) — and Y = XW + E, rows of E ~ N(0, Σ); then the posterior is sampled.  Two SNPs are LD
+proxies of others (r ≈ 0.8; one pair within a gene, one across genes), so the pair moves
+run.  If the sampler targets the posterior, the rank of every true scalar among L thinned
+posterior draws is uniform on {0, …, L} (discrete quantities get randomised ranks), and
+among SNPs with PIP in a bin the fraction truly included matches the bin's mean PIP.
 
 Phenotypes are centred exactly by an orthogonal rotation of the subjects (X and Y), which
 leaves the posterior unchanged (``_gsmtr_helpers.centre_by_rotation``).  All replicates
@@ -57,12 +57,12 @@ def _prior_draw(rng, gene_index):
 
 
 def _with_ld(design, rng):
-    """The second SNP of each gene copies the first in ~80% of subjects (r ≈ 0.8): LD
-    partners, so the kernel's pair moves between proxies are exercised too."""
+    """SNP 2 copies SNP 1, and SNP 4 (gene 2) copies SNP 3 (gene 1), in ~80% of subjects
+    (r ≈ 0.8): LD partners within and across genes, so the kernel's pair moves run too."""
     X = design.genotypes.copy()
-    for first in range(0, D, GENE_SIZE):
+    for source, proxy in ((0, 1), (2, 3)):          # a pair within gene 1, one across genes
         copy = rng.random(N) < 0.8
-        X[:, first + 1] = np.where(copy, X[:, first], X[:, first + 1])
+        X[:, proxy] = np.where(copy, X[:, source], X[:, proxy])
     X -= X.mean(axis=0)
     return dataclasses.replace(design, genotypes=X)
 

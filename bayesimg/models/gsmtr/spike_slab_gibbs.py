@@ -109,9 +109,9 @@ def update_logits(bhat, s, others_in, gene_size, pi_gene, pi_snp, log_weights, s
     return jnp.concatenate([log_out[None], log_in + log_weights + log_bf.reshape(-1)]), a, y
 
 
-#: a pair move links SNP j to the SNP of its gene within ±PARTNER_WINDOW positions with the
-#: largest |r|, if |r| ≥ PARTNER_MIN_R
-PARTNER_WINDOW = 20
+#: a pair move links SNP j to the SNP within ±PARTNER_WINDOW positions (any gene: LD crosses
+#: gene borders) with the largest |r|, if |r| ≥ PARTNER_MIN_R
+PARTNER_WINDOW = 50
 PARTNER_MIN_R = 0.5
 
 
@@ -125,7 +125,7 @@ def ld_partners(X, gene_index, xx):
     def at_offset(o):
         k = jnp.clip(cols + o, 0, d - 1)
         gram = jnp.sum(X * jnp.roll(X, -o, axis=1), axis=0)       # x_jᵀx_{j+o}
-        valid = (cols + o >= 0) & (cols + o < d) & (gene_index[k] == gene_index)
+        valid = (cols + o >= 0) & (cols + o < d)
         r = jnp.where(valid, jnp.abs(gram) / jnp.sqrt(xx * xx[k]), 0.0)
         return r, gram
 
@@ -286,11 +286,11 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         resid, W, snp_in, comp, n_in = lax.fori_loop(
             0, d, one_snp, (resid, W, z["snp_in"], z["slab_component"], n_in))
 
-        # ---- pair moves: SNP j and its LD partner k (same gene, |r| ≥ PARTNER_MIN_R).  When
-        # exactly one of them is in, (δ_j, w_j, δ_k, w_k) is redrawn from the posterior
-        # restricted to {exactly one in}: j in with component m, or k in with m.  A Gibbs
-        # step given the cell, so exact; the prior odds of the two cancel (same gene: equal
-        # prior), leaving π_m × BF against both out, each b̂ computed with both removed.  It
+        # ---- pair moves: SNP j and its LD partner k (|r| ≥ PARTNER_MIN_R).  When exactly one
+        # of them is in, (δ_j, w_j, δ_k, w_k) is redrawn from the posterior restricted to
+        # {exactly one in}: j in with component m, or k in with m.  A Gibbs step given the
+        # cell, so exact: prior odds × π_m × BF against both out, each b̂ computed with both
+        # removed (within one gene the prior odds are 1; LD crosses gene borders).  It
         # lets a signal move between proxies in one step (single-SNP updates must pass
         # through "both in" or "both out"); pairs not in the cell are skipped at no cost.
         partner = cache["partner"]
@@ -308,7 +308,18 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                                                scales2, self.has_identity)
             lbf_k, a_k, y_k = component_log_bf(bhat_k, s_k, sigma_inv, kappa, rank1, eig,
                                                scales2, self.has_identity)
-            logits = jnp.concatenate([log_pi + lbf_j.reshape(-1), log_pi + lbf_k.reshape(-1)])
+            # prior odds: equal within one gene; across genes the genes' priors factorise,
+            # P(j in, k out) = p_j (1 − p_k) with p from each gene's other SNPs (γ integrated)
+            g_j, g_k = gene_index[j], gene_index[k]
+            in_j, out_j = prior_inclusion_logs(n_in[g_j] - snp_in[j], gene_sizes[g_j],
+                                               z["pi_gene"], z["pi_snp"])
+            in_k, out_k = prior_inclusion_logs(n_in[g_k] - snp_in[k], gene_sizes[g_k],
+                                               z["pi_gene"], z["pi_snp"])
+            cross = g_j != g_k
+            prior_j = jnp.where(cross, in_j + out_k, 0.0)
+            prior_k = jnp.where(cross, out_j + in_k, 0.0)
+            logits = jnp.concatenate([prior_j + log_pi + lbf_j.reshape(-1),
+                                      prior_k + log_pi + lbf_k.reshape(-1)])
             choice = _categorical(logits, pair_unif[j])
             k_in = choice >= n_comp
             m = jnp.where(k_in, choice - n_comp, choice).astype(jnp.int32)
@@ -318,6 +329,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                      + jnp.outer(column_of(k), W[k] - w_k))
             new_k = k_in.astype(jnp.int32)
             comp = comp.at[j].set(jnp.where(k_in, -1, m)).at[k].set(jnp.where(k_in, m, -1))
+            n_in = n_in.at[g_j].add(1 - new_k - snp_in[j]).at[g_k].add(new_k - snp_in[k])
             return (resid, W.at[j].set(w_j).at[k].set(w_k),
                     snp_in.at[j].set(1 - new_k).at[k].set(new_k), comp, n_in)
 
