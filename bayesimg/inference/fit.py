@@ -1,10 +1,10 @@
 """The :class:`Fit` every driver returns, and saving/loading it atomically.
 
-A Fit wraps an ArviZ 1.x ``xarray.DataTree`` (``fit.tree``) holding
+A Fit is an ArviZ 1.x ``xarray.DataTree`` (a subclass; ``fit.tree`` is the fit) holding
 ``posterior``, ``sample_stats`` (MCMC), ``log_likelihood`` (per subject),
 ``observed_data`` and ``constant_data``, all numpy with labelled coords, and in
 its attributes the method, model, settings, seed, data fingerprint and package
-versions.  Any ArviZ function works on ``fit.tree`` directly; the methods here
+versions.  Any ArviZ function takes a Fit directly; the methods here
 are shortcuts to :mod:`bayesimg.report` with the project's 95% convention.
 
 Files: ``.nc`` (netCDF4/HDF5 via h5netcdf) or ``.zarr`` (needs the ``zarr``
@@ -28,19 +28,76 @@ import xarray as xr
 from bayesimg.errors import InputFileError, OutputFolderError
 
 
-class Fit:
-    """A fitted model: an ArviZ DataTree plus shortcuts to the reports."""
+class _GroupDataset(xr.Dataset):
+    """A group of a Fit as an ``xarray.Dataset`` that also answers the DataTree calls
+    ArviZ makes on a group (``to_dataset()``, ``.dataset``, ``.ds``)."""
 
-    def __init__(self, tree: xr.DataTree):
-        if "posterior" not in tree.children:
-            raise ValueError("a Fit needs a DataTree with a 'posterior' group")
-        self.tree = tree
-        self._cache: dict[str, Any] = {}
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, ds: xr.Dataset) -> _GroupDataset:
+        return cls(dict(ds.data_vars), coords=ds.coords, attrs=ds.attrs)
+
+    def to_dataset(self, inherit: bool = True) -> xr.Dataset:
+        return xr.Dataset(dict(self.data_vars), coords=self.coords, attrs=self.attrs)
+
+    @property
+    def dataset(self) -> xr.Dataset:
+        return self.to_dataset()
+
+    @property
+    def ds(self) -> xr.Dataset:
+        return self.to_dataset()
+
+
+class Fit(xr.DataTree):
+    """A fitted model: an ArviZ 1.x DataTree with shortcuts to the reports.
+
+    A Fit *is* an ``xarray.DataTree``, so every ArviZ 1.x function (``arviz.summary``,
+    ``arviz.loo``, ``arviz.ess``, ``arviz_plots.plot_forest``, ``plot_ppc_dist`` after
+    :meth:`with_posterior_predictive`, ...) accepts it directly; ``fit.tree`` is the fit
+    itself (kept for older code).  ``fit.posterior`` is the posterior group as an
+    ``xarray.Dataset``; other groups are reached as on any DataTree
+    (``fit["sample_stats"]``, ``fit.log_likelihood``).  Fits compare and hash by identity.
+    """
+
+    __slots__ = ("_fit_results",)
+
+    def __init__(self, tree: xr.DataTree | xr.Dataset | None = None, children=None,
+                 name: str | None = None):
+        if isinstance(tree, xr.DataTree):
+            if "posterior" not in tree.children:
+                raise ValueError("a Fit needs a DataTree with a 'posterior' group")
+            super().__init__(dataset=tree.to_dataset(inherit=False),
+                             children={k: v.copy() for k, v in tree.children.items()},
+                             name=tree.name)
+            self.attrs.update(tree.attrs)
+        else:                      # xarray rebuilding a node (copy, map): DataTree's arguments
+            super().__init__(dataset=tree, children=children, name=name)
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def _results(self) -> dict[str, Any]:
+        try:
+            return self._fit_results
+        except AttributeError:
+            self._fit_results = {}
+            return self._fit_results
+
+    @property
+    def tree(self) -> xr.DataTree:
+        """The fit itself (a DataTree); kept so ``fit.tree`` in older code keeps working."""
+        return self
 
     # ------------------------------------------------------------ properties
     @property
     def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
+        return _GroupDataset.of(self["posterior"].to_dataset())
 
     @property
     def method(self) -> str:
@@ -101,20 +158,20 @@ class Fit:
         """
         from bayesimg.inference.loo import check_method, integrated_loo
         method = check_method(method)
-        if method in ("auto", "integrated") and "loo_integrated" not in self._cache:
-            self._cache["loo_integrated"] = integrated_loo(self, max_draws=max_draws)
-        if method == "integrated" and self._cache["loo_integrated"] is None:
+        if method in ("auto", "integrated") and "loo_integrated" not in self._results:
+            self._results["loo_integrated"] = integrated_loo(self, max_draws=max_draws)
+        if method == "integrated" and self._results["loo_integrated"] is None:
             from bayesimg.errors import ModelSpecError
             raise ModelSpecError(
                 f"integrated LOO does not apply to this {self.model_name} fit ({self.method}; "
                 "it needs a family with Gaussian coefficients given hyperparameters and the "
                 "data stored in the fit); use fit.loo(method='psis') or bayesimg.kfold")
-        if method != "psis" and self._cache.get("loo_integrated") is not None:
-            return self._cache["loo_integrated"]
-        if "loo" not in self._cache:
+        if method != "psis" and self._results.get("loo_integrated") is not None:
+            return self._results["loo_integrated"]
+        if "loo" not in self._results:
             from bayesimg.report import loo
-            self._cache["loo"] = loo(self)
-        return self._cache["loo"]
+            self._results["loo"] = loo(self)
+        return self._results["loo"]
 
     def discoveries(self, fdr: float = 0.05, **kwargs):
         """SNP (or credible set) × ROI discoveries at Bayesian FDR ``fdr``, effects in original
@@ -137,18 +194,18 @@ class Fit:
         from bayesimg.inference.predictive import predict
         return predict(self, new_data, num_draws=num_draws, seed=seed)
 
-    def posterior_predictive(self, num_draws: int = 100, seed: int = 0) -> Fit:
+    def with_posterior_predictive(self, num_draws: int = 100, seed: int = 0) -> Fit:
         """A new Fit with a ``posterior_predictive`` group of the training data (model
-        units, as ``observed_data``: ready for ``arviz_plots.plot_ppc_dist(fit.tree)``)."""
+        units, as ``observed_data``: ready for ``arviz_plots.plot_ppc_dist(fit)``)."""
         from bayesimg.inference.predictive import add_posterior_predictive
         return add_posterior_predictive(self, num_draws=num_draws, seed=seed)
 
     def waic(self):
         """WAIC from the pointwise log-likelihood per subject (cached)."""
-        if "waic" not in self._cache:
+        if "waic" not in self._results:
             from bayesimg.report import waic
-            self._cache["waic"] = waic(self)
-        return self._cache["waic"]
+            self._results["waic"] = waic(self)
+        return self._results["waic"]
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, include_data: bool = True,

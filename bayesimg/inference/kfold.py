@@ -228,7 +228,7 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
                             **({"predictions": kept, "test_index": test_index}
                                if keep_predictions else {})})
     if fit is not None:
-        fit._cache["kfold"] = res
+        fit._results["kfold"] = res
     return res
 
 

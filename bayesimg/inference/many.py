@@ -626,7 +626,10 @@ def _finish(spec, fit: Fit, out_dir, file_format, *, seconds, batch_size, warnin
     if out_dir is None:
         record["fit"] = fit
     else:
-        record["path"] = str(fit.save(Path(out_dir) / f"{file_stem(spec['name'])}.{file_format}"))
+        # fit_many checked this path before fitting: free, or a result it may replace
+        # (an unreadable or stale file only with overwrite=True, else ResultFileError)
+        record["path"] = str(fit.save(Path(out_dir) / f"{file_stem(spec['name'])}.{file_format}",
+                                      overwrite=True))
     return record
 
 

@@ -222,7 +222,9 @@ def _posterior_predictive_from_tree(fit: Fit, *, num_draws: int, seed: int) -> F
         y = (y - cd["phenotype_center"].values) / cd["phenotype_scale"].values
     ds = xr.Dataset({"y": (("chain", "draw", "subject", "phenotype"),
                            y.reshape((n_chains, idx.size) + y.shape[1:]))},
-                    coords={"chain": np.arange(n_chains), "draw": idx, **res.coords})
+                    coords={"chain": np.arange(n_chains), "draw": idx,
+                            **{k: v for k, v in res.coords.items()
+                               if k in ("subject", "phenotype")}})
     new = tree.copy()
     new["posterior_predictive"] = xr.DataTree(ds)
     return Fit(new)

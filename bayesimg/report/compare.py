@@ -482,7 +482,7 @@ def _candidates(name: str, f: Any, ic: str, var_name: str | None) -> list[ICResu
                 # a Fit: its default LOO (integrated where the family allows) and any
                 # K-fold result attached to it by bayesimg.kfold(..., fit=fit)
                 out.append(loo_method(method="psis") if ic == "psis" else loo_method())
-                cached = getattr(item, "_cache", {}).get("kfold")
+                cached = getattr(item, "_results", {}).get("kfold")
                 if cached is not None:
                     out.append(cached)
             else:

@@ -207,7 +207,7 @@ def test_glrr_predicts_with_its_noise_covariance(case):
 
 def test_training_posterior_predictive_is_an_arviz_group(case):
     _, fit = case
-    with_pp = fit.posterior_predictive(num_draws=40)
+    with_pp = fit.with_posterior_predictive(num_draws=40)
     pp = with_pp.tree["posterior_predictive"].dataset["y"]
     obs = fit.tree["observed_data"].dataset["y"]
     assert pp.dims[2:] == obs.dims and pp.shape[:2] == (2, 20)
