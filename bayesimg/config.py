@@ -147,7 +147,7 @@ KEYS: dict[str, dict[str, Key]] = {
                            "a non-empty list of [lambda1, lambda2] pairs of positive numbers",
                            families=("gsmtr",), help="instead of lambda1/lambda2: choose by ic"),
         "ic": Key(_one_of("waic", "loo"), "'waic' or 'loo'", families=("gsmtr",),
-                  help="criterion that picks from lambda_grid (default waic)"),
+                  help="criterion that picks from lambda_grid (default loo)"),
         "hyperprior": Key(_pair, "[shape, rate] of a Gamma prior, both positive",
                           families=("gsmtr",), help="instead of fixed λ: learn them"),
         "parameterization": Key(_one_of("marginal", "hierarchical"),

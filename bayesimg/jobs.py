@@ -271,7 +271,7 @@ def plan_config(config: RunConfig) -> str:
     model = build_model(config)
     check_inputs(model, dataset)
     grid = config.model.get("lambda_grid")
-    fits = (f"{len(grid)} fits over lambda_grid, chosen by {config.model.get('ic', 'waic')}"
+    fits = (f"{len(grid)} fits over lambda_grid, chosen by {config.model.get('ic', 'loo')}"
             if grid else "1 fit")
     lines = [f"Plan for {config.path}:",
              f"  data:    {dataset!r}",
@@ -309,7 +309,7 @@ def run_config(config: RunConfig, *, progress: bool = True,
     m = config.model
     if m.get("lambda_grid"):
         grid = [{"lambda1": float(a), "lambda2": float(b)} for a, b in m["lambda_grid"]]
-        _, table, fits = select_hyperparameter(model, dataset, grid, ic=m.get("ic", "waic"),
+        _, table, fits = select_hyperparameter(model, dataset, grid, ic=m.get("ic", "loo"),
                                                method=method, **options)
     else:
         fits = {config.family: fit(model, dataset, method=method, **options)}

@@ -639,5 +639,16 @@ def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None, 
     df.attrs.update({"ic": ic, "weight_method": weight_method, "n_obs": best.n_obs,
                      "estimates": methods,
                      "warnings": {n: list(results[n].warnings) for n in names},
-                     "elpd_data": {n: results[n].to_arviz() for n in names}})
+                     "elpd_data": ELPDData({n: results[n].to_arviz() for n in names})})
     return df
+
+
+class ELPDData(dict):
+    """Model name → ArviZ ELPD data, kept in a comparison table's ``attrs``.
+
+    Compares by identity: pandas compares ``attrs`` when tables are concatenated or
+    merged, and the arrays inside ELPD data cannot be compared elementwise to one bool.
+    """
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__

@@ -196,3 +196,16 @@ def test_stacking_falls_back_to_pseudo_bma_on_underflow():
         df = compare({"a": _ll_tree(ll_a, n_chain=2), "b": _ll_tree(ll_b, n_chain=2)})
     assert df.attrs["weight_method"] == "pseudo-BMA"
     assert df.index[0] == "a" and df["weight"].sum() == pytest.approx(1.0)
+
+
+def test_comparison_tables_concatenate_and_feed_arviz():
+    import arviz_stats
+    import pandas as pd
+    fits = {"good": FakeFit(make_tree(seed=1)), "worse": FakeFit(make_tree(seed=2,
+                                                                         mu_offset=0.5))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = compare(fits, ic="loo")
+    both = pd.concat([table, table.iloc[:1]])          # attrs hold ELPD data: no error
+    assert len(both) == 3
+    assert list(arviz_stats.compare(table.attrs["elpd_data"]).index) == list(table.index)
