@@ -841,33 +841,29 @@ class BNMix(Model):
 
 
 _MEMB = jax.jit(jax.vmap(membership_probs, in_axes=(None, 0, 0, 0, 0, None, None)))
-
-
-def _memberships(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
-    S = flat["pi"].shape[0]
-    parts = []
-    for s in range(0, S, batch):
-        sl = slice(s, s + batch)
-        parts.append(np.asarray(_MEMB(jnp.asarray(X), jnp.asarray(flat["pi"][sl]),
-                                      jnp.asarray(flat["mu"][sl]), jnp.asarray(flat["B"][sl]),
-                                      jnp.asarray(flat["sigma2"][sl]), jnp.asarray(is_binary),
-                                      jnp.asarray(known))))
-    return np.concatenate(parts, axis=0)
-
-
 _LOGLIK = jax.jit(jax.vmap(mixture_loglik, in_axes=(None, 0, 0, 0, 0, None, None)))
 
 
-def _mixture_logliks(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
+def _over_draws(fn, X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
+    """``fn`` (a vmapped per-draw function of the data and one draw) over all draws in
+    ``flat``, ``batch`` draws per call so memory stays bounded."""
     S = flat["pi"].shape[0]
     parts = []
     for s in range(0, S, batch):
         sl = slice(s, s + batch)
-        parts.append(np.asarray(_LOGLIK(jnp.asarray(X), jnp.asarray(flat["pi"][sl]),
-                                        jnp.asarray(flat["mu"][sl]), jnp.asarray(flat["B"][sl]),
-                                        jnp.asarray(flat["sigma2"][sl]), jnp.asarray(is_binary),
-                                        jnp.asarray(known)), dtype=float))
+        parts.append(np.asarray(fn(jnp.asarray(X), jnp.asarray(flat["pi"][sl]),
+                                   jnp.asarray(flat["mu"][sl]), jnp.asarray(flat["B"][sl]),
+                                   jnp.asarray(flat["sigma2"][sl]), jnp.asarray(is_binary),
+                                   jnp.asarray(known)), dtype=float))
     return np.concatenate(parts, axis=0)
+
+
+def _memberships(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
+    return _over_draws(_MEMB, X, flat, is_binary, known, batch)
+
+
+def _mixture_logliks(X, flat, is_binary, known, batch: int = 256) -> np.ndarray:
+    return _over_draws(_LOGLIK, X, flat, is_binary, known, batch)
 
 
 def _node_units(data, prep) -> dict:
