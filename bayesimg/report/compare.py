@@ -58,7 +58,7 @@ KHAT_VERY_BAD = 1.0
 _MAX_LISTED = 10
 
 
-@dataclass
+@dataclass(repr=False)
 class ICResult:
     """An information criterion (WAIC or PSIS-LOO) on the log score (elpd) scale.
 
@@ -163,6 +163,21 @@ class ICResult:
     def ic(self) -> float:
         """The criterion on the deviance scale, ``-2 * elpd`` (WAIC / LOOIC)."""
         return -2.0 * self.elpd
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        from bayesimg.report.display import key_value_table, number
+        rows = [("estimate", f"{self.kind.upper()} by {self.method}, {self.n_obs} "
+                             f"observations, {self.n_draws} draws"),
+                (f"elpd_{self.kind}", f"{number(self.elpd, 2)} (se {number(self.se, 2)})"),
+                (f"p_{self.kind}", number(self.p, 2))]
+        if self.pareto_k is not None:
+            k = np.asarray(self.pareto_k, dtype=float)
+            rows.append(("Pareto k > 0.7", f"{int(np.sum(k > KHAT_BAD))} of {k.size}"))
+        return key_value_table("Predictive accuracy", rows, notes=self.warnings,
+                               verdict="reliable" if self.reliable else "check warnings")
 
     def __str__(self) -> str:
         lines = [

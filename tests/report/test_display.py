@@ -26,3 +26,16 @@ def test_fit_html_names_model_method_and_variables():
     assert "bayesimg Fit" in page and "gsmtr" in page and "seed 7" in page
     assert "W(&#x27;snp&#x27;, &#x27;phenotype&#x27;)" in page or "W(" in page
     assert len(page) < 5_000          # concise: no arrays dumped
+
+
+def test_loo_result_displays_without_dumping_arrays():
+    import warnings
+
+    from bayesimg.report import loo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = loo(Fit(make_tree(n_subject=300)))
+    text = repr(result)
+    assert text == str(result) and "array(" not in text and len(text) < 2_000
+    page = result._repr_html_()
+    assert "elpd_loo" in page and "Pareto k" in page and "array(" not in page
