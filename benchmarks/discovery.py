@@ -698,8 +698,13 @@ def _plot(result, path: Path):
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("empirical FDR")
         ax.set_ylabel("power")
-        reps = result["replicates_per_scenario"].get(scenario)
-        ax.set_title(f"{scenario} ({reps} replicates)", fontsize=10)
+        reps = result.get("replicates_per_method", {}).get(scenario) or {
+            m: result["replicates_per_scenario"].get(scenario) for m in methods}
+        counts = sorted(set(reps.values()), reverse=True)
+        label = ", ".join(f"{n}: " + "/".join(m for m, k in reps.items() if k == n)
+                          for n in counts) if len(counts) > 1 else f"{counts[0]}"
+        ax.set_title(f"{scenario} (replicates {label})", fontsize=8 if len(counts) > 1
+                     else 10)
     axes[0].legend(fontsize=6, loc="upper right", framealpha=0.8)
     ax = axes[len(scenarios)]
     ax.plot([0, 1], [0, 1], color="k", lw=0.7, ls="--")
