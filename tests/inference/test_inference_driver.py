@@ -349,6 +349,8 @@ def test_fit_is_an_arviz_datatree(gibbs_fit):
     with_pp = gibbs_fit.with_posterior_predictive(num_draws=20)
     assert "posterior_predictive" in with_pp.children
     az.plot_ppc_dist(with_pp)                      # no dims beyond subject/phenotype
+    import matplotlib.pyplot as plt
+    plt.close("all")                               # arviz_plots draws through pyplot
     assert isinstance(gibbs_fit.posterior, xr.Dataset)
     copy = gibbs_fit.copy()
     assert type(copy) is type(gibbs_fit) and copy.method == gibbs_fit.method
