@@ -28,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesimg.data.io import _first_duplicate, _read_raw_table, _to_numeric, is_site_column
+from bayesimg.data.io import (
+    _first_duplicate,
+    _read_raw_table,
+    _subject_ids,
+    _to_numeric,
+    is_site_column,
+)
 from bayesimg.errors import LIBRARY_FILES, DataValidationError, DataWarning, InputFileError
 
 __all__ = ["read_freesurfer_table", "read_enigma_table", "pair_hemispheres", "read_visits",
@@ -78,15 +84,7 @@ def _measure_table(path: Path, id_column: str | None, what: str) -> tuple[pd.Dat
         raise DataValidationError(
             f"ID column not found; the table starts with columns {list(raw.columns)[:5]}",
             source=source, column=id_column)
-    ids = raw[id_column].map(lambda v: "" if pd.isna(v) else str(v).strip())
-    empty = (ids == "").to_numpy()
-    if empty.any():
-        raise DataValidationError(f"empty subject ID on data row {int(np.argmax(empty)) + 1}",
-                                  source=source, column=id_column)
-    dup = _first_duplicate(ids)
-    if dup is not None:
-        raise DataValidationError(f"subject ID appears {int((ids == dup).sum())} times",
-                                  source=source, column=id_column, subject=dup)
+    ids = _subject_ids(raw[id_column], source, id_column)
     out, n_na, first_na = {}, 0, None
     for col in raw.columns:
         if col == id_column:
@@ -99,13 +97,13 @@ def _measure_table(path: Path, id_column: str | None, what: str) -> tuple[pd.Dat
             raise DataValidationError(
                 f"non-numeric value {raw[col].iloc[i]!r} in a {what} measure "
                 f"({int(bad.sum())} such values; missing values must read NA, NaN or empty)",
-                source=source, column=col, subject=str(ids.iloc[i]))
+                source=source, column=col, subject=str(ids[i]))
         missing = text.isna().to_numpy()
         if missing.any():
             n_na += int(missing.sum())
-            first_na = first_na or (col, str(ids.iloc[int(np.argmax(missing))]))
+            first_na = first_na or (col, str(ids[int(np.argmax(missing))]))
         out[col] = numeric.to_numpy(dtype=np.float64)
-    table = pd.DataFrame(out, index=pd.Index(ids.to_numpy(dtype=object), name="subject"))
+    table = pd.DataFrame(out, index=pd.Index(ids, name="subject"))
     if n_na:
         n_cols = int(table.isna().any().sum())
         warnings.warn(
