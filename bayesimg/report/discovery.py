@@ -56,6 +56,9 @@ CS_LD_R2 = 0.25
 #: a candidate in together with the lead in more than this fraction of the lead's draws is
 #: a second signal, not an alternative to the lead
 CS_MAX_CO_INCLUSION = 0.25
+#: ... unless it is in r² ≥ this with the lead: near-copies of the lead that are in together
+#: with it share one signal's effect between them (the sampler splits it in a high-LD block)
+CS_SAME_SIGNAL_R2 = 0.8
 #: leads below this PIP start no credible set
 CS_MIN_LEAD_PIP = 0.05
 
@@ -200,7 +203,8 @@ def _credible_sets(tree, coverage, min_purity, ld) -> tuple[list[dict], xr.Datas
         # often in beside the lead carries a second signal, not this one)
         co_in = inc[lead_in].mean(axis=0) if lead_in.any() else np.zeros(len(pip))
         cands = [j for j in order if j != lead and free[j] and pip[j] > 0
-                 and r_lead[j] ** 2 >= CS_LD_R2 and co_in[j] <= CS_MAX_CO_INCLUSION]
+                 and r_lead[j] ** 2 >= CS_LD_R2
+                 and (co_in[j] <= CS_MAX_CO_INCLUSION or r_lead[j] ** 2 >= CS_SAME_SIGNAL_R2)]
         # ... and tag the lead better than any other SNP with a signal (else they are that
         # SNP's proxies: a high-PIP SNP left out above, or a later lead)
         others = np.setdiff1d(strong, [lead, *cands])
@@ -208,13 +212,17 @@ def _credible_sets(tree, coverage, min_purity, ld) -> tuple[list[dict], xr.Datas
             r_other = corr.cross(cands, others)
             cands = [j for j, row in zip(cands, r_other, strict=True)
                      if np.max(row ** 2) <= r_lead[j] ** 2]
-        members, covered, reached = [], np.zeros(inc.shape[0], bool), 0.0
-        for j in [lead, *cands]:
+        # added in PIP order, each only if it keeps the set pure (|r| ≥ min_purity with every
+        # member): in a long LD block the set stays a block of near-copies of the lead
+        members, covered, reached = [lead], inc[:, lead].copy(), inc[:, lead].mean()
+        for j in cands:
+            if reached >= coverage:
+                break
+            if np.min(np.abs(corr.cross([j], members))) < min_purity:
+                continue
             members.append(j)
             covered |= inc[:, j]
             reached = covered.mean()
-            if reached >= coverage:
-                break
         if reached < coverage:
             continue
         purity = float(np.min(np.abs(corr.block(members)))) if len(members) > 1 else 1.0

@@ -20,7 +20,7 @@ from scipy import stats
 import bayesimg
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models import SpikeSlabMTR
-from bayesimg.models.gsmtr.spike_slab_gibbs import inverse_wishart, update_logits
+from bayesimg.models.gsmtr.spike_slab_gibbs import inverse_wishart, subset_eigen, update_logits
 
 N, C = 6, 2
 RANK1 = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])      # shared, ROI 1 only, ROI 2 only
@@ -29,12 +29,16 @@ PI_GENE, PI_SNP = 0.3, 0.2
 WEIGHTS = np.array([0.05, 0.1, 0.2, 0.15, 0.05, 0.1, 0.25, 0.1])   # (3 rank-1 + I) × 2 scales
 
 
-def _patterns():
-    return [np.outer(u, u) for u in RANK1] + [np.eye(C)]
+SUBSETS = np.array([[1.0, 1.0]])                           # U = I
 
 
-def _brute_force(X, R, Sigma, delta_others):
+def _patterns(rank1=RANK1, subsets=SUBSETS):
+    return [np.outer(u, u) for u in rank1] + [np.diag(m) for m in subsets]
+
+
+def _brute_force(X, R, Sigma, delta_others, rank1=RANK1, subsets=SUBSETS, weights=WEIGHTS):
     """P(δ_0 = 0), P(δ_0 = 1, m) for SNP 0 given the others (δ_1, δ_2 = ``delta_others``)."""
+    N, C = R.shape
     x = X[:, 0]
     r = R.ravel(order="F")                       # vec(R), columns stacked
     noise = np.kron(Sigma, np.eye(N))
@@ -50,25 +54,25 @@ def _brute_force(X, R, Sigma, delta_others):
 
     logs = [log_prior((0, *delta_others)) + stats.multivariate_normal(
         np.zeros(N * C), noise).logpdf(r)]
-    for U, v in itertools.product(_patterns(), SCALES):
+    for U, v in itertools.product(_patterns(rank1, subsets), SCALES):
         cov = noise + np.kron(v**2 * U, np.outer(x, x))
         logs.append(stats.multivariate_normal(np.zeros(N * C), cov).logpdf(r))
     logs = np.array(logs)
-    logs[1:] += log_prior((1, *delta_others)) + np.log(WEIGHTS)
+    logs[1:] += log_prior((1, *delta_others)) + np.log(weights)
     return np.exp(logs - np.logaddexp.reduce(logs))
 
 
-def _kernel(X, R, Sigma, others_in):
+def _kernel(X, R, Sigma, others_in, rank1=RANK1, subsets=SUBSETS, weights=WEIGHTS):
     x = X[:, 0]
     s = x @ x
     bhat = x @ R / s
     sigma_inv = np.linalg.inv(Sigma)
-    kappa = np.sum((RANK1 @ sigma_inv) * RANK1, axis=1)
+    kappa = np.sum((rank1 @ sigma_inv) * rank1, axis=1)
     logits, _, _ = update_logits(
         jnp.asarray(bhat), jnp.asarray(s), jnp.asarray(others_in), jnp.asarray(3.0),
-        jnp.asarray(PI_GENE), jnp.asarray(PI_SNP), jnp.log(jnp.asarray(WEIGHTS)),
-        jnp.asarray(sigma_inv), jnp.asarray(kappa), jnp.asarray(RANK1),
-        jnp.linalg.eigh(jnp.asarray(Sigma)), jnp.asarray(SCALES**2), True)
+        jnp.asarray(PI_GENE), jnp.asarray(PI_SNP), jnp.log(jnp.asarray(weights)),
+        jnp.asarray(sigma_inv), jnp.asarray(kappa), jnp.asarray(rank1),
+        subset_eigen(jnp.asarray(sigma_inv), jnp.asarray(subsets)), jnp.asarray(SCALES**2))
     logits = np.asarray(logits)
     return np.exp(logits - np.logaddexp.reduce(logits))
 
@@ -86,6 +90,26 @@ def test_inclusion_probabilities_match_brute_force_enumeration(others, seed):
     R[:, 0] += seed * 0.8 * X[:, 0]
     expected = _brute_force(X, R, Sigma, others)
     got = _kernel(X, R, Sigma, sum(others))
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roi_subset_patterns_match_brute_force_enumeration(seed):
+    """c = 3 ROIs, patterns: shared (rank-1), ROIs {1, 2} (U = diag(1, 1, 0)), ROIs {1, 3},
+    all ROIs (U = I): the subset Bayes factors from Σ⁻¹ restricted to the subset."""
+    rng = np.random.default_rng(10 + seed)
+    c = 3
+    rank1 = np.ones((1, c))
+    subsets = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    weights = rng.dirichlet(np.ones(4 * len(SCALES)))
+    X = rng.integers(0, 3, size=(N, 3)).astype(float)
+    X -= X.mean(axis=0)
+    A = rng.standard_normal((c, c))
+    Sigma = A @ A.T + 0.3 * np.eye(c)
+    R = rng.standard_normal((N, c)) @ np.linalg.cholesky(Sigma).T
+    R[:, :2] += seed * 0.8 * X[:, [0]]
+    expected = _brute_force(X, R, Sigma, (1, 0), rank1, subsets, weights)
+    got = _kernel(X, R, Sigma, 1, rank1, subsets, weights)
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12)
 
 

@@ -12,24 +12,30 @@ One sweep:
    * log Bayes factor of m against the null, in closed form:
      rank-1 U = uuᵀ (Sherman–Morrison; κ = uᵀΣ⁻¹u, a = uᵀΣ⁻¹b̂):
      log BF = −½ log(1 + v² s κ) + ½ v² s² a² / (1 + v² s κ);
-     U = I (Σ = QΛQᵀ, y = Qᵀb̂):
-     log BF = −½ Σ_i log(1 + v² s/λ_i) + ½ Σ_i y_i² v² s² / (λ_i(λ_i + v² s));
+     ROI subset S, U = D_S = diag(1_S) (independent effects on the ROIs of S, exactly 0 on
+     the others; S = all ROIs is U = I): with Σ⁻¹ restricted to S and zero-padded,
+     (Σ⁻¹)_SS = VΛVᵀ, and y = Vᵀ(Σ⁻¹b̂)_S,
+     log BF = −½ Σ_i log(1 + v² s λ_i) + ½ Σ_i v² s² y_i² / (1 + v² s λ_i)
+     (w_S | b̂ has precision s(Σ⁻¹)_SS + I/v² and linear term s(Σ⁻¹b̂)_S; zero-padded
+     directions have λ_i = 0 and y_i = 0 and contribute nothing);
    * P(δ_j = 1, m | ·) ∝ p_j π_m BF_m and P(δ_j = 0 | ·) ∝ 1 − p_j, where p_j is the
      prior inclusion probability given the other SNPs of gene g with γ_g integrated out:
      π_snp if another SNP of g is in, else
      π_g π_s (1 − π_s)^{m_g−1} / [π_g π_s (1 − π_s)^{m_g−1} + (1 − π_g) + π_g (1 − π_s)^{m_g}];
    * w_j | δ_j = 1, m: rank-1: w = βu, β ~ N(s a / P, 1/P), P = 1/v² + s κ;
-     identity: in Σ's eigenbasis independent N(s y_i/λ_i / P_i, 1/P_i), P_i = 1/v² + s/λ_i.
+     subset S: w = V c, c_i independent N(s y_i / P_i, 1/P_i), P_i = 1/v² + s λ_i, and
+     w_k = 0 for k ∉ S.
 
    The running residual is updated only when w_j changes (most SNPs stay out), at O(n c)
    (or O(d c) in the sufficient-statistics form used when d ≤ n, which carries XᵀR instead
    of R and never touches the n rows in the sweep).  Per SNP the Bayes factors of all
-   components cost O(c² + K c): Σ⁻¹, its eigendecomposition and the κ's are computed once per
-   sweep.
+   components cost O(c² + K₁ c + K₂ c²) (K₁ rank-1, K₂ subset patterns): Σ⁻¹, the κ's and
+   one c×c eigendecomposition per subset pattern are computed once per sweep.
 2. γ_g | δ, π: 1 if any SNP of g is in, else Bernoulli(π_g(1 − π_s)^{m_g} /
    [π_g(1 − π_s)^{m_g} + 1 − π_g]).
 3. π_gene | γ ~ Beta(a_g + Σγ, b_g + G − Σγ); π_snp | δ, γ ~ Beta(a_s + Σδ,
-   b_s + Σ_g γ_g m_g − Σδ); mixture weights | m, δ ~ Dirichlet(α + counts among δ = 1).
+   b_s + Σ_g γ_g m_g − Σδ); mixture weights | m, δ ~ Dirichlet(α + counts among δ = 1)
+   over the components with α > 0 (α = 0 marks a padding slot: weight 0, never chosen).
 4. Σ | W, Γ: full: InvWishart(ν₀ + n, Ψ₀ + EᵀE); diagonal: σ_k² ~ InvGamma(a₀ + n/2,
    b₀ + (EᵀE)_kk/2), E = Y − XW − ZΓ.
 5. Γ | W, Σ (covariates): vec Γ ~ N with precision Σ⁻¹ ⊗ ZᵀZ + I/s_Γ²
@@ -79,7 +85,18 @@ def prior_inclusion_logs(others_in, gene_size, pi_gene, pi_snp):
     return jnp.where(some, log_s, lone_in), jnp.where(some, log_not_s, lone_out)
 
 
-def component_log_bf(bhat, s, sigma_inv, kappa, rank1, eig, scales2, has_identity):
+def subset_eigen(sigma_inv, masks):
+    """Per ROI-subset pattern S (rows of ``masks``, 0/1): the eigendecomposition of Σ⁻¹
+    restricted to S and zero-padded, (λ (P2, c), V (P2, c, c), masks); once per sweep.
+    None when there are no subset patterns."""
+    if masks.shape[0] == 0:
+        return None
+    block = masks[:, :, None] * sigma_inv[None] * masks[:, None, :]
+    lam, V = jnp.linalg.eigh(0.5 * (block + jnp.swapaxes(block, 1, 2)))
+    return jnp.maximum(lam, 0.0), V, masks
+
+
+def component_log_bf(bhat, s, sigma_inv, kappa, rank1, sub_eig, scales2):
     """Log Bayes factors (n_patterns, n_scales) of every component against the null for
     b̂ ~ N(w, Σ/s) (formulas in the module docstring), and the pieces the w draw reuses."""
     t = sigma_inv @ bhat
@@ -88,24 +105,24 @@ def component_log_bf(bhat, s, sigma_inv, kappa, rank1, eig, scales2, has_identit
     denom = 1.0 + v2 * s * kappa[:, None]                # (P1, S)
     log_bf = -0.5 * jnp.log(denom) + 0.5 * v2 * (s * a[:, None]) ** 2 / denom
     y = None
-    if has_identity:
-        lam, Q = eig
-        y = Q.T @ bhat
-        vs = scales2[:, None] * s                        # (S, 1)
-        lbf_id = (-0.5 * jnp.sum(jnp.log1p(vs / lam[None, :]), axis=1)
-                  + 0.5 * jnp.sum((y * y)[None, :] * vs * s / (lam * (lam + vs)), axis=1))
-        log_bf = jnp.concatenate([log_bf, lbf_id[None, :]], axis=0)
+    if sub_eig is not None:
+        lam, V, masks = sub_eig
+        y = jnp.einsum("pci,pc->pi", V, masks * t[None, :])          # (P2, c)
+        vs = scales2[None, :, None] * s * lam[:, None, :]             # (P2, S, c)
+        lbf_sub = (-0.5 * jnp.sum(jnp.log1p(vs), axis=2)
+                   + 0.5 * jnp.sum((s * y[:, None, :]) ** 2 * scales2[None, :, None]
+                                   / (1.0 + vs), axis=2))
+        log_bf = jnp.concatenate([log_bf, lbf_sub], axis=0)
     return log_bf, a, y
 
 
 def update_logits(bhat, s, others_in, gene_size, pi_gene, pi_snp, log_weights, sigma_inv,
-                  kappa, rank1, eig, scales2, has_identity):
+                  kappa, rank1, sub_eig, scales2):
     """Unnormalised log P(δ_j = 0), log P(δ_j = 1, component m) for m = 1 … K (the order of
     ``mixture_weights``) of one SNP given the rest, γ of its gene integrated out; also the
     pieces the draw of w_j reuses."""
     log_in, log_out = prior_inclusion_logs(others_in, gene_size, pi_gene, pi_snp)
-    log_bf, a, y = component_log_bf(bhat, s, sigma_inv, kappa, rank1, eig, scales2,
-                                    has_identity)
+    log_bf, a, y = component_log_bf(bhat, s, sigma_inv, kappa, rank1, sub_eig, scales2)
     return jnp.concatenate([log_out[None], log_in + log_weights + log_bf.reshape(-1)]), a, y
 
 
@@ -138,14 +155,13 @@ def ld_partners(X, gene_index, xx):
 class SpikeSlabGibbs(ExactGibbsKernel):
     """Blocked Gibbs kernel for :class:`~bayesimg.models.gsmtr.SpikeSlabMTR`.
 
-    ``has_identity``: the last pattern is U = I (shared, independent across ROIs); the
-    other patterns are rank-1, given as rows of ``model_kwargs["patterns"]``.
+    Patterns: rank-1 ones (rows u of ``model_kwargs["patterns"]``, U = uuᵀ) first, then
+    ROI-subset ones (0/1 rows of ``model_kwargs["subsets"]``, U = diag(mask): independent
+    effects on the ROIs of the subset, exactly 0 elsewhere; all ones is U = I).
     """
 
-    def __init__(self, *, residual: str = "full", has_identity: bool = True,
-                 covariate_scale: float = 10.0):
+    def __init__(self, *, residual: str = "full", covariate_scale: float = 10.0):
         self.residual = residual
-        self.has_identity = has_identity
         self.covariate_scale = covariate_scale
 
     # ------------------------------------------------------------------ init
@@ -156,7 +172,6 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         c = Y.shape[1]
         dtype = X.dtype
         n_genes = kw["gene_sizes"].shape[0]
-        n_comp = kw["dirichlet_alpha"].shape[0]
         cache = {"xx": jnp.maximum(jnp.sum(X * X, axis=0), jnp.finfo(dtype).tiny)}
         cache["partner"], cache["partner_gram"] = ld_partners(X, kw["gene_index"], cache["xx"])
         if d <= n:
@@ -187,7 +202,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             "gene_in": jnp.zeros((n_genes,), jnp.int32),
             "pi_gene": jnp.asarray(0.5, dtype),
             "pi_snp": jnp.asarray(0.1, dtype),
-            "mixture_weights": jnp.full((n_comp,), 1.0 / n_comp, dtype),
+            "mixture_weights": active_weights(kw["dirichlet_alpha"]).astype(dtype),
             "Sigma": cov,
         })
         # every SNP out is a valid state: no sweep here (it would compile the sweep twice)
@@ -215,7 +230,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         Sigma = z["Sigma"]
         L, n_jitter = robust_cholesky(Sigma)
         sigma_inv = jax.scipy.linalg.cho_solve((L, True), jnp.eye(c, dtype=dtype))
-        eig = jnp.linalg.eigh(Sigma) if self.has_identity else None
+        sub_eig = subset_eigen(sigma_inv, kw["subsets"])
         kappa = jnp.sum((rank1 @ sigma_inv) * rank1, axis=1)
         scales2 = scales**2
         log_pi = jnp.log(z["mixture_weights"])
@@ -248,11 +263,15 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                 prec = 1.0 / v2 + s * kappa[p1]
                 beta = s * a[p1] / prec + eps[0] / jnp.sqrt(prec)
                 w = beta * rank1[p1]
-            if self.has_identity:
-                lam, Q = eig
-                prec_i = 1.0 / v2 + s / lam
-                w_id = Q @ (s * y / lam / prec_i + eps / jnp.sqrt(prec_i))
-                w = jnp.where(p >= n_rank1, w_id, w)
+            if sub_eig is not None:
+                # ROI subset S: in the eigenbasis of Σ⁻¹ restricted to S, independent
+                # N(s y_i / P_i, 1/P_i), P_i = 1/v² + s λ_i; directions off S are 0
+                lam, V, masks = sub_eig
+                q = jnp.clip(p - n_rank1, 0, masks.shape[0] - 1)
+                prec_i = 1.0 / v2 + s * lam[q]
+                coef = jnp.where(lam[q] > 0, s * y[q] / prec_i + eps / jnp.sqrt(prec_i), 0.0)
+                w_sub = masks[q] * (V[q] @ coef)
+                w = jnp.where(p >= n_rank1, w_sub, w)
             return w
 
         def column_of(j):
@@ -270,7 +289,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             was_in = snp_in[j]
             logits, a, y = update_logits(bhat, s, n_in[g] - was_in, gene_sizes[g],
                                          z["pi_gene"], z["pi_snp"], log_pi, sigma_inv, kappa,
-                                         rank1, eig, scales2, self.has_identity)
+                                         rank1, sub_eig, scales2)
             choice = _categorical(logits, unif[j])
             included = choice > 0
             m = jnp.maximum(choice - 1, 0)
@@ -304,10 +323,10 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             s_j, s_k = xx[j], xx[k]
             bhat_j = (xt_resid(j, resid) + s_j * W[j] + gram * W[k]) / s_j
             bhat_k = (xt_resid(k, resid) + s_k * W[k] + gram * W[j]) / s_k
-            lbf_j, a_j, y_j = component_log_bf(bhat_j, s_j, sigma_inv, kappa, rank1, eig,
-                                               scales2, self.has_identity)
-            lbf_k, a_k, y_k = component_log_bf(bhat_k, s_k, sigma_inv, kappa, rank1, eig,
-                                               scales2, self.has_identity)
+            lbf_j, a_j, y_j = component_log_bf(bhat_j, s_j, sigma_inv, kappa, rank1,
+                                               sub_eig, scales2)
+            lbf_k, a_k, y_k = component_log_bf(bhat_k, s_k, sigma_inv, kappa, rank1,
+                                               sub_eig, scales2)
             # prior odds: equal within one gene; across genes the genes' priors factorise,
             # P(j in, k out) = p_j (1 − p_k) with p from each gene's other SNPs (γ integrated)
             g_j, g_k = gene_index[j], gene_index[k]
@@ -381,13 +400,15 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         shapes = jnp.concatenate([
             jnp.stack([a_g + n_genes_in, b_g + n_genes - n_genes_in,
                        a_s + n_snps_in, b_s + eligible - n_snps_in]).astype(dtype),
-            kw["dirichlet_alpha"] + counts, sigma_shapes])
+            jnp.where(kw["dirichlet_alpha"] > 0, kw["dirichlet_alpha"] + counts, 1.0),
+            sigma_shapes])
         gam = jnp.maximum(jax.random.gamma(keys[3], shapes, dtype=dtype),
                           jnp.finfo(dtype).tiny)
         n_comp = counts.shape[0]
         z["pi_gene"] = _inside_unit(gam[0] / (gam[0] + gam[1]))
         z["pi_snp"] = _inside_unit(gam[2] / (gam[2] + gam[3]))
-        z["mixture_weights"] = gam[4:4 + n_comp] / jnp.sum(gam[4:4 + n_comp])
+        weights = jnp.where(kw["dirichlet_alpha"] > 0, gam[4:4 + n_comp], 0.0)
+        z["mixture_weights"] = weights / jnp.sum(weights)
         sigma_gammas = gam[4 + n_comp:]
         if self.residual == "full":
             Sigma = inverse_wishart(keys[6], 2.0 * sigma_gammas, psi0 + ete)
@@ -406,6 +427,14 @@ class SpikeSlabGibbs(ExactGibbsKernel):
 
         return SpikeSlabGibbsState(state.i + 1, z, cache, next_key,
                                    {"cholesky_jitter": n_jitter})
+
+
+def active_weights(alpha):
+    """Equal mixture weights over the components with Dirichlet α > 0; components with α = 0
+    are padding (unused subset slots, so that data sets with different numbers of
+    data-driven subsets share one compiled sweep): weight exactly 0, never chosen."""
+    active = (alpha > 0).astype(alpha.dtype)
+    return active / jnp.sum(active)
 
 
 def inverse_wishart(key, chi2, scale):
