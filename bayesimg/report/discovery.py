@@ -17,12 +17,15 @@ else, except an optional LD matrix for the credible sets when the fit carries no
   from the joint draws.  Greedy construction: take the remaining SNP of highest PIP as lead;
   candidates are the remaining SNPs in LD with it, r² ≥ :data:`CS_LD_R2` = 0.25 (|r| ≥ 0.5,
   the purity SuSiE asks of a set), that are alternatives to it rather than a second signal
-  (included in at most :data:`CS_MAX_CO_INCLUSION` = 25% of the draws that include the lead)
-  and that tag the lead at least as well as any other SNP of PIP ≥ 0.05 outside the
-  candidates (else they are that SNP's proxies), added in PIP order until P(at least one of the set
-  included) ≥ ``coverage``.  The set's purity is the smallest |r| between any two of its
-  SNPs; sets with purity < ``min_purity`` are dropped (as SuSiE does) and leads that cannot
-  reach the coverage form none.  A set's members are not reused.  LD is the correlation of
+  (included in at most :data:`CS_MAX_CO_INCLUSION` = 25% of the draws that include the lead,
+  unless a near-copy of it, r² ≥ :data:`CS_SAME_SIGNAL_R2` = 0.8: in a high-LD block the
+  sampler often splits one signal between near-copies) and that tag the lead at least as
+  well as any other SNP of PIP ≥ 0.05 outside the candidates (else they are that SNP's
+  proxies), added in PIP order — each only if its |r| with every member is ≥ ``min_purity``,
+  so the set stays pure — until P(at least one of the set included) ≥ ``coverage``.  The
+  set's purity is the smallest |r| between any two of its SNPs; sets with purity <
+  ``min_purity`` are dropped (as SuSiE does) and leads that cannot reach the coverage form
+  none.  A set's members are not reused.  LD is the correlation of
   the genotypes in the fit's ``constant_data`` (or an ``ld`` matrix passed in).
 * **Discoveries at Bayesian FDR α** (Müller, Parmigiani, Robert & Rousseau 2004, JASA;
   Stephens 2017): the units are (credible set, ROI) for every credible set — the set's
