@@ -67,6 +67,11 @@ def execute(nb, size: str, cwd: Path, timeout: int = 900):
     from nbclient import NotebookClient
     os.environ["BAYESIMG_NOTEBOOK_SIZE"] = size
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # the kernel runs in the notebook's folder: make it import this checkout's bayesimg
+    # (a relative PYTHONPATH such as "." would point into the case study instead)
+    paths = [str(ROOT)] + [str(Path(p).resolve()) for p in
+                           os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}})
     client.execute()
