@@ -2,11 +2,14 @@
 
     python scripts/build_notebooks.py [--size ci|full] [NAME.py ...]
 
-Each ``case_studies/**/NAME.py`` written in the percent format (``# %%`` code cells,
-``# %% [markdown]`` markdown cells) becomes ``NAME.ipynb`` beside it, executed in a fresh
-kernel with ``BAYESIMG_NOTEBOOK_SIZE`` set, and saved with its outputs (atomically).  The
-sources are what is reviewed; the notebooks are what users open.  CI executes the
-notebooks at the reduced size (tests/test_notebooks.py).
+Each ``case_studies/<study>/<study>.py`` written in the percent format (``# %%`` code
+cells, ``# %% [markdown]`` markdown cells) becomes ``<study>.ipynb`` beside it, executed in a
+fresh kernel (working directory: the study's folder) with ``BAYESIMG_NOTEBOOK_SIZE`` set,
+and saved with its outputs (atomically).  The sources are what is reviewed; the notebooks
+are what users open.  ``--size ci`` (the default, and what is committed) runs each study at
+a tiny size that checks the analysis runs; ``--size full`` runs the size whose results the
+study's README quotes (and writes its ``results/``).  CI executes every notebook at the
+reduced size (tests/test_notebooks.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = [ROOT / "case_studies" / "tour" / "tour.py"]
+CASE_STUDIES = ROOT / "case_studies"
+
+
+def notebook_sources(root: Path = CASE_STUDIES) -> list[Path]:
+    """``<study>/<study>.py`` of every case study written in the percent format."""
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        source = folder / f"{folder.name}.py"
+        if source.is_file() and source.read_text().startswith("# %%"):
+            found.append(source)
+    return found
+
+
+NOTEBOOKS = notebook_sources()
 
 
 def cells_from_percent(text: str) -> list[tuple[str, str]]:
@@ -51,6 +67,11 @@ def execute(nb, size: str, cwd: Path, timeout: int = 900):
     from nbclient import NotebookClient
     os.environ["BAYESIMG_NOTEBOOK_SIZE"] = size
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # the kernel runs in the notebook's folder: make it import this checkout's bayesimg
+    # (a relative PYTHONPATH such as "." would point into the case study instead)
+    paths = [str(ROOT)] + [str(Path(p).resolve()) for p in
+                           os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}})
     client.execute()

@@ -1,7 +1,9 @@
 """The notebooks run: each is executed at reduced size in a fresh kernel (nbclient).
 
 The committed ``.ipynb`` (with its outputs) must hold the same code as its percent-format
-source, so what users open is what CI ran.
+source, so what users open is what CI ran.  Every case study is a notebook, except
+``bgsmtr_example`` (its data may not be redistributed, so there is nothing bundled to run
+it on).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
+#: case studies that stay scripts, and why
+SCRIPTS = {"bgsmtr_example": "reads bgsmtr's example data from a path the user gives"}
 
 
 def _builder():
@@ -28,20 +32,36 @@ def _builder():
 BUILD = _builder()
 
 
+def test_every_case_study_is_a_notebook_its_readme_points_at():
+    folders = sorted(p.name for p in (ROOT / "case_studies").iterdir()
+                     if p.is_dir() and p.name != "data")
+    built = {p.parent.name for p in BUILD.NOTEBOOKS}
+    assert set(folders) - set(SCRIPTS) == built
+    for source in BUILD.NOTEBOOKS:
+        readme = source.parent / "README.md"
+        if readme.is_file():
+            assert source.with_suffix(".ipynb").name in readme.read_text(), readme
+        assert "BAYESIMG_NOTEBOOK_SIZE" in source.read_text()
+
+
 @pytest.mark.parametrize("source", BUILD.NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_notebook_matches_its_source(source):
     committed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
     built = BUILD.notebook_from_percent(source)
     assert [(c.cell_type, c.source) for c in committed.cells] == \
         [(c.cell_type, c.source) for c in built.cells], "run scripts/build_notebooks.py"
-    errors = [o for c in committed.cells for o in c.get("outputs", [])
-              if o.output_type == "error"]
-    assert not errors
+    outputs = [o for c in committed.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert all(c.get("execution_count") for c in committed.cells if c.cell_type == "code"), \
+        "the committed notebook holds its outputs"
+    sizes = [o.get("text", "") for o in outputs if o.output_type == "stream"]
+    assert any(text.startswith("size: ci") for text in sizes), "committed at the CI size"
 
 
 @pytest.mark.parametrize("source", BUILD.NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_in_a_fresh_kernel(source, monkeypatch):
+def test_notebook_executes_in_a_fresh_kernel(source, monkeypatch, tmp_path):
     monkeypatch.setenv("BAYESIMG_NOTEBOOK_SIZE", "ci")
+    before = {p: p.stat().st_mtime for p in source.parent.rglob("*") if p.is_file()}
     nb = BUILD.execute(BUILD.notebook_from_percent(source), "ci", source.parent, timeout=1200)
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -50,3 +70,5 @@ def test_notebook_executes_in_a_fresh_kernel(source, monkeypatch):
     assert images, "plots must render inline without importing pyplot"
     html = [o for o in outputs if "text/html" in o.get("data", {})]
     assert html, "fits and tables render as HTML"
+    after = {p: p.stat().st_mtime for p in source.parent.rglob("*") if p.is_file()}
+    assert after == before, "the CI size writes nothing into the case study (results/ is full size)"

@@ -7,7 +7,8 @@
 * :func:`plot_top_loadings` — the features of one view with the largest loadings
   on one factor, posterior means with 95% intervals.
 
-Each returns the Figure and, given ``path=``, writes it atomically.
+Each returns the Figure (shown inline in a notebook, without pyplot) and, given ``path=``,
+writes it atomically.
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from bayesimg.report.plots import save_figure
+from bayesimg.report.plots import _finish
 from bayesimg.report.summary import top_loadings
 
 __all__ = ["plot_factor_scatter", "plot_top_loadings", "plot_variance_explained"]
-
-
-def _finish(fig: Figure, path) -> Figure:
-    if path is not None:
-        save_figure(fig, path)
-    return fig
 
 
 def plot_variance_explained(ve: xr.Dataset, *, path: str | os.PathLike | None = None,

@@ -5,7 +5,9 @@ significant figures unless ``round_to="none"``), and intervals follow the projec
 convention of :mod:`bayesimg.report.intervals` (95% ETI).  R-hat, ESS and MCSE use
 the vectorised estimators of :mod:`bayesimg.report._mcmc_stats`, which reproduce
 ``arviz_stats.rhat``/``ess``/``mcse`` but run on whole arrays at once (a 20 000
-element weight matrix is summarised in seconds, not minutes).
+element weight matrix is summarised in seconds, not minutes).  The tables are
+:class:`~bayesimg.report.summary_table.SummaryTable` DataFrames: the data stay raw, the
+notebook and terminal displays round them and name each row once by its label.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.report import _mcmc_stats, _tree
 from bayesimg.report.intervals import CI_KIND, CI_PROB, compute_intervals, interval_columns
+from bayesimg.report.summary_table import SummaryTable
 
 __all__ = ["summary", "top_associations", "top_loadings", "STAT_COLUMNS"]
 
@@ -160,9 +163,11 @@ def summary(fit: Any, var_names: str | list[str] | None = None, ci_prob: float =
     df = _sort(df, sort_by)
     if top is not None:
         df = df.iloc[: int(top)]
+    df = SummaryTable(df)
     df.attrs.update({"ci_prob": float(ci_prob), "ci_kind": str(ci_kind).lower(),
                      "method": _tree.method(tree), "approximate": approximate,
-                     "streamed_moments": sorted(streamed)})
+                     "streamed_moments": sorted(streamed),
+                     "label_columns": [c for c in columns if c not in parts]})
     return df
 
 
@@ -254,7 +259,7 @@ def top_associations(fit: Any, var_name: str | None = None, n: int = 20, by: str
         lb, ub = compute_intervals(flat[sel], ci_prob, ci_kind)
         conv = _convergence(values, approximate, stats=("rhat", "ess_bulk"))
 
-    df = pd.DataFrame(coords, index=pd.Index(labels, name="parameter"))
+    df = SummaryTable(coords, index=pd.Index(labels, name="parameter"))
     df["mean"] = mean[sel]
     df["sd"] = sd
     df[lb_col] = lb
@@ -271,7 +276,8 @@ def top_associations(fit: Any, var_name: str | None = None, n: int = 20, by: str
     df["ess_bulk"] = conv["ess_bulk"]
     df.attrs.update({"ci_prob": float(ci_prob), "ci_kind": str(ci_kind).lower(),
                      "var_name": var_name, "by": by, "n_elements": int(mean.size),
-                     "method": _tree.method(tree), "approximate": approximate})
+                     "method": _tree.method(tree), "approximate": approximate,
+                     "label_columns": list(coords)})
     return df
 
 
