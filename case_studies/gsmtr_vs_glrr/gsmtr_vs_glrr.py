@@ -54,7 +54,9 @@ MCMC = dict(chains=2, seed=0, progress=False,
 CV_MCMC = {**MCMC, **(dict(warmup=100, draws=100) if CI else dict(warmup=500, draws=1000))}
 LAMBDA_GRID = (200.0,) if CI else (2.0, 20.0, 200.0, 2000.0)
 N_FOLDS = 2 if CI else 5
-N_IN_SAMPLE = 250 if CI else None       # subjects of the in-sample comparison (None: all)
+# At CI size the in-sample fits take as many subjects as a cross-validation training fold, so
+# the fold fits reuse their compiled samplers (None: all subjects).
+IN_SAMPLE_LIKE_A_FOLD = CI
 if CI:
     warnings.simplefilter("ignore", bi.errors.ConvergenceWarning)
 print("size:", "ci" if CI else "full", "|", MCMC, "| λ grid", LAMBDA_GRID, "|", N_FOLDS, "folds")
@@ -118,8 +120,9 @@ def models(lam):
 
 report, tables = {}, {}
 for panel, (raw, B_true) in panels.items():
-    data = centre_by_rotation(raw if N_IN_SAMPLE is None
-                              else raw.subset_subjects(np.arange(N_IN_SAMPLE)))
+    n_fold = raw.n_subjects // N_FOLDS
+    data = centre_by_rotation(raw.subset_subjects(np.arange(n_fold * (N_FOLDS - 1)))
+                              if IN_SAMPLE_LIKE_A_FOLD else raw)
     lam = gsmtr_lambda(data)
     fits, rows = {}, {}
     for name, (model, site) in models(lam).items():
