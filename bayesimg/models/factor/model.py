@@ -441,7 +441,7 @@ class MultiViewFactor(Model):
         return args
 
     def subject_axis_args(self, data: MultiViewData, method: str = "nuts", *, args=None):
-        # not init_W (P×K), ys2_obs or the flat impute_index, whatever their lengths
+        # not init_W (P×K), ys2_obs or the flat impute_index and pg_index, whatever their lengths
         return frozenset({"Y", "mask", "present", "X", "init_Z", "Ys", "Yw", "Mw"})
 
     def _gibbs_args(self, arr) -> dict[str, np.ndarray]:
@@ -455,9 +455,14 @@ class MultiViewFactor(Model):
         pres_col = arr["present"][:, col_view] > 0
         Ys = np.where(pres_col[:, sidx] & (arr["mask"][:, sidx] > 0), arr["Y"][:, sidx], 0.0)
         todo = (arr["mask"][:, sidx] == 0) & pres_col[:, sidx]
+        # observed entries of the weighted count columns: the Pólya-Gamma draws
+        count_w = arr["trials"][widx] > 0
+        Mw = arr["mask"][:, widx]
+        pg_index = np.flatnonzero(((Mw > 0) & count_w[None, :]).ravel()).astype(np.int64)
         return {"init_Z": Z0, "init_W": W0, "Ys": Ys, "Yw": arr["Y"][:, widx],
-                "Mw": arr["mask"][:, widx], "ys2_obs": np.sum(Ys**2, axis=0),
-                "impute_index": np.flatnonzero(todo.ravel()).astype(np.int64)}
+                "Mw": Mw, "ys2_obs": np.sum(Ys**2, axis=0),
+                "impute_index": np.flatnonzero(todo.ravel()).astype(np.int64),
+                "pg_index": pg_index}
 
     def observed_data(self, data: MultiViewData) -> dict[str, np.ndarray]:
         arr = self.data_arrays(data)
