@@ -16,7 +16,9 @@ pseudo-likelihood with per-entry information Ω_ij and response h_ij:
   h_ij = (y_ij − b_j/2)·obs_ij.  PG(b, c) is drawn from its series
   (1/2π²) Σ_k g_k / ((k − ½)² + c²/4π²), g_k ~ Gamma(b, 1), with the first
   ``pg_terms`` terms exact and the remainder replaced by its mean (so the
-  mean of ω is exact and the missing variance is O(1/T³)).
+  mean of ω is exact and the missing variance is O(1/T³): 0.07% of Var(ω)
+  at T = 3).  ω is drawn only at observed entries (a missing one carries no
+  information), so the cost is linear in the observed entries.
 
 One sweep:
 
@@ -36,6 +38,15 @@ step is an exact full conditional of the joint density in
 
 Start: the PCA + varimax solution, rotated by a random rotation exp(A), A
 skew-symmetric with N(0, ``init_jitter``²) entries (a different one per chain).
+
+Scale (100 subjects × 20,000 features × 15 factors): the per-column (Q × Q)
+precisions and per-subject (K × K) ones are formed packed (Q(Q+1)/2 distinct
+entries, :mod:`bayesimg.models.factor.packed`) by one GEMM each and factored by
+an unrolled Cholesky over contiguous vectors; the sweep's uniforms come from
+XLA's counter-based bit generator (:func:`uniform_open_closed`), and logarithms
+and sines of the variates are taken in float32 (relative error ≤ 1e-7, no
+truncation of tails), which halved the cost of the ~1.5 M variates a sweep
+needs at that size.
 
 Compilation: XLA compile time of the sweep decided the cold-start speed against
 MOFA+, so the sweep is written to stay small: one random-bits call per sweep

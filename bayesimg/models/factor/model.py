@@ -251,7 +251,10 @@ class MultiViewFactor(Model):
         data do not identify shows up as disagreement between chains.
     pg_terms : int
         Terms of the truncated series used for Pólya-Gamma draws (the rest of
-        the series is replaced by its mean).
+        the series is replaced by its mean, so E[ω] stays exact).  The share of
+        Var(ω) left out is largest at ψ = 0: 1.4% with 1 term, 0.23% with 2,
+        0.072% with 3 (default), 0.002% with 10; the draws cost one uniform
+        per term and observed Bernoulli entry.
     """
 
     name = "factor"
@@ -264,7 +267,7 @@ class MultiViewFactor(Model):
                  noise_prior: tuple[float, float] = (1.0, 1.0),
                  intercept_scale: float = 3.0, covariate_scale: float = 10.0,
                  outcome_scale: float = 1.0, weighted_missing: float = 0.5,
-                 init_jitter: float = 0.1, pg_terms: int = 10):
+                 init_jitter: float = 0.1, pg_terms: int = 3):
         if isinstance(n_factors, bool) or not isinstance(n_factors, int | np.integer) \
                 or n_factors < 1:
             raise ModelSpecError(f"n_factors must be an integer >= 1, got {n_factors!r}")
@@ -337,6 +340,15 @@ class MultiViewFactor(Model):
             if lay.n_covariates:
                 out["gamma_outcome"] = ("covariate",)
         return out
+
+    @property
+    def label_dependent_sites(self) -> frozenset[str]:
+        """Factor-indexed sites: their draws carry arbitrary factor labels and signs until
+        :meth:`align_draws` matches them, so a streamed mean over draws (chains with
+        opposite signs cancel) would be meaningless; large ones are thinned instead."""
+        lay = self._need_layout()
+        return frozenset({"Z", "alpha", "beta"} | {f"W_{v}" for v in lay.views}
+                         | {f"incl_{v}" for v in lay.views})
 
     @property
     def hidden_sites(self) -> frozenset[str]:
