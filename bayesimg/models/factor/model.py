@@ -320,7 +320,9 @@ class MultiViewFactor(Model):
     def dims(self):
         lay = self._need_layout()
         out: dict[str, tuple[str, ...]] = {"Z": ("sample", "factor"),
-                                           "alpha": ("view", "factor")}
+                                           "alpha": ("view", "factor"),
+                                           "variance_share": ("view", "factor"),
+                                           "subspace_cosine": ("factor",)}
         for v, lik in zip(lay.views, lay.likelihoods, strict=True):
             f = f"feature_{v}"
             out[f"W_{v}"] = (f, "factor")
