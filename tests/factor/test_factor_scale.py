@@ -130,32 +130,3 @@ def test_variance_explained_on_data_scale_in_unit_interval():
         want = _truth_r2(truth, data, view)
         got = float(ve["r2_total_mean"].sel(view=view))
         assert abs(got - want) < 0.08, (view, got, want)
-
-
-def test_rotation_move_draws_the_angle_from_its_conditional():
-    """θ of the pair move, recovered from W' = W R(θ), follows
-    f(θ) ∝ exp(−½ Σ_j π_j·(w_j R(θ))²) on (−π, π] (KS against the numerical CDF),
-    and ZWᵀ is unchanged."""
-    data, _ = simulate_factor(n=30, sizes={"g": 40}, n_factors=2, seed=7)
-    model = MultiViewFactor(2)
-    kernel = model.gibbs_kernel(data)
-    rng = np.random.default_rng(8)
-    Z = jnp.asarray(rng.standard_normal((30, 2)))
-    W = jnp.asarray(rng.standard_normal((40, 2)) * [1.0, 0.4])
-    lam2 = jnp.asarray(rng.uniform(0.2, 3.0, (40, 2)))
-    alpha = jnp.asarray([[1.5, 0.7]])
-    move = jax.jit(jax.vmap(lambda k: kernel._rotation_move(k, Z, W, lam2, alpha, Z.dtype)))
-    Z2, W2 = move(jax.random.split(jax.random.PRNGKey(9), 4000))
-    np.testing.assert_allclose(np.einsum("snk,sdk->snd", Z2, W2)[0], Z @ W.T, atol=1e-10)
-    R = np.linalg.lstsq(np.asarray(W), np.asarray(W2).transpose(1, 0, 2).reshape(40, -1),
-                        rcond=None)[0].reshape(2, -1, 2).transpose(1, 0, 2)
-    theta = np.arctan2(R[:, 1, 0], R[:, 0, 0])            # column a' = c w_a + s w_b
-    prec = np.asarray(alpha[0] / lam2 + 1.0 / model.slab_scale**2)
-    grid = np.linspace(-np.pi, np.pi, 20001)
-    c, s = np.cos(grid)[:, None], np.sin(grid)[:, None]
-    Wn = np.asarray(W)
-    wa, wb = c * Wn[:, 0] + s * Wn[:, 1], -s * Wn[:, 0] + c * Wn[:, 1]
-    logf = -0.5 * (wa**2 * prec[:, 0] + wb**2 * prec[:, 1]).sum(1)
-    cdf = np.cumsum(np.exp(logf - logf.max()))
-    cdf /= cdf[-1]
-    assert stats.kstest(theta, lambda t: np.interp(t, grid, cdf)).pvalue > 1e-3
