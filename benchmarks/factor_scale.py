@@ -112,6 +112,7 @@ def main(argv=None) -> None:
     ap.add_argument("--designs", nargs="+", default=["gaussian", "bernoulli80", "both"])
     ap.add_argument("--before", default="/work/main")
     ap.add_argument("--no-before", action="store_true")
+    ap.add_argument("--no-after", action="store_true")
     ap.add_argument("--sweeps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--draws", type=int, default=50)
@@ -125,7 +126,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     old = json.loads(out.read_text()) if out.exists() else {}
     runs = {(r["tree"], r["design"]): r for r in old.get("runs", [])}
-    trees = [("after", ROOT, args.warmup, args.draws)]
+    trees = [] if args.no_after else [("after", ROOT, args.warmup, args.draws)]
     if not args.no_before:
         trees.insert(0, ("before", Path(args.before), args.before_fit, args.before_fit))
     for label, tree, warmup, draws in trees:

@@ -25,6 +25,15 @@ remain, and a chain may still settle on a rotated solution.  This module
      axes, i.e. the rotation is not identified by the data — reported, with a
      :class:`~bayesimg.errors.ConvergenceWarning`, never silently returned.
 
+3. **checks convergence on identified quantities**: per draw, the factors'
+   variance shares per view and the cosines of the principal angles between the
+   draw's factor span and the posterior-mean span (:func:`identified_summaries`,
+   stored in the posterior); :func:`identified_convergence` writes one line
+   saying whether the subspace converged, whether its split into factors did,
+   which factors did not, and about how much longer to run
+   (``convergence_summary``, shown first among the notes of
+   :func:`bayesimg.report.diagnostics.diagnose`).
+
 Activity: a factor is *active* when its share of the variance of some view,
 Σ_j w²_jk / Σ_j (Σ_k w²_jk + 1/τ_j) at the posterior mean, exceeds 1%.  A
 (view, factor) pair below that share is switched off by ARD: its loadings and α

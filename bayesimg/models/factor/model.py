@@ -52,7 +52,10 @@ Named outputs: ``Z`` (sample, factor), ``W_<view>`` (feature_<view>, factor),
 ``incl_<view>`` (feature_<view>, factor: the horseshoe's 1 − κ, a posterior
 feature-inclusion probability), ``alpha`` (view, factor), ``mu_<view>``,
 ``tau_<view>`` (Gaussian views), ``B_<view>`` (feature_<view>, covariate),
-``beta`` (factor), ``beta0``, ``gamma_outcome`` (covariate), ``tau_outcome``.
+``beta`` (factor), ``beta0``, ``gamma_outcome`` (covariate), ``tau_outcome``; added
+after alignment, per draw, the identified summaries the convergence verdict is
+based on: ``variance_share`` (view, factor) and ``subspace_cosine`` (factor)
+(:func:`bayesimg.models.factor.align.identified_summaries`).
 The observed site ``Y`` has dims (sample, feature) over all views' features
 (labels ``view:feature``, plus ``outcome:<name>``), so the pointwise
 log-likelihood is per subject, summed over every observed entry of every view.
