@@ -284,12 +284,13 @@ def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
             elements.append({"var": "Z", "sel": {"factor": label}})
     for v in layout.views:
         elements.append({"var": f"incl_{v}", "sel": {}})
-    reason = (f"the horseshoe inclusion weights incl (a function of the local scales, "
-              "whose heavy tails mix slowly and which no other output reads draw by draw); "
-              f"the loadings (W) and ARD precision alpha of factors switched off by ARD "
-              f"(variance share <= {ACTIVE_SHARE:g}; {'; '.join(pairs)}), and the scores Z of "
-              "factors off in every view, are draws from the shrinkage prior, which need not "
-              "mix")
+    reason = ("the horseshoe inclusion weights incl (a function of the local scales, "
+              "whose heavy tails mix slowly and which no other output reads draw by draw)")
+    if pairs:
+        reason += (f"; the loadings (W), ARD precision alpha and variance share of factors "
+                   f"switched off by ARD (variance share <= {ACTIVE_SHARE:g}; "
+                   f"{'; '.join(pairs)}), and the scores Z of factors off in every view, are "
+                   "draws from the shrinkage prior, which need not mix")
     return {"reason": reason, "elements": elements}
 
 
