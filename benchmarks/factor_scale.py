@@ -11,7 +11,7 @@ Each (code tree, design) runs in a fresh subprocess and records
 
 * the kernel's sweep alone, jitted: best CPU seconds and best wall seconds per
   sweep over 5 batches of ``--sweeps`` sweeps (one chain; target <= 0.1 s);
-* a complete ``bayesimg.fit`` (1 chain, ``--warmup`` + ``--draws``): its
+* unless ``draws`` is 0, a complete ``bayesimg.fit`` (1 chain, ``--warmup`` + ``--draws``): its
   compile/warm-up/sampling times, the process's CPU seconds, the peak resident
   memory of the process (``ru_maxrss``) and the resident memory after imports
   and data (so the fit's own share is visible), and the bytes of the kept draws.
@@ -70,18 +70,22 @@ CHILD = textwrap.dedent("""
         cpu.append((time.process_time() - c0) / sweeps)
         wall.append((time.perf_counter() - t0) / sweeps)
     del state, step
-    c0, t0 = time.process_time(), time.perf_counter()
-    fit = bayesimg.fit(model, data, method="gibbs", chains=1, warmup=warmup, draws=draws,
-                       seed=1, progress=False)
-    fit_cpu, fit_wall = time.process_time() - c0, time.perf_counter() - t0
-    kept = sum(int(v.nbytes) for v in fit.posterior.data_vars.values())
+    rss_sweep = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fit_info = None
+    if draws:
+        c0, t0 = time.process_time(), time.perf_counter()
+        fit = bayesimg.fit(model, data, method="gibbs", chains=1, warmup=warmup, draws=draws,
+                           seed=1, progress=False)
+        fit_cpu, fit_wall = time.process_time() - c0, time.perf_counter() - t0
+        kept = sum(int(v.nbytes) for v in fit.posterior.data_vars.values())
+        fit_info = {"chains": 1, "warmup": warmup, "draws": draws, "cpu_s": fit_cpu,
+                    "wall_s": fit_wall, "timings": fit.timings,
+                    "sampling_wall_s_per_sweep": fit.timings["sampling_seconds"] / draws,
+                    "kept_draw_bytes": kept}
     print("RESULT" + json.dumps({
         "sweep_cpu_s_best": min(cpu), "sweep_wall_s_best": min(wall),
         "sweep_cpu_s_median": float(np.median(cpu)), "sweep_compile_s_wall": compile_s,
-        "fit": {"chains": 1, "warmup": warmup, "draws": draws, "cpu_s": fit_cpu,
-                "wall_s": fit_wall, "timings": fit.timings,
-                "sampling_wall_s_per_sweep": fit.timings["sampling_seconds"] / draws,
-                "kept_draw_bytes": kept},
+        "fit": fit_info, "peak_rss_sweep_only_mb": rss_sweep,
         "rss_after_data_mb": rss_data,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "observed_entries": int(sum(v.observed.sum() for v in data.views))}))
@@ -117,7 +121,8 @@ def main(argv=None) -> None:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--draws", type=int, default=50)
     ap.add_argument("--before-fit", type=int, default=10,
-                    help="warm-up and draws of the 'before' fit (its sweep is slow)")
+                    help="warm-up and draws of the 'before' fit (its sweep is slow; 0: "
+                         "the sweep alone)")
     ap.add_argument("--out", default=str(HERE / "results" / "factor_scale.json"))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
