@@ -4,6 +4,8 @@ Data: the bundled TCGA breast training set (``case_studies/data/breast_tcga``:
 mRNA, miRNA, protein; read only).  10% of the observed entries of every view
 are withheld at random (seed 0) and every fit sees the rest.
 
+Runs merge into ``--out`` by K, so K values can be added one invocation at a time.
+
 * ARD: ``MultiViewFactor(K_max)`` (default priors), its number of active factors
   (variance share > 1% in some view, :mod:`bayesimg.models.factor.align`);
 * held-out check: fits with K in ``--ks`` (the ARD count included), each scored
@@ -92,6 +94,8 @@ def main(argv=None) -> None:
     from bayesimg.models import MultiViewFactor
 
     data, held = _withhold(_load(), 0.1, 0)
+    out = Path(args.out)
+    earlier = json.loads(out.read_text()).get("runs", []) if out.exists() else []
     runs = []
     for K in [args.k_max] + [k for k in args.ks if k != args.k_max]:
         t0 = time.process_time()
@@ -104,13 +108,15 @@ def main(argv=None) -> None:
                      "convergence_summary": align.get("convergence_summary")})
         print(json.dumps(runs[-1]), flush=True)
         # written after every fit, so a run cut short keeps what it measured
-        done = sorted(runs, key=lambda r: r["K"])
+        ks = {r["K"] for r in runs}
+        done = sorted(runs + [r for r in earlier if r["K"] not in ks], key=lambda r: r["K"])
         best = max(done, key=lambda r: r["heldout_lpd_per_entry"])
         write_json(args.out, {
             "benchmark": "factor_ard_heldout", "data": "TCGA breast training set (bundled)",
             "withheld": "10% of observed entries per view, seed 0",
             "settings": {"chains": 2, "warmup": args.warmup, "draws": args.draws},
-            "runs": done, "ard_n_active_at_k_max": runs[0]["n_active"],
+            "runs": done, "k_max": done[-1]["K"],
+            "ard_n_active_at_k_max": done[-1]["n_active"],
             "best_heldout_K": best["K"],
             "note": "2-core machine shared with other jobs; CPU seconds include compilation"})
 
