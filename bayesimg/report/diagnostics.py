@@ -334,8 +334,9 @@ def _not_converged_line(labels: list[str], rhat: np.ndarray, ess: np.ndarray,
         idx = groups[g]
         r = np.nanmax(rhat[idx]) if np.isfinite(rhat[idx]).any() else np.nan
         e = np.nanmin(ess[idx]) if np.isfinite(ess[idx]).any() else np.nan
-        parts.append(f"{g} ({len(idx)}: R-hat up to {_fmt(r, '.3f')}, ESS down to "
-                     f"{_fmt(e, '.0f')})")
+        worst = labels[max(idx, key=lambda i: longer_run_factor(rhat[i], ess[i]))]
+        parts.append(f"{g} ({len(idx)}, worst {worst}: R-hat up to {_fmt(r, '.3f')}, "
+                     f"ESS down to {_fmt(e, '.0f')})")
     more = f" and {len(worst_first) - 4} more" if len(worst_first) > 4 else ""
     factor = max(longer_run_factor(rhat[i], ess[i]) for i in np.flatnonzero(bad))
     draws = int(np.ceil(factor * n_draws / 100.0) * 100)

@@ -88,6 +88,7 @@ def test_not_converged_line_names_variables_and_factor():
     rhat = np.array([1.2, 1.001, 1.03, 1.0])
     ess = np.array([8.0, 500.0, 300.0, 900.0])
     line = _not_converged_line(labels, rhat, ess, n_draws=500)
-    assert line.startswith("Not converged: Z (1: R-hat up to 1.200, ESS down to 8)")
+    assert line.startswith("Not converged: Z (1, worst Z[s1, F1]: R-hat up to 1.200, ESS "
+                           "down to 8)")
     assert "W_a" in line and "mu_a" not in line
     assert "50x longer" in line and "~25000 draws" in line
