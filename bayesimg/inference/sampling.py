@@ -76,7 +76,8 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
     # the data placement changes the compiled program: part of its cache key and settings
     kernel_settings = {**kernel_settings, **sharded}
     storage = plan_storage(_stored_sizes(model_fn, kwargs, model), chains, draws,
-                           max_draw_bytes=max_draw_bytes, threshold=importance_threshold)
+                           max_draw_bytes=max_draw_bytes, threshold=importance_threshold,
+                           not_streamed=model.label_dependent_sites)
     # the buffer (compiled) depends only on the draw size, never on warmup or draws, so
     # a short trial run and the long run after it share one program
     chunk = storage.chunk

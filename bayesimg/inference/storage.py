@@ -66,8 +66,10 @@ class StoragePlan:
 
 def plan_storage(site_sizes: dict[str, int], n_chains: int, draws: int, *,
                  max_draw_bytes: float | None, threshold: float = 0.05,
-                 max_chunk: int = 100, itemsize: int = 8) -> StoragePlan:
-    """Choose thinning and chunk size for ``draws`` per chain of sites of these sizes."""
+                 max_chunk: int = 100, itemsize: int = 8,
+                 not_streamed: frozenset[str] = frozenset()) -> StoragePlan:
+    """Choose thinning and chunk size for ``draws`` per chain of sites of these sizes
+    (sites in ``not_streamed`` — label-dependent ones — are thinned, never streamed)."""
     per_draw = int(sum(site_sizes.values()) * n_chains * itemsize)
     chunk = max(1, min(max_chunk, CHUNK_BYTES // max(per_draw, 1)))
     keep_every = 1
@@ -75,7 +77,8 @@ def plan_storage(site_sizes: dict[str, int], n_chains: int, draws: int, *,
         keep_every = math.ceil(per_draw * draws / max_draw_bytes)
         keep_every = min(keep_every, draws)
     streamed = tuple(sorted(k for k, v in site_sizes.items()
-                            if v >= MIN_STREAMED_SIZE and not k.startswith(LOGLIK_PREFIX))) \
+                            if v >= MIN_STREAMED_SIZE and not k.startswith(LOGLIK_PREFIX)
+                            and k not in not_streamed)) \
         if keep_every > 1 else ()
     return StoragePlan(keep_every=keep_every, chunk=chunk, streamed_sites=streamed,
                        threshold=float(threshold), bytes_per_draw=per_draw, draws_total=draws)

@@ -13,7 +13,8 @@ while the approximation itself is poor.  SVI fits are judged on ELBO convergence
 Parameters a model declares unidentified by design are left out of R-hat and ESS,
 and the verdict says how many and why: a model's ``align_draws`` info (root
 attribute ``alignment``) may hold ``convergence_exclude = {"reason": text,
-"elements": [{"var": name, "sel": {dim: label, ...}}, ...]}``.  The factor model
+"elements": [{"var": name, "sel": {dim: label, ...}}, ...]}`` (an empty ``sel``: the
+whole variable).  The factor model
 lists there the loadings (``W_<view>``, ``incl_<view>``) and ARD precisions
 (``alpha``) of factors its own activity measure finds switched off in a view
 (and the scores ``Z`` of factors off in every view): those are draws from the
@@ -203,11 +204,14 @@ def _exclusions(tree: xr.DataTree, post: xr.Dataset) -> tuple[dict[str, np.ndarr
             continue
         da = post[name]
         dims = [str(d) for d in da.dims[2:]]
-        if not sel or not set(sel) <= set(dims):
+        if not set(sel) <= set(dims):
             continue
         if name not in masks:
             masks[name] = xr.DataArray(np.ones([da.sizes[d] for d in dims], bool), dims=dims,
                                        coords={d: da[d].values for d in dims if d in da.coords})
+        if not sel:  # the whole variable
+            masks[name][...] = False
+            continue
         try:
             masks[name].loc[sel] = False
         except (KeyError, ValueError):
@@ -215,6 +219,17 @@ def _exclusions(tree: xr.DataTree, post: xr.Dataset) -> tuple[dict[str, np.ndarr
     out = {name: m.transpose(*[str(d) for d in post[name].dims[2:]]).values.ravel()
            for name, m in masks.items()}
     return out, str(spec.get("reason", "declared unidentified by the model"))
+
+
+def _model_summary(tree: xr.DataTree) -> str:
+    """The model's own one-line account of its identified quantities (``alignment`` root
+    attribute, key ``convergence_summary``), or ''."""
+    raw = tree.attrs.get("alignment")
+    try:
+        info = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return ""
+    return str(info.get("convergence_summary", "")) if isinstance(info, dict) else ""
 
 
 def _kept(block: _tree.Block, keep: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
@@ -230,7 +245,8 @@ def _excluded_note(n: int, reason: str) -> str:
 
 
 def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
-                keep: dict[str, np.ndarray] | None = None, reason: str = "") -> None:
+                keep: dict[str, np.ndarray] | None = None, reason: str = "",
+                summary: str = "") -> None:
     keep = keep or {}
     n_excluded = 0
     labels: list[str] = []
@@ -263,6 +279,11 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
     if n_excluded:
         diag.messages.append(_excluded_note(n_excluded, reason))
     bad_rhat = rhat > RHAT_MAX
+    bad_ess = ess < ESS_MIN
+    if bad_rhat.any() or bad_ess.any():
+        diag.problems.append(_not_converged_line(labels, rhat, ess, diag.n_draws))
+    if summary:
+        diag.messages.append(f"Identified quantities: {summary}.")
     if bad_rhat.any():
         over = [w for w in diag.worst_rhat if w[1] > RHAT_MAX]
         diag.problems.append(
@@ -270,7 +291,6 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
             f"(worst: {_named(over, '.3f')}): the chains disagree, so the posterior has not "
             "been explored. Run longer (more warm-up and draws), check for multimodality or "
             "non-identifiability (label switching, sign flips), or reparameterise.")
-    bad_ess = ess < ESS_MIN
     if bad_ess.any():
         under = [w for w in diag.worst_ess if w[1] < ESS_MIN]
         diag.problems.append(
@@ -278,6 +298,50 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
             f"(worst: {_named(under, '.0f')}): too few effective draws for reliable "
             "means and 95% intervals. Draw more samples or reparameterise to reduce "
             "autocorrelation.")
+
+
+def longer_run_factor(rhat: float, ess: float) -> float:
+    """Rough factor by which the run must grow for R-hat ≤ RHAT_MAX and ESS ≥ ESS_MIN.
+
+    ESS grows linearly with the draws (ESS_MIN / ESS); the excess R-hat − 1 of
+    a chain that is still drifting shrinks roughly as 1/draws (the between-chain
+    variance of chain means falls like the variance of a mean), so
+    (R-hat − 1)/(RHAT_MAX − 1) more.  An order of magnitude, not a promise.
+    """
+    need = 1.0
+    if np.isfinite(ess) and ess > 0:
+        need = max(need, ESS_MIN / ess)
+    if np.isfinite(rhat) and rhat > 1:
+        need = max(need, (rhat - 1.0) / (RHAT_MAX - 1.0))
+    return need
+
+
+def _variable(label: str) -> str:
+    return label.split("[", 1)[0]
+
+
+def _not_converged_line(labels: list[str], rhat: np.ndarray, ess: np.ndarray,
+                        n_draws: int) -> str:
+    """One line: which quantities failed, how badly, and about how much longer to run."""
+    bad = (rhat > RHAT_MAX) | (ess < ESS_MIN)
+    groups: dict[str, list[int]] = {}
+    for i in np.flatnonzero(bad):
+        groups.setdefault(_variable(labels[i]), []).append(int(i))
+    worst_first = sorted(groups, key=lambda g: -np.nanmax(
+        [longer_run_factor(rhat[i], ess[i]) for i in groups[g]]))
+    parts = []
+    for g in worst_first[:4]:
+        idx = groups[g]
+        r = np.nanmax(rhat[idx]) if np.isfinite(rhat[idx]).any() else np.nan
+        e = np.nanmin(ess[idx]) if np.isfinite(ess[idx]).any() else np.nan
+        worst = labels[max(idx, key=lambda i: longer_run_factor(rhat[i], ess[i]))]
+        parts.append(f"{g} ({len(idx)}, worst {worst}: R-hat up to {_fmt(r, '.3f')}, "
+                     f"ESS down to {_fmt(e, '.0f')})")
+    more = f" and {len(worst_first) - 4} more" if len(worst_first) > 4 else ""
+    factor = max(longer_run_factor(rhat[i], ess[i]) for i in np.flatnonzero(bad))
+    draws = int(np.ceil(factor * n_draws / 100.0) * 100)
+    return (f"Not converged: {'; '.join(parts)}{more}. Run about {factor:.0f}x longer "
+            f"(~{draws} draws per chain, with warm-up to match).")
 
 
 def _sample_stat(ss: xr.Dataset | None, name: str) -> np.ndarray | None:
@@ -398,7 +462,7 @@ def diagnose(fit: Any, var_names: str | list[str] | None = None) -> Diagnostics:
     if approximate:
         _check_approximate(diag, tree)
     else:
-        _check_mcmc(diag, blocks, *_exclusions(tree, post))
+        _check_mcmc(diag, blocks, *_exclusions(tree, post), summary=_model_summary(tree))
         _check_sampler(diag, tree)
     diag.messages[:0] = diag.problems
     diag.ok = not diag.problems

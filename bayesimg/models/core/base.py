@@ -54,6 +54,10 @@ class Model(abc.ABC):
     #: latent sites that are only a reparameterisation: sampled, used for the
     #: log-likelihood, but not stored in the posterior (e.g. whitened weights)
     hidden_sites: frozenset[str] = frozenset()
+    #: sites whose elements change meaning with the label or sign a draw happens to
+    #: carry (matched only after sampling by :meth:`align_draws`): never given
+    #: streaming summaries, which would pool unaligned draws
+    label_dependent_sites: frozenset[str] = frozenset()
     #: the coefficient site whose elements are "associations" (forest plots, top hits)
     association_site: str | None = None
     #: low-dimensional sites worth a trace plot in reports

@@ -25,6 +25,15 @@ remain, and a chain may still settle on a rotated solution.  This module
      axes, i.e. the rotation is not identified by the data — reported, with a
      :class:`~bayesimg.errors.ConvergenceWarning`, never silently returned.
 
+3. **checks convergence on identified quantities**: per draw, the factors'
+   variance shares per view and the cosines of the principal angles between the
+   draw's factor span and the posterior-mean span (:func:`identified_summaries`,
+   stored in the posterior); :func:`identified_convergence` writes one line
+   saying whether the subspace converged, whether its split into factors did,
+   which factors did not, and about how much longer to run
+   (``convergence_summary``, shown first among the notes of
+   :func:`bayesimg.report.diagnostics.diagnose`).
+
 Activity: a factor is *active* when its share of the variance of some view,
 Σ_j w²_jk / Σ_j (Σ_k w²_jk + 1/τ_j) at the posterior mean, exceeds 1%.  A
 (view, factor) pair below that share is switched off by ARD: its loadings and α
@@ -157,12 +166,102 @@ def _align(samples, layout, n_iter):
         samples[site] = np.moveaxis(x, -1, axis)
 
     info = rotation_diagnostics(samples, layout)
+    samples.update(identified_summaries(samples, layout, info))
+    summary = identified_convergence(samples, info)
+    if summary:
+        info["convergence_summary"] = summary
     info.update({"method": "sign/permutation matching to the mean loadings (Hungarian, "
                            f"{n_iter} passes)",
                  "draws_relabelled": n_relabelled, "draws_sign_flipped": n_flipped,
                  "within_chain_stability": scores.reshape(C, S, K).mean(axis=(0, 1)).round(4)
                  .tolist()})
     return samples, info
+
+
+def identified_summaries(samples: dict[str, np.ndarray], layout,
+                         info: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-draw quantities the likelihood identifies, for R-hat/ESS (aligned samples).
+
+    * ``variance_share`` (view, factor): the activity measure of every draw —
+      Σ_j w²_jk s²_k / Σ_j (Σ_k w²_jk s²_k + noise_j), s²_k the sample variance of
+      z_k — invariant to the scale trade between z_k and w_k;
+    * ``subspace_cosine`` (factor): the cosines of the principal angles between
+      each draw's span of the active factors' scores and the posterior-mean span,
+      largest first (padded with 1 beyond the active ones): invariant to
+      rotation, sign, labels and scale of the factors.
+    """
+    Z = samples["Z"]                                                  # (C, S, n, K)
+    C, S, n, K = Z.shape
+    s2 = Z.var(axis=2)                                                # (C, S, K)
+    noise = _noise_var(samples, layout, mean=False)
+    shares = []
+    for v, nv in zip(layout.views, noise, strict=True):
+        w2 = samples[f"W_{v}"] ** 2 * s2[:, :, None, :]               # (C, S, D, K)
+        nv = np.broadcast_to(nv, w2.shape[:3]) if nv.ndim < 3 else nv
+        total = w2.sum(axis=(2, 3)) + nv.sum(axis=-1)
+        shares.append(w2.sum(axis=2) / total[..., None])
+    out = {"variance_share": np.stack(shares, axis=2)}                 # (C, S, M, K)
+    active = info.get("active_factors") or []
+    cos = np.ones((C, S, K))
+    if active:
+        Zc = Z[..., active] - Z[..., active].mean(axis=2, keepdims=True)
+        ref, _ = np.linalg.qr(Zc.mean(axis=(0, 1)))
+        q, _ = np.linalg.qr(Zc.reshape(C * S, n, len(active)))
+        sv = np.linalg.svd(np.swapaxes(q, 1, 2) @ ref, compute_uv=False)   # descending
+        cos[..., :len(active)] = np.clip(sv.reshape(C, S, -1), 0.0, 1.0)
+    out["subspace_cosine"] = cos
+    return out
+
+
+def identified_convergence(samples: dict[str, np.ndarray], info: dict[str, Any]) -> str:
+    """One line on the identified quantities, from the coarsest to the finest.
+
+    R-hat and ESS (:mod:`bayesimg.report._mcmc_stats`) of the factor subspace
+    (``subspace_cosine``) and, per active factor, of its variance shares in the
+    views where it is on: the subspace can converge while the split of it into
+    factors still drifts (a slowly mixing rotation within the span), and the
+    line says which of the two it is, which factors, and about how much longer
+    to run.  Empty with fewer than two chains or no active factor.
+    """
+    from bayesimg.report._mcmc_stats import convergence_table
+    from bayesimg.report.diagnostics import ESS_MIN, RHAT_MAX, longer_run_factor
+
+    active = info.get("active_factors") or []
+    cos = samples["subspace_cosine"]
+    C, S = cos.shape[:2]
+    if C < 2 or not active or S < 4:
+        return ""
+
+    def stats(x):                                       # x: (C, S, E) → worst R-hat, ESS
+        t = convergence_table(np.moveaxis(x, -1, 0), stats=("rhat", "ess_bulk", "ess_tail"))
+        ess = np.fmin(t["ess_bulk"], t["ess_tail"])
+        return float(np.nanmax(t["rhat"])), float(np.nanmin(ess))
+
+    def ok(r, e):
+        return r <= RHAT_MAX and e >= ESS_MIN
+
+    sub_r, sub_e = stats(cos[..., :len(active)])
+    share = samples["variance_share"]                    # (C, S, M, K)
+    on = np.asarray(info["variance_share"]) > ACTIVE_SHARE
+    bad = []
+    for k in active:
+        views = np.flatnonzero(on[:, k])
+        r, e = stats(share[:, :, views, k]) if views.size else (np.nan, np.nan)
+        if views.size and not ok(r, e):
+            bad.append((k, r, e))
+    sub = (f"factor subspace {'converged' if ok(sub_r, sub_e) else 'NOT converged'} "
+           f"(R-hat {sub_r:.3f}, ESS {sub_e:.0f})")
+    if not bad:
+        return sub + "; every active factor's variance shares converged"
+    names = ", ".join(f"F{k + 1}" for k, _, _ in bad)
+    r = max(b[1] for b in bad)
+    e = min(b[2] for b in bad)
+    more = max(longer_run_factor(b[1], b[2]) for b in bad)
+    what = ("the split of the converged subspace into these factors (a rotation within "
+            "their span) mixes slowly: read them jointly, or" if ok(sub_r, sub_e)
+            else "the factors themselves have not settled:")
+    return (f"{sub}; variance shares of {names} not converged (R-hat up to {r:.3f}, ESS "
+            f"down to {e:.0f}): {what} run about {more:.0f}x longer")
 
 
 def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
@@ -177,16 +276,21 @@ def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
             pairs.append(f"{label} in {where}")
         for v in views:
             elements += [{"var": f"W_{v}", "sel": {"factor": label}},
-                         {"var": f"incl_{v}", "sel": {"factor": label}},
-                         {"var": "alpha", "sel": {"view": v, "factor": label}}]
+                         {"var": "alpha", "sel": {"view": v, "factor": label}},
+                         {"var": "variance_share", "sel": {"view": v, "factor": label}}]
         if len(views) == share.shape[0] and not layout.outcome_kind:
             # off everywhere (and no outcome it could carry): its scores are prior noise,
             # and its label among the other empty factors is arbitrary
             elements.append({"var": "Z", "sel": {"factor": label}})
-    reason = (f"the loadings (W, incl) and ARD precision alpha of factors switched off by ARD "
-              f"(variance share <= {ACTIVE_SHARE:g}; {'; '.join(pairs)}), and the scores Z of "
-              "factors off in every view, are draws from the shrinkage prior, which need not "
-              "mix")
+    for v in layout.views:
+        elements.append({"var": f"incl_{v}", "sel": {}})
+    reason = ("the horseshoe inclusion weights incl (a function of the local scales, "
+              "whose heavy tails mix slowly and which no other output reads draw by draw)")
+    if pairs:
+        reason += (f"; the loadings (W), ARD precision alpha and variance share of factors "
+                   f"switched off by ARD (variance share <= {ACTIVE_SHARE:g}; "
+                   f"{'; '.join(pairs)}), and the scores Z of factors off in every view, are "
+                   "draws from the shrinkage prior, which need not mix")
     return {"reason": reason, "elements": elements}
 
 
@@ -199,8 +303,7 @@ def rotation_diagnostics(samples: dict[str, np.ndarray], layout) -> dict[str, An
                             "active_factors": [int(k) for k in active],
                             "n_active": int(active.size)}
     off = switched_off(share, layout)
-    if off["elements"]:
-        info["convergence_exclude"] = off
+    info["convergence_exclude"] = off
     L = stacked_loadings(samples, layout)
     C = L.shape[0]
     if C < 2 or active.size == 0:
