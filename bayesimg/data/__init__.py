@@ -28,6 +28,7 @@ from bayesimg.data.demo import (  # noqa: E402
 from bayesimg.data.formats import read_bgen, read_pgen  # noqa: E402
 from bayesimg.data.genes import group_snps, ld_prune, load_gene_table  # noqa: E402
 from bayesimg.data.io import GenotypeTable, read_dosage_table, read_plink, read_table  # noqa: E402
+from bayesimg.data.longitudinal import LongitudinalData, make_longitudinal  # noqa: E402
 from bayesimg.data.phenotypes import (  # noqa: E402
     baseline_visits,
     pair_hemispheres,
@@ -47,6 +48,7 @@ from bayesimg.data.simulate_bnmix import simulate_bnmix  # noqa: E402
 from bayesimg.data.simulate_discovery import DiscoveryTruth, simulate_discovery  # noqa: E402
 from bayesimg.data.simulate_factor import simulate_factor  # noqa: E402
 from bayesimg.data.simulate_glrr import simulate_glrr  # noqa: E402
+from bayesimg.data.simulate_l2r2 import L2R2Truth, simulate_l2r2  # noqa: E402
 from bayesimg.data.views import MultiViewData, View, make_views  # noqa: E402
 from bayesimg.data.windows import describe_windows, gene_windows  # noqa: E402
 
@@ -58,6 +60,8 @@ __all__ = [
     "MultiViewData",
     "GSMTRTruth",
     "GenotypeTable",
+    "L2R2Truth",
+    "LongitudinalData",
     "describe_windows",
     "gene_windows",
     "group_snps",
@@ -68,6 +72,7 @@ __all__ = [
     "load_demo_truth",
     "load_gene_table",
     "make_dataset",
+    "make_longitudinal",
     "load_bgsmtr_layout",
     "baseline_visits",
     "pair_hemispheres",
@@ -84,6 +89,7 @@ __all__ = [
     "simulate_discovery",
     "simulate_factor",
     "simulate_glrr",
+    "simulate_l2r2",
     "simulate_gsmtr",
     "simulate_gsmtr_from_prior",
     "SubjectData",

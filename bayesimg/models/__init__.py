@@ -16,12 +16,17 @@ from bayesimg.models.bnmix import BNMix  # noqa: E402
 from bayesimg.models.core.base import Model  # noqa: E402
 from bayesimg.models.factor import MultiViewFactor  # noqa: E402
 from bayesimg.models.factor import outputs as factor_outputs  # noqa: E402
-from bayesimg.models.glrr import GLRR, GeneralizedLowRankRegression  # noqa: E402
+from bayesimg.models.glrr import (  # noqa: E402
+    GLRR,
+    L2R2,
+    GeneralizedLowRankRegression,
+    LongitudinalLowRankRegression,
+)
 from bayesimg.models.gsmtr import GroupSparseMTR, SpikeSlabMTR  # noqa: E402
 
 # the module's old path: `from bayesimg.models import factor_outputs` and
 # `import bayesimg.models.factor_outputs` keep working
 _sys.modules.setdefault(f"{__name__}.factor_outputs", factor_outputs)
 
-__all__ = ["BNMix", "GLRR", "GeneralizedLowRankRegression", "GroupSparseMTR", "Model",
-           "MultiViewFactor", "SpikeSlabMTR"]
+__all__ = ["BNMix", "GLRR", "L2R2", "GeneralizedLowRankRegression", "GroupSparseMTR",
+           "LongitudinalLowRankRegression", "Model", "MultiViewFactor", "SpikeSlabMTR"]
