@@ -123,27 +123,41 @@ def _recovery_case(seed=12, **kw):
 
 
 def test_gibbs_recovers_low_rank_and_subject_variance():
-    data, truth = _recovery_case()
+    full, truth = _recovery_case()
+    held = np.arange(full.n_subjects) >= 100
+    data = full.subset_subjects(~held)
     fit = bayesimg.fit(L2R2(rank=2, noise_factors=1), data, method="gibbs", chains=1,
                        warmup=200, draws=200, seed=0, progress=False)
     B = truth.B.to_numpy()
     rel, cover = error_and_coverage(draws(fit, "B"), B)
     assert rel < 0.3                                  # measured 0.18
     assert cover > 0.85
-    # ω against the variances of the planted intercepts (what 120 subjects inform)
+    # ω against the variances of the planted intercepts (what 100 subjects inform)
     omega = draws(fit, "subject_var")
-    realised = truth.subject_effect.var(axis=0)
+    realised = truth.subject_effect[~held].var(axis=0)
     lo, hi = np.quantile(omega, [0.005, 0.995], axis=0)
     assert np.mean((lo <= realised) & (realised <= hi)) >= 0.8
     assert np.corrcoef(omega.mean(0), realised)[0, 1] > 0.7
     # subject effects track the planted intercepts
     effect = draws(fit, "subject_effect").mean(0)
-    assert np.corrcoef(effect.ravel(), truth.subject_effect.ravel())[0, 1] > 0.75
+    assert np.corrcoef(effect.ravel(), truth.subject_effect[~held].ravel())[0, 1] > 0.75
     # labelled outputs; the LOO unit is the subject (all its visits)
     assert fit.log_likelihood["y"].dims == ("chain", "draw", "subject")
     assert fit.tree["observed_data"]["y"].dims == ("subject", "visit", "phenotype")
     assert fit.posterior["subject_effect"].dims[2:] == ("subject", "phenotype")
     assert np.isnan(fit.tree["observed_data"]["y"].values[~data.visit_mask]).all()
+    # held-out subjects: predicted visit means follow the planted genetic mean, and the
+    # per-subject predictive density is that of a new subject (its LOO analogue)
+    new = full.subset_subjects(held)
+    pred = bayesimg.predict(fit, new, num_draws=100)
+    mean = pred["predictions_summary"]["y_mean"].values            # (subject, visit, phen)
+    planted = (new.genotypes @ B)[:, None, :] + new.time[..., None] * truth.time_effect
+    m = new.visit_mask
+    assert np.corrcoef(mean[m].ravel(), planted[m].ravel())[0, 1] > 0.8
+    lpd = pred["predictions_summary"]["log_pred_density_model"].values
+    assert lpd.shape == (20,) and np.isfinite(lpd).all()
+    loo_per_visit = float(fit.loo().elpd) / data.n_visits
+    assert abs(lpd.sum() / new.n_visits - loo_per_visit) < 1.0
 
 
 @pytest.mark.slow

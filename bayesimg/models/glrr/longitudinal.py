@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -184,6 +185,8 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         c = data.n_phenotypes
         phen = np.asarray(data.phenotype_names, dtype=str)
         coords = {"snp": self.term_names(data), "genotype_snp": data.snp_names,
+                  "visit_covariate": (np.asarray([], dtype=str) if data.covariate_names is None
+                                      else np.asarray(data.covariate_names, dtype=str)),
                   "phenotype": phen, "phenotype_2": phen.copy(),
                   "subject": np.asarray(data.subjects, dtype=str),
                   "visit": np.arange(1, data.max_visits + 1),
@@ -254,10 +257,15 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
             out["Z"] = (("subject", "visit", "visit_covariate"),
                         np.asarray(data.covariates, dtype=float))
         for key, dim, n in (("phenotype_center", "phenotype", data.n_phenotypes),
-                            ("phenotype_scale", "phenotype", data.n_phenotypes)):
+                            ("phenotype_scale", "phenotype", data.n_phenotypes),
+                            ("genotype_center", "genotype_snp", data.n_snps),
+                            ("genotype_scale", "genotype_snp", data.n_snps),
+                            ("covariate_center", "visit_covariate", data.n_covariates),
+                            ("covariate_scale", "visit_covariate", data.n_covariates)):
             value = prep.get(key)
             if value is not None and np.shape(value) == (n,):
                 out[key] = ((dim,), np.asarray(value, dtype=float))
+        out["time_center"] = ((), np.asarray(float(prep.get("time_center", 0.0))))
         return out
 
     def init_strategy(self, data, method: str):
@@ -315,7 +323,64 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         return L2R2Gibbs(self, self.numpyro_model("gibbs"))
 
     def predict_draws(self, tree, new_data, *, draws, rng):
-        raise ModelSpecError("L2R2 cannot predict new subjects yet")
+        """Visits of new subjects: y_i ~ N(μ_i, I ⊗ Σ + 11ᵀ ⊗ diag ω) per draw, their
+        intercepts unknown (drawn from N(0, diag ω)); original units.
+
+        ``new_data``: a :class:`~bayesimg.data.LongitudinalData` with the fit's SNPs,
+        phenotypes and visit covariates (its own centring is undone and the fit's
+        applied, times included).  With phenotypes, ``log_density`` is the per-subject
+        marginal (all visits), as the fit's ``log_likelihood``.
+        """
+        from bayesimg.models.core.predict import PredictiveDraws, flat_draws
+        new = _to_fit_units(tree, new_data)
+        X, Z = self.design(new)
+        post = flat_draws(tree, ("B", "gamma", "noise_cov", "subject_var"), draws)
+        if "noise_cov" not in post:
+            raise ModelSpecError("predicting new subjects needs Σ per draw: refit with "
+                                 "store_noise_cov=True")
+        S = post["B"].shape[0]
+        c = new.n_phenotypes
+        omega = post.get("subject_var")
+        if omega is None:
+            omega = np.full((S, c), float(self.subject_var_prior))
+        mean_flat = np.einsum("nd,sdc->snc", X, post["B"])
+        if Z is not None:
+            if "gamma" not in post or post["gamma"].shape[1] != Z.shape[1]:
+                raise DataValidationError("the new data's time/covariates do not match "
+                                          "the fit's covariates")
+            mean_flat = mean_flat + np.einsum("nr,src->snc", Z, post["gamma"])
+        n, T = new.visit_mask.shape
+        rows, pos = new.visit_index()
+        mean = np.zeros((S, n, T, c))
+        mean[:, rows, pos] = mean_flat
+        mask = new.visit_mask
+        L = np.linalg.cholesky(post["noise_cov"])
+        eps = np.einsum("scj,sntj->sntc", L, rng.standard_normal((S, n, T, c)))
+        b = rng.standard_normal((S, n, 1, c)) * np.sqrt(omega)[:, None, None, :]
+        y = (mean + b + eps)
+        pc = np.asarray(tree["constant_data"].dataset["phenotype_center"].values) \
+            if "phenotype_center" in tree["constant_data"].dataset else np.zeros(c)
+        ps = np.asarray(tree["constant_data"].dataset["phenotype_scale"].values) \
+            if "phenotype_scale" in tree["constant_data"].dataset else np.ones(c)
+        nan = np.where(mask, 0.0, np.nan)[None, :, :, None]
+        dims = ("subject", "visit", "phenotype")
+        out = PredictiveDraws(
+            draws={"y": (dims, y * ps + pc + nan)}, means={"y": (dims, mean * ps + pc + nan)},
+            coords={"subject": np.asarray(new.subjects, dtype=str),
+                    "visit": np.arange(1, T + 1),
+                    "phenotype": np.asarray(new.phenotype_names, dtype=str)},
+            attrs={"units": "original units of the phenotypes (the fit's standardisation "
+                            "undone)"})
+        if np.isfinite(new.phenotypes[mask]).all():
+            value = jnp.asarray(np.where(mask[..., None], new.phenotypes, 0.0))
+
+            def density(m, cov, om):
+                return RandomInterceptNormal(m, cov, om, jnp.asarray(mask, float)
+                                             ).log_prob(value)
+            out.log_density = np.asarray(jax.vmap(density)(
+                jnp.asarray(mean), jnp.asarray(post["noise_cov"]), jnp.asarray(omega)))
+            out.log_jacobian = -new.visit_counts * float(np.sum(np.log(ps)))
+        return out
 
     def penalty_weights(self, d: int, c: int) -> dict[str, float]:
         raise ModelSpecError("L2R2 has no penalised counterpart implemented")
@@ -323,3 +388,57 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
 
 #: short alias
 L2R2 = LongitudinalLowRankRegression
+
+
+def _to_fit_units(tree, new: LongitudinalData) -> LongitudinalData:
+    """``new`` with the fit's SNP/phenotype/covariate order and the fit's centring and
+    scaling (genotypes, phenotypes, visit covariates, time) in place of its own."""
+    import dataclasses
+
+    from bayesimg.models.core.predict import _match, coord
+
+    if not isinstance(new, LongitudinalData):
+        raise DataValidationError(
+            f"L2R2 predicts from a LongitudinalData (make_longitudinal), got "
+            f"{type(new).__name__}")
+    cd = tree["constant_data"].dataset
+    prep = new.preprocessing or {}
+
+    def const(name, n, default):
+        return np.asarray(cd[name].values, dtype=float) if name in cd else np.full(n, default)
+
+    def own(key, n, default):
+        value = prep.get(key)
+        return np.full(n, default) if value is None else np.asarray(value, dtype=float)
+
+    snps = np.asarray(coord(tree, "genotype_snp"), dtype=str)
+    gi = _match(snps, new.snp_names, "SNPs")
+    raw = new.genotypes * own("genotype_scale", new.n_snps, 1.0) \
+        + own("genotype_center", new.n_snps, 0.0)
+    X = (raw[:, gi] - const("genotype_center", len(snps), 0.0)) \
+        / const("genotype_scale", len(snps), 1.0)
+    phen = np.asarray(coord(tree, "phenotype"), dtype=str)
+    pi = _match(phen, new.phenotype_names, "phenotypes")
+    c = new.n_phenotypes
+    yraw = new.phenotypes * own("phenotype_scale", c, 1.0) + own("phenotype_center", c, 0.0)
+    Y = (yraw[..., pi] - const("phenotype_center", len(phen), 0.0)) \
+        / const("phenotype_scale", len(phen), 1.0)
+    time = np.where(new.visit_mask, new.time + float(prep.get("time_center", 0.0))
+                    - float(cd["time_center"].values) if "time_center" in cd else new.time,
+                    0.0)
+    Z, names = None, None
+    fit_covs = coord(tree, "visit_covariate")
+    if fit_covs is not None and len(fit_covs):
+        if new.covariates is None:
+            raise DataValidationError(f"the fit uses visit covariates {list(fit_covs)}; "
+                                      "the new data have none")
+        ci = _match(np.asarray(fit_covs, dtype=str), new.covariate_names, "covariates")
+        r = new.n_covariates
+        zraw = new.covariates * own("covariate_scale", r, 1.0) + own("covariate_center", r, 0.0)
+        Z = (zraw[..., ci] - const("covariate_center", len(fit_covs), 0.0)) \
+            / const("covariate_scale", len(fit_covs), 1.0)
+        Z = np.where(new.visit_mask[..., None], Z, 0.0)
+        names = np.asarray(fit_covs, dtype=str)
+    return dataclasses.replace(
+        new, genotypes=X, snps=new.snps.iloc[gi].reset_index(drop=True), phenotypes=Y,
+        phenotype_names=phen, time=time, covariates=Z, covariate_names=names)
