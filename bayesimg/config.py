@@ -9,7 +9,8 @@ default and what it means; the same text is :func:`example` here.  Families:
 * ``factor`` — multi-view factor analysis (``[data] views``);
 * ``bnmix`` — Bayesian-network mixture clustering (``[data] views``).
 
-The first three read genotypes (``[data] plink``) and phenotypes; the last two read
+The first three read genotypes (one of ``[data] plink``, ``pgen``, ``bgen`` or ``dosages``)
+and phenotypes; the last two read
 subject-indexed tables, one per view.  Relative paths are resolved against the folder
 holding the config file.  Every key is checked (type, range, allowed values, and that
 it belongs to the chosen family and method) when the file is read — before any data are
@@ -93,6 +94,9 @@ class Key:
     methods: tuple[str, ...] = METHODS
     required: bool = False
     path: bool = False              # resolved against the config file's folder
+    #: keys of one group are alternatives: exactly one must be given (the group's first key
+    #: is the one example() shows)
+    group: str | None = None
 
 
 _G, _V = GENOTYPE_FAMILIES, VIEW_FAMILIES
@@ -100,8 +104,19 @@ _MCMC, _OPT = ("nuts", "gibbs"), ("svi", "map")
 
 KEYS: dict[str, dict[str, Key]] = {
     "data": {
-        "plink": Key(_str, "a PLINK .bed/.bim/.fam prefix (text)", help="genotypes",
-                     families=_G, required=True, path=True),
+        "plink": Key(_str, "a PLINK .bed/.bim/.fam prefix (text)",
+                     help="genotypes: one of plink, pgen, bgen, dosages",
+                     families=_G, path=True, group="genotypes"),
+        "pgen": Key(_str, "a PLINK 2 .pgen/.pvar/.psam prefix (text)", families=_G,
+                    path=True, group="genotypes", help="genotypes (hard calls or dosages)"),
+        "bgen": Key(_str, "a BGEN file path (text)", families=_G, path=True,
+                    group="genotypes", help="genotypes: expected allele counts"),
+        "bgen_sample": Key(_str, "a BGEN .sample path (text)", families=_G, path=True,
+                           help="subject IDs of a bgen (default: those in the file, "
+                           "else FILE.sample)"),
+        "dosages": Key(_str, "a CSV/TSV/parquet path (text)", families=_G, path=True,
+                       group="genotypes", help="one ID column, one column per SNP holding "
+                       "0-2 (hard calls or imputed dosages); needs genes = a snp,gene CSV"),
         "phenotypes": Key(_str, "a CSV/TSV/parquet path (text)", families=_G, required=True,
                           path=True, help="first column: subject ID (IID)"),
         "phenotype_columns": Key(_str_list, "a non-empty list of column names", families=_G,
@@ -270,6 +285,17 @@ def load_config(path: str | Path) -> RunConfig:
         if missing:
             raise ConfigError(f"{where}: [{name}] needs key(s) {sorted(missing)} for family = "
                               f"{family_value!r}")
+        groups: dict[str, list[str]] = {}
+        for k, spec in keys.items():
+            if spec.group is not None and family_value in spec.families:
+                groups.setdefault(spec.group, []).append(k)
+        for group, members in groups.items():
+            given = [k for k in members if k in section]
+            if len(given) != 1:
+                what = "needs one of" if not given else "takes only one of"
+                raise ConfigError(
+                    f"{where}: [{name}] {what} {members} for the {group} (family = "
+                    f"{family_value!r})" + (f"; got {given}" if given else ""))
         sections[name] = dict(section)
     _check_combinations(path, sections)
     base = path.resolve().parent
@@ -306,6 +332,18 @@ def _check_combinations(path: Path, sections: dict[str, dict[str, Any]]) -> None
     if inference.get("method", "gibbs") == "map" and inference.get("guide", "map") != "map":
         raise ConfigError(f"{where}: [inference] method = 'map' uses the point-mass guide; "
                           "remove guide")
+    data = sections["data"]
+    if "bgen_sample" in data and "bgen" not in data:
+        raise ConfigError(f"{where}: [data] bgen_sample is the sample file of a bgen; add "
+                          "bgen or remove bgen_sample")
+    if "dosages" in data:
+        if data.get("genes", "hg19") == "hg19":
+            raise ConfigError(f"{where}: [data] dosages tables carry no SNP positions, so "
+                              "genes = 'hg19' cannot group them; set genes to a CSV with "
+                              "columns snp,gene")
+        if "count" in data:
+            raise ConfigError(f"{where}: [data] count applies to PLINK/BGEN alleles; a dosage "
+                              "table already counts one allele: remove count")
     views = sections["data"].get("views")
     likelihoods = sections["data"].get("likelihoods") or {}
     if views is not None and set(likelihoods) - set(views):
@@ -333,7 +371,8 @@ def _toml(value: Any) -> str:
 
 #: placeholder values for required keys and optional keys without a default in examples
 _EXAMPLE_VALUES = {
-    "plink": "genotypes/chr2", "phenotypes": "rois.csv",
+    "plink": "genotypes/chr2", "pgen": "genotypes/chr2", "bgen": "genotypes/chr2.bgen",
+    "bgen_sample": "genotypes/chr2.sample", "dosages": "dosages.csv", "phenotypes": "rois.csv",
     "phenotype_columns": ["Left_Hippocampus_vol", "Right_Hippocampus_vol"],
     "views": {"mrna": "mrna.csv", "protein": "protein.csv"},
     "likelihoods": {"mrna": "gaussian", "protein": "gaussian"},
@@ -362,7 +401,8 @@ def example(family: str = "gsmtr", method: str = "gibbs") -> str:
                 value, commented = family, False
             elif name == "method":
                 value, commented = method, False
-            elif spec.required:
+            elif spec.required or (spec.group is not None and name == next(
+                    k for k, o in keys.items() if o.group == spec.group)):
                 value, commented = _EXAMPLE_VALUES.get(name, "..."), False
             elif spec.default is not None:
                 value, commented = spec.default, False

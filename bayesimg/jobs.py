@@ -176,9 +176,23 @@ def _truth_check(fit_, truth: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def read_config_genotypes(d: dict[str, Any]):
+    """(source path, GenotypeTable) from whichever of ``[data] plink``, ``pgen``, ``bgen``
+    or ``dosages`` the configuration gives (the config check allows exactly one)."""
+    count = d.get("count", "a1")
+    if d.get("pgen"):
+        return d["pgen"], bdata.read_pgen(d["pgen"], count=count)
+    if d.get("bgen"):
+        return d["bgen"], bdata.read_bgen(d["bgen"], sample=d.get("bgen_sample"), count=count)
+    if d.get("dosages"):
+        return d["dosages"], bdata.read_dosage_table(d["dosages"], id_column=d.get("id_column"))
+    return d["plink"], bdata.read_plink(d["plink"], count=count)
+
+
 def _read_genotype_dataset(d: dict[str, Any]):
-    """The genotype families' dataset: PLINK + phenotypes (+ covariates), grouped, pruned."""
-    geno = bdata.read_plink(d["plink"], count=d.get("count", "a1"))
+    """The genotype families' dataset: genotypes (PLINK 1/2, BGEN or a dosage table) +
+    phenotypes (+ covariates), grouped, pruned."""
+    source, geno = read_config_genotypes(d)
     pheno = bdata.read_table(d["phenotypes"], id_column=d.get("id_column"),
                              columns=d.get("phenotype_columns"))
     cov = None
@@ -198,7 +212,7 @@ def _read_genotype_dataset(d: dict[str, Any]):
                                unassigned=d.get("unassigned", "drop"))
     if d.get("ld_prune_r2"):
         dataset = bdata.ld_prune(dataset, r2=d["ld_prune_r2"])
-    inputs = {"genotypes": d["plink"], "phenotypes": d["phenotypes"],
+    inputs = {"genotypes": source, "phenotypes": d["phenotypes"],
               "covariates": d.get("covariates"), "genes": None if genes == "hg19" else genes}
     return dataset, inputs
 

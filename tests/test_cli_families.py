@@ -92,3 +92,52 @@ def test_view_families_run_end_to_end_from_toml(tmp_path, capsys, family, model)
     fit = bi.load(tmp_path / "results" / family / "fit.nc")
     assert fit.model_name in (family, "bnmix", "factor", "multiview_factor")
     assert "Best model" in capsys.readouterr().out
+
+
+def test_genotype_sources_are_alternatives(tmp_path):
+    cfg = tmp_path / "run.toml"
+    base = 'phenotypes = "p.csv"\n[model]\nfamily = "gsmtr"\n'
+    cfg.write_text("[data]\n" + base)
+    with pytest.raises(ConfigError, match=r"needs one of \['plink', 'pgen', 'bgen', 'dosages'\]"):
+        load_config(cfg)
+    cfg.write_text('[data]\nplink = "g"\npgen = "g"\n' + base)
+    with pytest.raises(ConfigError, match=r"takes only one of .*got \['plink', 'pgen'\]"):
+        load_config(cfg)
+    cfg.write_text('[data]\nplink = "g"\nbgen_sample = "g.sample"\n' + base)
+    with pytest.raises(ConfigError, match="bgen_sample is the sample file of a bgen"):
+        load_config(cfg)
+    cfg.write_text('[data]\ndosages = "d.csv"\n' + base)
+    with pytest.raises(ConfigError, match="dosages tables carry no SNP positions"):
+        load_config(cfg)
+    cfg.write_text('[data]\ndosages = "d.csv"\ngenes = "genes.csv"\ncount = "a2"\n' + base)
+    with pytest.raises(ConfigError, match="remove count"):
+        load_config(cfg)
+    cfg.write_text('[data]\nbgen = "g.bgen"\nbgen_sample = "g.sample"\n' + base)
+    config = load_config(cfg)
+    assert config.data["bgen"] == str(tmp_path / "g.bgen")
+    assert config.data["bgen_sample"] == str(tmp_path / "g.sample")
+
+
+def test_dry_run_reads_an_imputed_dosage_table(tmp_path, capsys, monkeypatch):
+    """Genotypes as a CSV of dosages in [0, 2] (the bundled AGT panel, imputed-like
+    noise added) are read, grouped by an explicit snp,gene table and planned."""
+    def no_fit(*args, **kwargs):
+        raise AssertionError("--dry-run must not fit")
+    monkeypatch.setattr(jobs, "fit", no_fit)
+    geno = bi.data.read_plink(str(DEMO / "AGT"))
+    values = np.asarray(geno.values, dtype=float)
+    rng = np.random.default_rng(0)
+    dosage = np.clip(values + rng.uniform(-0.1, 0.1, values.shape), 0.0, 2.0)
+    snps = list(geno.snps["snp"])
+    pd.DataFrame(dosage, index=pd.Index(geno.subjects, name="IID"), columns=snps
+                 ).to_csv(tmp_path / "dosages.csv")
+    pd.DataFrame({"snp": snps, "gene": "AGT"}).to_csv(tmp_path / "genes.csv", index=False)
+    pd.read_csv(DEMO / "phenotypes.csv").iloc[:, :4].to_csv(tmp_path / "rois.csv", index=False)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[data]\ndosages = "dosages.csv"\ngenes = "genes.csv"\n'
+                   'phenotypes = "rois.csv"\nld_prune_r2 = 0.5\n[model]\nfamily = "glrr"\n'
+                   'rank = 2\n[output]\nfolder = "results"\n')
+    assert main(["fit", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Plan for" in out and "503" in out and "dosages.csv" in out
+    assert not (tmp_path / "results").exists()
