@@ -195,3 +195,27 @@ def test_named_errors():
     shifted = dataclasses.replace(data, phenotypes=data.phenotypes + 5.0)
     with pytest.raises(DataValidationError, match="centred"):
         L2R2(rank=2).validate(shifted)
+
+
+def test_design_with_interactions_and_visit_covariates():
+    data, _ = simulate_l2r2(n_subjects=30, n_snps=4, n_phenotypes=3, rank=1, seed=2)
+    rng = np.random.default_rng(0)
+    Z = np.where(data.visit_mask[..., None], rng.standard_normal(data.visit_mask.shape + (2,)),
+                 0.0)
+    data = dataclasses.replace(data, covariates=Z, covariate_names=np.array(["icv", "scanner"]))
+    model = L2R2(rank=2, genotype_by_time=True)
+    X, Zd = model.design(data)
+    rows, _ = data.visit_index()
+    t = data.flat_time()
+    np.testing.assert_allclose(X[:, :4], data.genotypes[rows])
+    np.testing.assert_allclose(X[:, 4:], t[:, None] * data.genotypes[rows])
+    np.testing.assert_allclose(Zd, np.column_stack([t, data.flat_covariates()]))
+    coords = model.coords(data)
+    assert list(coords["snp"][4:]) == [f"{s}:time" for s in data.snp_names]
+    assert list(coords["covariate"]) == ["time", "icv", "scanner"]
+    kw = model.model_args(data)
+    assert kw["X"].shape == (data.n_visits, 8) and kw["Y_obs"].shape == data.phenotypes.shape
+    # the NUTS model function runs on these arguments and stores labelled-size sites
+    tr = handlers.trace(handlers.seed(model.numpyro_model(), 0)).get_trace(**kw)
+    assert tr["B"]["value"].shape == (8, 3) and tr["gamma"]["value"].shape == (3, 3)
+    assert tr["y"]["fn"].log_prob(kw["Y_obs"]).shape == (data.n_subjects,)
