@@ -30,9 +30,9 @@ import pandas as pd
 from _common import median_seconds, write_json
 
 import bayesimg as bi
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.inference.common import device_args
 from bayesimg.models.core.linalg import cho_solve, cholesky, solve_lower, solve_lower_t
-from bayesimg.report import _mcmc_stats
 
 
 def _data(n, d, c, seed=0):

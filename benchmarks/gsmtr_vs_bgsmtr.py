@@ -42,8 +42,8 @@ import numpy as np
 from _common import write_json
 
 import bayesimg as bi
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.data.bgsmtr_layout import load_bgsmtr_layout, read_bgsmtr_run
-from bayesimg.report import _mcmc_stats
 from bayesimg.report.agreement import mean_agreement
 
 HERE = Path(__file__).resolve().parent

@@ -36,7 +36,7 @@ from _common import write_json
 from gsmtr_scaling import _data, floor_seconds, pure_sweep_seconds
 
 import bayesimg as bi
-from bayesimg.report import _mcmc_stats
+from bayesimg import mcmc_stats as _mcmc_stats
 
 SHAPES = [(503, 339, 8), (2000, 250, 20), (2000, 500, 20), (2000, 1000, 20), (2000, 500, 100),
           (500, 2000, 20)]

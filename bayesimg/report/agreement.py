@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from bayesimg.report import _mcmc_stats
+from bayesimg import mcmc_stats as _mcmc_stats
 
 
 def mcse_of_mean(x: np.ndarray) -> np.ndarray:

@@ -36,8 +36,9 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.errors import LIBRARY_FILES, BayesimgWarning, ModelSpecError
-from bayesimg.report import _mcmc_stats, _tree
+from bayesimg.report import _tree
 
 __all__ = ["ICResult", "waic", "loo", "compare", "P_WAIC_MAX", "KHAT_BAD", "KHAT_VERY_BAD",
            "RELIABILITY", "warn_user"]

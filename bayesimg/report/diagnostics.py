@@ -31,17 +31,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.errors import LIBRARY_FILES, ConvergenceWarning
-from bayesimg.report import _mcmc_stats, _tree
+from bayesimg.mcmc_stats import ESS_MIN, RHAT_MAX, longer_run_factor
+from bayesimg.report import _tree
 
 __all__ = ["Diagnostics", "diagnose", "warn_if_problems", "sampling_problems",
            "warn_after_sampling", "RHAT_MAX", "ESS_MIN", "BFMI_MIN",
            "DEFAULT_MAX_TREE_DEPTH", "N_WORST"]
 
-#: R-hat above this (rank-normalised split R-hat) means the chains have not mixed.
-RHAT_MAX = 1.01
-#: Bulk or tail ESS below this (over all chains) is too few for reliable intervals.
-ESS_MIN = 400
 #: E-BFMI below this (per chain) means the momentum resampling explores energy poorly.
 BFMI_MIN = 0.3
 #: NUTS ``max_tree_depth`` assumed when the fit's settings do not record it (NumPyro's).
@@ -298,22 +296,6 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
             f"(worst: {_named(under, '.0f')}): too few effective draws for reliable "
             "means and 95% intervals. Draw more samples or reparameterise to reduce "
             "autocorrelation.")
-
-
-def longer_run_factor(rhat: float, ess: float) -> float:
-    """Rough factor by which the run must grow for R-hat ≤ RHAT_MAX and ESS ≥ ESS_MIN.
-
-    ESS grows linearly with the draws (ESS_MIN / ESS); the excess R-hat − 1 of
-    a chain that is still drifting shrinks roughly as 1/draws (the between-chain
-    variance of chain means falls like the variance of a mean), so
-    (R-hat − 1)/(RHAT_MAX − 1) more.  An order of magnitude, not a promise.
-    """
-    need = 1.0
-    if np.isfinite(ess) and ess > 0:
-        need = max(need, ESS_MIN / ess)
-    if np.isfinite(rhat) and rhat > 1:
-        need = max(need, (rhat - 1.0) / (RHAT_MAX - 1.0))
-    return need
 
 
 def _variable(label: str) -> str:

@@ -3,7 +3,7 @@
 The statistics are raw, unrounded floats (ArviZ 1.x's ``summary`` rounds to two
 significant figures unless ``round_to="none"``), and intervals follow the project
 convention of :mod:`bayesimg.report.intervals` (95% ETI).  R-hat, ESS and MCSE use
-the vectorised estimators of :mod:`bayesimg.report._mcmc_stats`, which reproduce
+the vectorised estimators of :mod:`bayesimg.mcmc_stats`, which reproduce
 ``arviz_stats.rhat``/``ess``/``mcse`` but run on whole arrays at once (a 20 000
 element weight matrix is summarised in seconds, not minutes).  The tables are
 :class:`~bayesimg.report.summary_table.SummaryTable` DataFrames: the data stay raw, the
@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.errors import DataValidationError, ModelSpecError
-from bayesimg.report import _mcmc_stats, _tree
+from bayesimg.report import _tree
 from bayesimg.report.intervals import CI_KIND, CI_PROB, compute_intervals, interval_columns
 from bayesimg.report.summary_table import SummaryTable
 

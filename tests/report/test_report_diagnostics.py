@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 from report_synthetic import FakeFit, make_svi_tree, make_tree
 
+from bayesimg import mcmc_stats as ms
 from bayesimg.errors import ConvergenceWarning
 from bayesimg.report import Diagnostics, diagnose, warn_if_problems
-from bayesimg.report import _mcmc_stats as ms
 from bayesimg.report.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX
 
 

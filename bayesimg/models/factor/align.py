@@ -216,15 +216,14 @@ def identified_summaries(samples: dict[str, np.ndarray], layout,
 def identified_convergence(samples: dict[str, np.ndarray], info: dict[str, Any]) -> str:
     """One line on the identified quantities, from the coarsest to the finest.
 
-    R-hat and ESS (:mod:`bayesimg.report._mcmc_stats`) of the factor subspace
+    R-hat and ESS (:mod:`bayesimg.mcmc_stats`) of the factor subspace
     (``subspace_cosine``) and, per active factor, of its variance shares in the
     views where it is on: the subspace can converge while the split of it into
     factors still drifts (a slowly mixing rotation within the span), and the
     line says which of the two it is, which factors, and about how much longer
     to run.  Empty with fewer than two chains or no active factor.
     """
-    from bayesimg.report._mcmc_stats import convergence_table
-    from bayesimg.report.diagnostics import ESS_MIN, RHAT_MAX, longer_run_factor
+    from bayesimg.mcmc_stats import ESS_MIN, RHAT_MAX, convergence_table, longer_run_factor
 
     active = info.get("active_factors") or []
     cos = samples["subspace_cosine"]

@@ -28,10 +28,14 @@ from scipy import fft as sp_fft
 from scipy.special import ndtri
 
 __all__ = [
-    "ALL_STATS", "TAIL_ESS_PROBS", "convergence_table", "ess_bulk", "ess_tail", "mcse_mean",
-    "rhat_rank",
+    "ALL_STATS", "ESS_MIN", "RHAT_MAX", "TAIL_ESS_PROBS", "convergence_table", "ess_bulk",
+    "ess_tail", "longer_run_factor", "mcse_mean", "rhat_rank",
 ]
 
+#: R-hat above this (rank-normalised split R-hat) means the chains have not mixed.
+RHAT_MAX = 1.01
+#: Bulk or tail ESS below this (over all chains) is too few for reliable intervals.
+ESS_MIN = 400
 #: Quantiles whose indicator ESS is reported as the tail ESS (minimum of the two).
 TAIL_ESS_PROBS = (0.05, 0.95)
 
@@ -311,3 +315,19 @@ def _block_stats(chunk: np.ndarray, stats: tuple[str, ...],
         if "ess_mean" in stats:
             out["ess_mean"] = _nan_if(has_nan, _ess_basic(s))
     return out
+
+
+def longer_run_factor(rhat: float, ess: float) -> float:
+    """Rough factor by which the run must grow for R-hat ≤ RHAT_MAX and ESS ≥ ESS_MIN.
+
+    ESS grows linearly with the draws (ESS_MIN / ESS); the excess R-hat − 1 of
+    a chain that is still drifting shrinks roughly as 1/draws (the between-chain
+    variance of chain means falls like the variance of a mean), so
+    (R-hat − 1)/(RHAT_MAX − 1) more.  An order of magnitude, not a promise.
+    """
+    need = 1.0
+    if np.isfinite(ess) and ess > 0:
+        need = max(need, ESS_MIN / ess)
+    if np.isfinite(rhat) and rhat > 1:
+        need = max(need, (rhat - 1.0) / (RHAT_MAX - 1.0))
+    return need
