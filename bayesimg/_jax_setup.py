@@ -15,15 +15,39 @@
   minutes, often more than the sampling.  JAX's persistent compilation cache
   keeps compiled programs on disk, so a later process fitting a model of the
   same structure, settings and data shapes loads them instead (loading takes a
-  fraction of a second; tracing the model in Python remains).  It is on by default in
-  ``$XDG_CACHE_HOME/bayesimg/jax`` (``~/.cache/bayesimg/jax``); only programs
-  that took at least :data:`CACHE_MIN_COMPILE_SECONDS` to compile are written.
-  ``BAYESIMG_COMPILATION_CACHE=0`` turns it off, ``=<folder>`` moves it; a
-  cache folder already chosen through JAX (``JAX_COMPILATION_CACHE_DIR`` or
-  ``jax.config``) is left alone.  If the folder cannot be created or written
-  (read-only home, full disk) the cache stays off and one warning says so;
-  fitting is unaffected.  The cache is trusted code: do not point it at a
-  folder others can write to.  Delete the folder to reclaim its space.
+  fraction of a second; tracing the model in Python remains).  It is on by
+  default in ``$XDG_CACHE_HOME/bayesimg/jax`` (``~/.cache/bayesimg/jax``); only
+  programs that took at least :data:`CACHE_MIN_COMPILE_SECONDS` to compile are
+  written.  ``BAYESIMG_COMPILATION_CACHE=0`` turns it off, ``=<folder>`` moves
+  it; a cache folder already chosen through JAX (``JAX_COMPILATION_CACHE_DIR``
+  or ``jax.config``) is left alone.
+
+  *Size cap and concurrent processes.*  The folder is capped at
+  :data:`CACHE_MAX_BYTES` (``BAYESIMG_COMPILATION_CACHE_MAX_SIZE``, bytes or
+  ``500M``/``4G``): beyond it JAX deletes the least recently used programs.  With a cap
+  JAX takes a file lock (``filelock``) around every read, write and eviction,
+  so Dask workers, parallel test runs and notebooks can share one folder
+  without ever reading a half-written entry (entries are also zlib streams with
+  a checksum: a damaged one is recompiled with a warning, never loaded).
+
+  *Unwritable folder.*  If the folder cannot be created or written (read-only
+  home, full disk) the cache stays off, one warning says so, and every process
+  compiles in memory as before.  The cache is trusted code: do not point it at
+  a folder others can write to.  Delete the folder to reclaim its space.
+
+  *History.*  The cache was opt-in for a while because a CI run crashed
+  (segfault in JAX worker threads in the last test module) just after it was
+  first turned on.  That crash was not the cache's doing: the same run crashed
+  the same way with the cache off an hour later, and the cause was the suite
+  keeping every compiled program alive in one process -- each XLA:CPU
+  executable maps ~12 regions of JIT code and data, and at the kernel's
+  ``vm.max_map_count`` (65 530) mapping fails and the process dies
+  (reproduced by filling the map table: ``LLVM ERROR: Unable to allocate
+  section memory``, SIGABRT; measured: a new-shape GSMTR Gibbs + SVI pair kept
+  ~1000 more maps, so ~60 such fits exhaust it).  ``tests/conftest.py``
+  frees the programs after each module since; a program loaded from the cache
+  maps as many regions as a freshly compiled one and is freed the same way
+  (``tests/inference/test_compilation_cache.py`` checks both).
 """
 
 from __future__ import annotations
@@ -39,7 +63,12 @@ _state = {"cpu_devices_set": False}
 
 #: Programs compiling faster than this (seconds) are not written to the cache.
 CACHE_MIN_COMPILE_SECONDS = 0.5
+#: Default cap on the cache folder (bytes); least recently used programs go first.
+#: A small model's programs take 10-200 kB each, a large Gibbs sweep a few MB.
+CACHE_MAX_BYTES = 1024**3
 _OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
+_SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3}
 
 
 def _configure_cpu_devices() -> None:
@@ -99,28 +128,57 @@ def compilation_cache_dir() -> str | None:
         else None
 
 
-def _configure_compilation_cache() -> None:
-    wanted = os.environ.get("BAYESIMG_COMPILATION_CACHE", "").strip()
-    if not wanted or wanted.lower() in _OFF:   # opt-in until a CI segfault is understood
-        return
-    if jax.config.jax_compilation_cache_dir:   # chosen through JAX already: keep it
-        return
-    path = Path(wanted).expanduser() if wanted and wanted.lower() not in ("1", "true", "yes",
-                                                                           "on") \
-        else default_cache_dir()
+def _cache_max_bytes() -> int:
+    """The cap from ``BAYESIMG_COMPILATION_CACHE_MAX_SIZE`` (default :data:`CACHE_MAX_BYTES`)."""
+    text = os.environ.get("BAYESIMG_COMPILATION_CACHE_MAX_SIZE", "").strip().upper()
+    if not text:
+        return CACHE_MAX_BYTES
+    scale = _SIZE_SUFFIXES.get(text[-1], 1)
+    number = text[:-1] if text[-1] in _SIZE_SUFFIXES else text
+    try:
+        size = int(float(number) * scale)
+    except ValueError:
+        raise ValueError("BAYESIMG_COMPILATION_CACHE_MAX_SIZE must be a size in bytes, "
+                         f"optionally with K, M or G, got {text!r}") from None
+    if size <= 0:
+        raise ValueError(f"BAYESIMG_COMPILATION_CACHE_MAX_SIZE must be positive, got {text!r}")
+    return size
+
+
+def _cache_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot hold the cache (``None``: it can)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):   # writable, not just present
             pass
     except OSError as err:
-        warnings.warn(
-            f"bayesimg: JAX persistent compilation cache off, folder {str(path)!r} is not "
-            f"writable ({err.strerror or err}); every new process compiles its programs "
-            "again. Set BAYESIMG_COMPILATION_CACHE to a writable folder, or to 0 to "
-            "silence this.", RuntimeWarning, stacklevel=3)
+        return f"folder {str(path)!r} is not writable ({err.strerror or err})"
+    try:
+        import filelock  # noqa: F401  (JAX needs it to cap the cache and lock it)
+    except ImportError:
+        return "the 'filelock' package (needed to cap the folder's size) is not installed"
+    return None
+
+
+def _configure_compilation_cache() -> None:
+    wanted = os.environ.get("BAYESIMG_COMPILATION_CACHE", "").strip()
+    if wanted.lower() in _OFF:
         return
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    if jax.config.jax_compilation_cache_dir:   # chosen through JAX already: keep it
+        return
+    path = Path(wanted).expanduser() if wanted and wanted.lower() not in _ON \
+        else default_cache_dir()
+    max_bytes = _cache_max_bytes()
+    problem = _cache_folder_problem(path)
+    if problem:
+        warnings.warn(
+            f"bayesimg: JAX persistent compilation cache off, {problem}; every new process "
+            "compiles its programs again. Set BAYESIMG_COMPILATION_CACHE to a writable "
+            "folder, or to 0 to silence this.", RuntimeWarning, stacklevel=3)
+        return
+    jax.config.update("jax_compilation_cache_max_size", max_bytes)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
+    jax.config.update("jax_compilation_cache_dir", str(path))
 
 
 def configure() -> None:
