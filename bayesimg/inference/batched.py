@@ -47,7 +47,13 @@ from bayesimg.errors import ModelSpecError
 from bayesimg.inference.common import check_inputs, check_positive_int, device_args
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import pointwise_loglik_fn
-from bayesimg.inference.mcmc import ChainLayout, CompiledMCMC, choose_layout, compiled_mcmc
+from bayesimg.inference.mcmc import (
+    ChainLayout,
+    CompiledMCMC,
+    choose_layout,
+    compiled_mcmc,
+    program_warmup,
+)
 from bayesimg.inference.sampling import _stored_sizes, mcmc_fit, mcmc_kernel
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, StoragePlan, plan_storage
 from bayesimg.models.core.base import Model
@@ -262,6 +268,14 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
             raise ModelSpecError(
                 f"fits of one batch need one model structure: {m!r} on {d.name!r} differs "
                 f"from {model!r} on {data.name!r}")
+    n_wanted = len(models)
+    # pad the batch to a bucket size with copies of its last fit (dropped below): each
+    # fit's chains run on their own lanes with their own keys, so the padding changes
+    # no draw, and grids/fold sets of neighbouring sizes share one compiled program
+    pad = fit_bucket(n_wanted) - n_wanted
+    models = [*models, *[models[-1]] * pad]
+    datas = [*datas, *[datas[-1]] * pad]
+    seeds = [*seeds, *[seeds[-1]] * pad]
     model_fn = model.numpyro_model(kernel)
     layout = choose_layout(chains, chain_method)
     kernel_settings, make_kernel = mcmc_kernel(model, data, kernel, model_fn,
@@ -286,14 +300,25 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
     program = compiled_mcmc(
         (key, kernel, tuple(sorted(kernel_settings.items()))), make_kernel,
         program_class=BatchedMCMC, n_fits=n_fits, fit_axes=tuple(sorted(axes.items())),
-        fit_layout=layout, num_warmup=warmup, chunk=batch_chunk, repeat_per_chain=repeat,
-        record_extra=pointwise_loglik_fn(model_fn, model.observed),
+        fit_layout=layout, num_warmup=program_warmup(kernel, warmup), chunk=batch_chunk,
+        repeat_per_chain=repeat, record_extra=pointwise_loglik_fn(model_fn, model.observed),
         drop_sites=model.hidden_sites)
     rng = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     out = program.run(rng, kwargs, num_samples=draws, thin=thin, progress=progress,
-                      desc=f"{kernel.upper()} {model.name} ×{n_fits}")
+                      desc=f"{kernel.upper()} {model.name} ×{n_wanted}", num_warmup=warmup)
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
                 "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
     return [mcmc_fit(m, d, kernel=kernel, seed=s, settings=settings, out=o, storage=storage,
                      stacklevel=4 if warn else None)
-            for m, d, s, o in zip(models, datas, seeds, program.split_fits(out), strict=True)]
+            for m, d, s, o in zip(models[:n_wanted], datas[:n_wanted], seeds[:n_wanted],
+                                  program.split_fits(out)[:n_wanted], strict=True)]
+
+
+def fit_bucket(n_fits: int) -> int:
+    """Fits per compiled batch program for a batch of ``n_fits``: the next power of two.
+
+    A grid of 3 or 4 λ values, or of 5 to 8, runs one program; the price is up to
+    ``n − 1`` padded lanes of sampling (a 5-value grid samples 8 fits' chains), small
+    next to a compile for the small fits where compiling dominates.
+    """
+    return 1 << max(0, int(n_fits) - 1).bit_length()

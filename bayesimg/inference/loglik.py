@@ -34,11 +34,22 @@ def pointwise_loglik_fn(model_fn, observed: Mapping[str, tuple[str, ...]]) -> Ca
 
 
 def batched_loglik(model_fn, observed, samples: dict, kwargs: dict, batch: int = 256):
-    """Pointwise log-likelihood for a flat batch of draws (leading axis), chunked."""
+    """Pointwise log-likelihood for a flat batch of draws (leading axis), chunked.
+
+    Every chunk has the same length -- ``batch``, or the power of two at or above the
+    number of draws if that is smaller -- the last one padded by repeating its final
+    draw (rows dropped after), so the number of draws never changes the compiled
+    program: one program serves 300 or 301 draws.
+    """
     f = jax.jit(jax.vmap(pointwise_loglik_fn(model_fn, observed), in_axes=(0, None)))
+    samples = to_host(samples)   # slicing and padding on the host: no program per length
     n = next(iter(samples.values())).shape[0]
+    size = min(batch, 1 << max(0, n - 1).bit_length())
     parts = []
-    for start in range(0, n, batch):
-        chunk = jax.tree.map(lambda x, s=start: x[s:s + batch], samples)
-        parts.append(to_host(f(chunk, kwargs)))  # (subjects may span several hosts)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        take = np.minimum(np.arange(start, start + size), stop - 1)
+        chunk = jax.tree.map(lambda x, t=take: x[t], samples)
+        out = to_host(f(chunk, kwargs))  # (subjects may span several hosts)
+        parts.append(jax.tree.map(lambda x, m=stop - start: x[:m], out))
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts)

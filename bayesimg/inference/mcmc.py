@@ -121,6 +121,13 @@ def steps_per_call(warmup: int, draws: int) -> int:
     return max(1, math.ceil(max(warmup, draws) / CALL_FRACTION))
 
 
+def program_warmup(kernel_name: str, warmup: int) -> int:
+    """The warm-up length compiled into a kernel's program: NUTS builds its step-size and
+    mass-matrix adaptation schedule from it; the Gibbs kernels have no adaptation and
+    ignore it, so their programs are built with 0 and any warm-up length reuses them."""
+    return warmup if kernel_name == "nuts" else 0
+
+
 def chain_programs(kernel, *, num_warmup: int, chunk: int,
                    record_extra: Callable[[dict, dict], dict] | None = None,
                    drop_sites: frozenset[str] = frozenset()):
@@ -208,7 +215,7 @@ class CompiledMCMC:
             progress: bool = True, desc: str = "MCMC",
             storage: StoragePlan | None = None,
             checkpoint: Checkpoint | None = None,
-            per_call: int | None = None) -> dict[str, Any]:
+            per_call: int | None = None, num_warmup: int | None = None) -> dict[str, Any]:
         """Run all chains; return host arrays with leading dims (chain, draw).
 
         Each call of the compiled program advances ``per_call`` warm-up transitions or
@@ -220,11 +227,17 @@ class CompiledMCMC:
         With a :class:`~bayesimg.inference.checkpoint.Checkpoint` the kernel
         states and kept draws are committed as the run goes, and a run that
         finds a commit there continues from it (same draws as if never stopped).
+
+        ``num_warmup``: warm-up transitions of this run (default: the program's).  Only
+        a kernel that adapts (NUTS) compiles its warm-up length into the program; a
+        program built with ``num_warmup=0`` for a kernel that ignores it (the Gibbs
+        kernels) serves runs of any warm-up length (:func:`program_warmup`).
         """
         L = self.layout
         keys = self._chain_keys(rng_key)
-        per_call = per_call or steps_per_call(self.num_warmup, num_samples)
-        total_steps = self.num_warmup + num_samples * thin
+        num_warmup = self.num_warmup if num_warmup is None else int(num_warmup)
+        per_call = per_call or steps_per_call(num_warmup, num_samples)
+        total_steps = num_warmup + num_samples * thin
         signature = jax.tree.map(lambda x: (x.shape, str(x.dtype)),
                                  {k: v for k, v in kwargs.items() if v is not None})
         needs_compile = str(signature) not in self._compiled_shapes
@@ -263,7 +276,7 @@ class CompiledMCMC:
                 if group_resume:
                     states = checkpoint.state(states)
                 run = _GroupRun(g, group_resume, checkpoint, summaries, timings,
-                                self.num_warmup)
+                                num_warmup)
                 states, chunks = self._run_group(states, kwargs, num_samples, thin, bar, timings,
                                                  storage, streams, run, per_call)
                 per_group.append(chunks)
@@ -286,8 +299,8 @@ class CompiledMCMC:
         t0 = time.perf_counter()
         done = run.warmup_done
         bar.update(done * per_step)
-        while done < self.num_warmup:
-            n = min(per_call, self.num_warmup - done)
+        while done < run.num_warmup:
+            n = min(per_call, run.num_warmup - done)
             states, _ = self._advance(states, kwargs, 1, n)
             jax.block_until_ready(states)
             done += n

@@ -17,7 +17,7 @@ from bayesimg.inference.common import base_attrs, check_inputs, check_positive_i
 from bayesimg.inference.convert import streaming_group, to_datatree
 from bayesimg.inference.fit import Fit
 from bayesimg.inference.loglik import pointwise_loglik_fn
-from bayesimg.inference.mcmc import choose_layout, compiled_mcmc, steps_per_call
+from bayesimg.inference.mcmc import choose_layout, compiled_mcmc, program_warmup, steps_per_call
 from bayesimg.inference.sharding import shard_model_args, sharded_chain_method
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, LOGLIK_PREFIX, plan_storage
 from bayesimg.models.core.base import Model
@@ -95,12 +95,12 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
             "precision": str(jnp.result_type(float))}), every=checkpoint_every)
     program = compiled_mcmc(
         (model.static_key(data), kernel, tuple(sorted(kernel_settings.items()))),
-        make_kernel, num_warmup=warmup, layout=layout, chunk=chunk,
+        make_kernel, num_warmup=program_warmup(kernel, warmup), layout=layout, chunk=chunk,
         record_extra=pointwise_loglik_fn(model_fn, model.observed),
         drop_sites=model.hidden_sites)
     out = program.run(jax.random.PRNGKey(seed), kwargs, num_samples=draws, thin=thin,
                       progress=progress, desc=f"{kernel.upper()} {model.name}", storage=storage,
-                      checkpoint=ckpt, per_call=per_call)
+                      checkpoint=ckpt, per_call=per_call, num_warmup=warmup)
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
                 "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
     fit = mcmc_fit(model, data, kernel=kernel, seed=seed, settings=settings, out=out,

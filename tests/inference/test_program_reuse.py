@@ -1,0 +1,71 @@
+"""Fewer distinct compiled programs: run length and grid length never add one.
+
+* The Gibbs kernels ignore the warm-up length (no adaptation), so it is a run setting,
+  not part of their compiled program (``mcmc.program_warmup``); the number of draws
+  never was.
+* Batches of fits (λ grids, folds with one training-set shape) are padded to the next
+  power of two with copies of their last fit (``batched.fit_bucket``): a 3-value and a
+  4-value grid run one program, and the padding changes no draw -- the three λ values
+  shared by both grids get bit-identical draws.
+* The pointwise log-likelihood of SVI/MAP draws is computed in chunks of one fixed
+  length, the last padded, so its program does not depend on ``num_draws``; the padded
+  result equals the per-draw computation.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+import bayesimg as bi
+from bayesimg.inference.batched import fit_bucket
+from bayesimg.inference.loglik import batched_loglik, pointwise_loglik_fn
+
+
+def test_fit_bucket_is_next_power_of_two():
+    assert [fit_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [1, 2, 4, 4, 8, 8, 16]
+
+
+def test_grid_and_run_length_reuse_one_program():
+    data, _ = bi.data.simulate_gsmtr(n_subjects=37, n_snps=6, n_genes=2, n_phenotypes=2,
+                                     seed=3)
+    run = {"chains": 1, "progress": False, "seed": 4}
+
+    def grid(values, warmup=4, draws=6):
+        _, _, fits = bi.select_hyperparameter(
+            bi.models.GroupSparseMTR(), data, [{"lambda1": v, "lambda2": v} for v in values],
+            ic="waic", method="gibbs", warmup=warmup, draws=draws, **run)
+        return list(fits.values())
+
+    three = grid([1.0, 5.0, 25.0])
+    four = grid([1.0, 5.0, 25.0, 125.0])
+    assert all(f.timings["compile_seconds"] == 0.0 for f in four)
+    for a, b in zip(three, four[:3], strict=True):
+        assert a.model_settings == b.model_settings
+        np.testing.assert_array_equal(a.posterior["W"].values, b.posterior["W"].values)
+    assert not np.array_equal(four[2].posterior["W"].values, four[3].posterior["W"].values)
+    # another warm-up length and number of draws: still the same program
+    longer = grid([2.0, 7.0, 11.0], warmup=9, draws=11)
+    assert all(f.timings["compile_seconds"] == 0.0 for f in longer)
+    assert longer[0].posterior["W"].shape[:2] == (1, 11)
+
+
+def test_padded_loglik_chunks_equal_per_draw_values():
+    def model(x, y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        with numpyro.plate("subject", x.shape[0]):
+            numpyro.sample("y", dist.Normal(mu * x, 1.0), obs=y)
+
+    x = jnp.linspace(-1.0, 1.0, 9)
+    kwargs = {"x": x, "y": 0.5 * x + 0.1}
+    one = pointwise_loglik_fn(model, {"y": ("subject",)})
+    for n in (1, 5, 7):
+        mu = jnp.linspace(-2.0, 2.0, n)
+        got = batched_loglik(model, {"y": ("subject",)}, {"mu": mu}, kwargs, batch=4)["y"]
+        want = np.stack([np.asarray(one({"mu": m}, kwargs)["y"]) for m in mu])
+        assert got.shape == (n, 9)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert jax.config.jax_enable_x64
