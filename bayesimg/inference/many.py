@@ -13,8 +13,9 @@ are checked before any work starts (named errors).
 options other than ``seed`` and model-argument shapes form a group; a group
 runs as batches of one compiled program vmapped over fits
 (:mod:`bayesimg.inference.batched`: arguments equal in all fits, such as X
-across a λ grid, are passed once).  A batch is capped so that the kept draws
-of its fits stay within ``memory_budget`` (default: the jobs'
+across a λ grid, are passed once; a batch is padded to the next power of two
+fits, so grids of neighbouring lengths share a program).  A batch is capped so that
+the kept draws of its (padded) fits stay within ``memory_budget`` (default: the jobs'
 ``max_draw_bytes``, 2 GiB).  A job whose draws would be thinned, one with
 ``checkpoint`` or ``shard_data``, and SVI/MAP jobs run alone through
 :func:`bayesimg.fit`.  Every fit is what ``bayesimg.fit`` with the job's seed
@@ -519,6 +520,9 @@ def _plan_tasks(todo: list[_Prepared], *, n_parts: int, batch_size: int | None,
     for members in groups.values():
         budget = memory_budget or members[0].budget or DEFAULT_MAX_DRAW_BYTES
         cap = max(1, int(budget // max(1, members[0].fit_bytes)))
+        # a batch runs padded to the next power of two (batched.fit_bucket): keep the
+        # padded batch within the budget
+        cap = 1 << (cap.bit_length() - 1)
         if batch_size is not None:
             cap = min(cap, batch_size)
         n = len(members)

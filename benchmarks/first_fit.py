@@ -1,0 +1,254 @@
+"""Time to first result: import, compile and sampling of a family's first fit in a new process.
+
+For each family at a small realistic size (``FAMILIES``), in fresh subprocesses
+sharing one new, empty compilation-cache folder:
+
+* ``cold``: a new process, empty persistent compilation cache: import, the first fit
+  (compile + sampling + building the ArviZ tree), then a **second fit** (new seed, same
+  shapes) in the same process;
+* ``warm``: another new process with the cache the cold one filled.
+
+Each phase records wall seconds and the process's CPU seconds (user + system, all
+threads; ``resource.getrusage``); a fit is split into ``compile_seconds`` (the driver's
+visible compile phase: tracing, compiling or loading from the cache), ``sampling``
+(warm-up + sampling) and the rest (``other``: argument set-up, draws to ArviZ, LOO
+units).  ``overhead`` = fit wall − sampling.  Beside it, NumPyro's plain
+``MCMC(NUTS(model)).run`` on the same GSMTR model and data (what a user without
+bayesimg's driver would write), first and second run in one process.
+
+Targets (issue 19): warm-cache first fit ≤ 3 s of overhead over sampling for every
+family; cold compile ≤ 10 s for every family (this 2-core machine).  Peers: R is not
+installed here, so bgsmtr and bnClustOmics cannot run; mofapy2 was not run for this
+benchmark (``benchmarks/factor.py`` compares it).
+
+    nice -n 10 python benchmarks/first_fit.py            # all families (~15 min loaded)
+    nice -n 10 python benchmarks/first_fit.py --families gsmtr glrr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "first_fit.json"
+WARMUP, DRAWS, CHAINS = 200, 200, 2
+FAMILIES = ("gsmtr", "spike_slab", "glrr", "factor", "bnmix")
+SIZES = {
+    "gsmtr": "n=300 subjects, 40 SNPs in 8 genes, 4 phenotypes; GroupSparseMTR(10, 10)",
+    "spike_slab": "n=300 subjects, 40 SNPs in 8 genes, 4 phenotypes; SpikeSlabMTR()",
+    "glrr": "n=300 subjects, 30 SNPs, 8 phenotypes, rank 2; GLRR(rank=2)",
+    "factor": "n=200, 2 Gaussian views of 200 and 100 features, 10% missing; "
+              "MultiViewFactor(5)",
+    "bnmix": "n=300, 10 nodes, 2 clusters; BNMix(2)",
+}
+TARGET_WARM_OVERHEAD_S = 3.0
+TARGET_COLD_COMPILE_S = 10.0
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _problem(family: str):
+    """``(model, data)`` of one family at its benchmark size."""
+    import bayesimg as bi
+    from bayesimg.data import simulate_bnmix, simulate_factor, simulate_gsmtr
+    from bayesimg.data.simulate_glrr import simulate_glrr
+
+    if family in ("gsmtr", "spike_slab"):
+        data, _ = simulate_gsmtr(n_subjects=300, n_snps=40, n_genes=8, n_phenotypes=4, seed=0)
+        model = (bi.models.GroupSparseMTR(lambda1=10.0, lambda2=10.0) if family == "gsmtr"
+                 else bi.models.SpikeSlabMTR())
+    elif family == "glrr":
+        data, _ = simulate_glrr(n_subjects=300, n_snps=30, n_phenotypes=8, rank=2, seed=0)
+        model = bi.models.GLRR(rank=2)
+    elif family == "factor":
+        data, _ = simulate_factor(n=200, sizes={"v1": 200, "v2": 100}, n_factors=5, seed=0)
+        model = bi.models.MultiViewFactor(5)
+    elif family == "bnmix":
+        data, _ = simulate_bnmix(n=300, n_nodes=10, n_clusters=2, seed=0)
+        model = bi.models.BNMix(2)
+    else:
+        raise ValueError(family)
+    return model, data
+
+
+def _timed_fit(model, data, seed: int) -> dict:
+    import bayesimg as bi
+
+    w0, c0 = time.perf_counter(), _cpu()
+    fit = bi.fit(model, data, method="gibbs", chains=CHAINS, warmup=WARMUP, draws=DRAWS,
+                 seed=seed, progress=False)
+    wall, cpu = time.perf_counter() - w0, _cpu() - c0
+    t = fit.timings
+    sampling = t["warmup_seconds"] + t["sampling_seconds"]
+    return {"wall_s": wall, "cpu_s": cpu, "compile_s": t["compile_seconds"],
+            "sampling_s": sampling, "other_s": wall - sampling - t["compile_seconds"],
+            "overhead_s": wall - sampling}
+
+
+def child(family: str) -> dict:
+    """One process: import, first fit, second fit (printed as JSON)."""
+    w0, c0 = time.perf_counter(), _cpu()
+    import jax
+
+    import bayesimg.inference  # noqa: F401  (configures JAX, imports NumPyro)
+    import bayesimg.models  # noqa: F401
+    from bayesimg._jax_setup import compilation_cache_dir
+    jax.devices()
+    out = {"import": {"wall_s": time.perf_counter() - w0, "cpu_s": _cpu() - c0},
+           "cache_dir": compilation_cache_dir()}
+    model, data = _problem(family)
+    out["first_fit"] = _timed_fit(model, data, seed=1)
+    out["second_fit"] = _timed_fit(model, data, seed=2)
+    return out
+
+
+def numpyro_child() -> dict:
+    """NumPyro's plain ``MCMC.run`` (NUTS) on the GSMTR model and data, run twice."""
+    w0, c0 = time.perf_counter(), _cpu()
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    import bayesimg.inference  # noqa: F401
+    out = {"import": {"wall_s": time.perf_counter() - w0, "cpu_s": _cpu() - c0}}
+    model, data = _problem("gsmtr")
+    kwargs = model.model_args(data, "nuts")
+    for i, name in enumerate(("first_run", "second_run")):
+        w, c = time.perf_counter(), _cpu()
+        mcmc = MCMC(NUTS(model.numpyro_model("nuts")), num_warmup=WARMUP, num_samples=DRAWS,
+                    num_chains=CHAINS, chain_method="parallel", progress_bar=False)
+        mcmc.run(jax.random.PRNGKey(i), **kwargs)
+        jax.block_until_ready(mcmc.get_samples())
+        out[name] = {"wall_s": time.perf_counter() - w, "cpu_s": _cpu() - c}
+    return out
+
+
+def _spawn(args: list[str], cache: Path) -> dict:
+    env = {**os.environ, "BAYESIMG_COMPILATION_CACHE": str(cache),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                        os.environ.get("PYTHONPATH")]))}
+    w0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=1800)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_wall_s"] = time.perf_counter() - w0
+    return out
+
+
+def _verdict(cold: dict, warm: dict) -> dict:
+    if "error" in cold or "error" in warm:
+        return {}
+    return {"warm_overhead_s": warm["first_fit"]["overhead_s"],
+            "warm_overhead_target_met": warm["first_fit"]["overhead_s"]
+            <= TARGET_WARM_OVERHEAD_S,
+            "cold_compile_s": cold["first_fit"]["compile_s"],
+            "cold_compile_target_met": cold["first_fit"]["compile_s"] <= TARGET_COLD_COMPILE_S}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--families", nargs="*", default=list(FAMILIES))
+    ap.add_argument("--child")
+    ap.add_argument("--numpyro", action="store_true")
+    ap.add_argument("--skip-numpyro", action="store_true")
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return
+    if args.numpyro:
+        print(json.dumps(numpyro_child()))
+        return
+    sys.path.insert(0, str(ROOT))
+    saved = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results = saved.get("families", {})
+    numpyro = saved.get("numpyro_plain_mcmc_run_gsmtr_nuts", {})
+    with tempfile.TemporaryDirectory(prefix="bayesimg-first-fit-") as tmp:
+        for family in args.families:
+            cache = Path(tmp) / family
+            cold = _spawn(["--child", family], cache)
+            warm = _spawn(["--child", family], cache)
+            results[family] = {"size": SIZES[family], "cold_cache": cold, "warm_cache": warm,
+                               **_verdict(cold, warm)}
+            print(family, json.dumps(results[family].get("warm_overhead_s")),
+                  json.dumps(results[family].get("cold_compile_s")), flush=True)
+            _save(results, numpyro)          # after every family: a long run keeps its part
+        if not args.skip_numpyro:
+            numpyro = _spawn(["--numpyro"], Path(tmp) / "numpyro")
+            _save(results, numpyro)
+    _plot(results, numpyro)
+
+
+def _save(results: dict, numpyro: dict) -> None:
+    from benchmarks._common import write_json
+
+    write_json(OUT, {
+        "benchmark": "first_fit", "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": {"method": "gibbs", "chains": CHAINS, "warmup": WARMUP, "draws": DRAWS},
+        "targets": {"warm_overhead_s": TARGET_WARM_OVERHEAD_S,
+                    "cold_compile_s": TARGET_COLD_COMPILE_S},
+        "families": results,
+        "numpyro_plain_mcmc_run_gsmtr_nuts": numpyro,
+        "peers": {"bgsmtr": "not run: R is not installed on this machine",
+                  "bnClustOmics": "not run: R is not installed on this machine",
+                  "mofapy2": "not run here (benchmarks/factor.py compares it)"},
+        "note": "2-core CPU shared with other jobs (see load_average_at_end): wall times "
+                "are inflated, CPU seconds are the comparison; float64",
+    })
+
+
+def _plot(results: dict, numpyro: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, rows = [], []
+    for family, r in results.items():
+        for case, key in (("cold", "cold_cache"), ("warm", "warm_cache")):
+            run = r.get(key, {})
+            if "first_fit" not in run:
+                continue
+            f = run["first_fit"]
+            labels.append(f"{family}\n{case}")
+            rows.append((run["import"]["wall_s"], f["compile_s"], f["sampling_s"],
+                         f["other_s"]))
+        run = r.get("cold_cache", {})
+        if "second_fit" in run:
+            f = run["second_fit"]
+            labels.append(f"{family}\n2nd fit")
+            rows.append((0.0, f["compile_s"], f["sampling_s"], f["other_s"]))
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(labels)), 4.5))
+    bottom = [0.0] * len(rows)
+    for i, (name, colour) in enumerate(zip(("import", "compile", "sampling", "other"),
+                                           ("#999999", "#d62728", "#1f77b4", "#ff7f0e"),
+                                           strict=True)):
+        vals = [row[i] for row in rows]
+        ax.bar(range(len(rows)), vals, bottom=bottom, color=colour, label=name)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylabel("wall seconds (2 shared cores)")
+    title = "First fit in a new process: cold / warm compilation cache, and a second fit"
+    if "first_run" in numpyro:
+        first, second = numpyro["first_run"]["wall_s"], numpyro["second_run"]["wall_s"]
+        title += (f"\nNumPyro plain MCMC.run (GSMTR, NUTS): first {first:.0f} s, "
+                  f"second {second:.0f} s")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
