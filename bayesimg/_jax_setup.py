@@ -38,13 +38,14 @@
   *History.*  The cache was opt-in for a while because a CI run crashed
   (segfault in JAX worker threads in the last test module) just after it was
   first turned on.  That crash was not the cache's doing: the same run crashed
-  the same way with the cache off an hour later, and the cause was the suite
-  keeping every compiled program alive in one process -- each XLA:CPU
+  the same way with the cache off an hour later.  The most likely cause (the CI
+  run's native stack was never kept) is the suite then keeping every compiled
+  program alive in one process -- each XLA:CPU
   executable maps ~12 regions of JIT code and data, and at the kernel's
-  ``vm.max_map_count`` (65 530) mapping fails and the process dies
-  (reproduced by filling the map table: ``LLVM ERROR: Unable to allocate
-  section memory``, SIGABRT; measured: a new-shape GSMTR Gibbs + SVI pair kept
-  ~1000 more maps, so ~60 such fits exhaust it).  ``tests/conftest.py``
+  ``vm.max_map_count`` (65 530) mapping fails (reproduced by filling the map
+  table: compiles then raise ``Cannot allocate memory``, or LLVM aborts the
+  process with ``Unable to allocate section memory``; measured: a new-shape
+  GSMTR Gibbs + SVI pair kept ~1000 more maps, so ~60 such fits exhaust it).  ``tests/conftest.py``
   frees the programs after each module since; a program loaded from the cache
   maps as many regions as a freshly compiled one and is freed the same way
   (``tests/inference/test_compilation_cache.py`` checks both).
