@@ -67,9 +67,10 @@ def test_batched_gibbs_equals_single_fits_and_shares_x(data, gibbs_singles):
     for name in jobs:
         assert "y" in fits[name].tree["log_likelihood"]
         _assert_same_fit(fits[name], gibbs_singles[name])
-    # one batched program: X, Y, gene structure passed once, λ stacked over the fits
+    # one batched program (3 fits padded to 4 lanes, batched.fit_bucket): X, Y, gene
+    # structure passed once, λ stacked over the fits
     program = [p for p in mcmc._PROGRAMS.values()
-               if isinstance(p, BatchedMCMC) and p.n_fits == 3][0]
+               if isinstance(p, BatchedMCMC) and p.n_fits == 4][0]
     axes = program.fit_axes
     assert axes["X"] is None and axes["Y"] is None and axes["gene_index"] is None
     assert axes["lambda1"] == 0 and axes["lambda2"] == 0
