@@ -146,9 +146,15 @@ class BatchedMCMC(CompiledMCMC):
         return jnp.moveaxis(keys, 0, 2).reshape(
             (L.n_sequential, L.n_devices, F * L.per_device, -1))
 
-    def split_fits(self, out: dict[str, Any]) -> list[dict[str, Any]]:
-        """:meth:`run`'s output (flat chains) → one output per fit, chains in single-fit order."""
+    def split_fits(self, out: dict[str, Any], n_real: int | None = None
+                   ) -> list[dict[str, Any]]:
+        """:meth:`run`'s output (flat chains) → one output per fit, chains in single-fit order.
+
+        ``n_real``: the first that many fits are real, the rest padding (dropped; the
+        batch's time is shared among the real fits only).
+        """
         L, F = self.fit_layout, self.n_fits
+        n_real = F if n_real is None else int(n_real)
 
         def per_fit(x):
             x = np.asarray(x)
@@ -157,16 +163,17 @@ class BatchedMCMC(CompiledMCMC):
 
         arrays = {k: jax.tree.map(per_fit, out[k]) for k in ("samples", "stats", "extra")}
         return [{**{k: jax.tree.map(lambda x, f=f: np.array(x[f]), v) for k, v in arrays.items()},
-                 "timings": self._fit_timings(out["timings"], f), "streaming": {}}
-                for f in range(F)]
+                 "timings": self._fit_timings(out["timings"], f, n_real), "streaming": {}}
+                for f in range(n_real)]
 
-    def _fit_timings(self, batch: dict[str, float], f: int) -> dict[str, float]:
+    def _fit_timings(self, batch: dict[str, float], f: int, n_real: int) -> dict[str, float]:
         """Fit ``f``'s share: the compilation is the first fit's (the others reuse it);
-        warm-up and sampling are the batch's wall time divided by the number of fits,
-        so sums over the fits are the batch's totals."""
-        out = {k: v / self.n_fits for k, v in batch.items()}
+        warm-up and sampling are the batch's wall time divided by the number of real
+        fits, so sums over the fits are the batch's totals."""
+        out = {k: v / n_real for k, v in batch.items()}
         out["compile_seconds"] = batch.get("compile_seconds", 0.0) if f == 0 else 0.0
-        out["batched_fits"] = self.n_fits
+        out["batched_fits"] = n_real
+        out["batch_lanes"] = self.n_fits
         return out
 
 
@@ -311,7 +318,7 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
     return [mcmc_fit(m, d, kernel=kernel, seed=s, settings=settings, out=o, storage=storage,
                      stacklevel=4 if warn else None)
             for m, d, s, o in zip(models[:n_wanted], datas[:n_wanted], seeds[:n_wanted],
-                                  program.split_fits(out)[:n_wanted], strict=True)]
+                                  program.split_fits(out, n_wanted), strict=True)]
 
 
 def fit_bucket(n_fits: int) -> int:

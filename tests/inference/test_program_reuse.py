@@ -42,6 +42,8 @@ def test_grid_and_run_length_reuse_one_program():
 
     three = grid([1.0, 5.0, 25.0])
     four = grid([1.0, 5.0, 25.0, 125.0])
+    # the batch's time is shared by the real fits only
+    assert {(f.timings["batched_fits"], f.timings["batch_lanes"]) for f in three} == {(3, 4)}
     assert all(f.timings["compile_seconds"] == 0.0 for f in four)
     for a, b in zip(three, four[:3], strict=True):
         assert a.model_settings == b.model_settings
