@@ -383,6 +383,15 @@ class BNMix(Model):
     def validate(self, data) -> None:
         self._prepare(data)
 
+    def as_data(self, data):
+        """A pandas DataFrame (subjects × nodes, binary and continuous columns mixed) →
+        :func:`~bayesimg.models.bnmix.table.views_from_table` (column order and names
+        kept, constant columns refused); anything else unchanged."""
+        if isinstance(data, pd.DataFrame):
+            from bayesimg.models.bnmix.table import views_from_table
+            return views_from_table(data)
+        return data
+
     def _prepare(self, data) -> dict[str, Any]:
         """Checked design: X, node types, masks, order, known labels (cached per data)."""
         if self._prep_cache is not None and self._prep_cache[0] is data:
