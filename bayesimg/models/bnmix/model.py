@@ -106,6 +106,11 @@ from scipy.optimize import linear_sum_assignment
 
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.models.bnmix.identified import (
+    direction_exclusions,
+    identified_summaries,
+    pair_labels,
+)
 from bayesimg.models.bnmix.init import em_restarts, greedy_order
 from bayesimg.models.bnmix.math import membership_probs, mixture_loglik
 from bayesimg.models.core.base import Model
@@ -276,6 +281,10 @@ class BNMix(Model):
         "omega": (),
         "position": ("node",),
         "membership": ("sample", "cluster"),
+        "skeleton": ("cluster", "pair"),
+        "implied_mean": ("cluster", "node"),
+        "implied_var": ("cluster", "node"),
+        "implied_cov": ("cluster", "pair"),
     }
 
     def __init__(self, n_clusters: int = 2, *, order: Sequence | None = None,
@@ -529,7 +538,8 @@ class BNMix(Model):
     def coords(self, data) -> dict[str, np.ndarray]:
         prep = self._prepare(data)
         return {"sample": np.asarray(data.subjects, dtype=str), "node": prep["names"],
-                "parent": prep["names"], "cluster": prep["cluster_names"]}
+                "parent": prep["names"], "cluster": prep["cluster_names"],
+                "pair": pair_labels(prep["names"], prep["base"])}
 
     def observed_data(self, data) -> dict[str, np.ndarray]:
         return {"x": self._prepare(data)["X"]}
@@ -846,6 +856,14 @@ class BNMix(Model):
             idx = perms.reshape((S,) + (1,) * axis + (K,) + (1,) * (v.ndim - 2 - axis))
             out[name] = np.take_along_axis(v, idx, axis=1 + axis).reshape(value.shape)
         out["membership"] = memb.reshape(shape + (n, K))
+        # direction-free summaries, and the directed parameters the data cannot pin down
+        # declared to the diagnostics (bayesimg.models.bnmix.identified)
+        out.update(identified_summaries(out, prep["is_binary"], prep["base"],
+                                        self.edge_threshold))
+        exclude = direction_exclusions(out, prep["names"], prep["cluster_names"],
+                                       prep["base"], self.edge_threshold)
+        if exclude:
+            info["convergence_exclude"] = exclude
         return out, info
 
 
