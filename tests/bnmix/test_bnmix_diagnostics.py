@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from bayesimg.models.bnmix.identified import (
+    GROUPS,
     chain_agreement,
     direction_exclusions,
     identified_summaries,
@@ -60,7 +61,8 @@ def _tree(samples):
                             "sample": [f"s{i}" for i in range(4)]})
     tree = xr.DataTree.from_dict({"posterior": ds})
     tree.attrs.update(method="gibbs", approximate=0,
-                      alignment=json.dumps({"convergence_exclude": excl} if excl else {}))
+                      alignment=json.dumps({"convergence_groups": GROUPS,
+                                            **({"convergence_exclude": excl} if excl else {})}))
     return tree, summ, excl
 
 
@@ -97,6 +99,10 @@ def test_direction_only_disagreement_is_excused_not_a_problem():
     d = diagnose(tree)
     assert d.ok, str(d)
     assert any("direction not identified" in m for m in d.messages)
+    assert any(m.startswith("clusters (pi, membership)") and m.endswith("- converged.")
+               for m in d.messages)
+    assert any(m.startswith("networks (skeleton, implied_mean") and m.endswith("- converged.")
+               for m in d.messages)
     agree = chain_agreement(tree["posterior"].to_dataset(), 0.1)
     assert agree == {"max_abs_dP_skeleton": 0.0, "max_abs_dP_directed": 1.0}
 
@@ -109,4 +115,7 @@ def test_skeleton_disagreement_is_reported():
     d = diagnose(tree)
     assert not d.ok
     assert "skeleton[c1, a--c]" in " ".join(d.problems)
+    # the clusters are judged apart from the networks: converged, while the networks not
+    assert any(m.startswith("clusters") and m.endswith("- converged.") for m in d.messages)
+    assert any(m.startswith("networks") and m.endswith("NOT converged.") for m in d.messages)
     assert chain_agreement(tree["posterior"].to_dataset(), 0.1)["max_abs_dP_skeleton"] == 1.0

@@ -1,6 +1,8 @@
 """Bayesian-network mixture clustering (bnClustOmics's model): :mod:`.model` (the model, its
 math in the docstring, and what users read off a fit), :mod:`.gibbs` (its exact Gibbs kernel),
-:mod:`.init` (EM restarts and order search) and :mod:`.math` (shared likelihood algebra).
+:mod:`.init` (EM restarts and order search), :mod:`.math` (shared likelihood algebra),
+:mod:`.identified` (direction-free summaries and what the diagnostics excuse) and
+:mod:`.table` (one mixed-type DataFrame → the model's data).
 
 ``select_n_clusters`` compares fits, so it lives in :mod:`bayesimg.workflows`; it is still
 reachable here (imported on first use)."""

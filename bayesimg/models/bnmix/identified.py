@@ -35,6 +35,9 @@ info, read by :func:`bayesimg.report.diagnose`), with the reason
   (max − min of P(|B_k[a, b]| > δ) > :data:`AGREE`); the same rule on ``B_shared``;
 * μ_kj and σ²_kj (``mu_shared[j]`` for ``B_shared``) of a node with such an edge.
 
+:data:`GROUPS` names the two questions a fit answers, so the diagnostics judge the
+clusters and the networks separately (``convergence_groups``).
+
 Edges whose chains disagree on the skeleton itself are not excused: the diagnostics
 then report the network as not converged, which it is.
 """
@@ -46,6 +49,10 @@ import numpy as np
 #: chains "agree" on a probability when they differ by at most this much (the
 #: |ΔP(edge)| tolerance of issue 16's mixing target)
 AGREE = 0.1
+
+#: variables answering "which subjects belong together" and "what are the networks"
+GROUPS = {"clusters": ["pi", "membership"],
+          "networks": ["skeleton", "implied_mean", "implied_var", "implied_cov"]}
 
 REASON = ("direction not identified: the chains agree on the edge (skeleton) but not on "
           "its direction, and Markov-equivalent DAGs fit the data equally well; the node "

@@ -85,8 +85,23 @@ matching of its membership probabilities (Stephens-style, iterated), so
 ``pi``, ``mu``, ``B``… and R-hat refer to fixed clusters.  With known labels
 the clusters are anchored and no relabelling is done.
 
+**What the diagnostics judge.**  With the order sampled, edge directions inside a
+Markov equivalence class are not identified, so the directed weights (and each node's
+intercept and residual variance, defined given its parents) need not agree between
+chains that agree on everything the likelihood sees.  Every fit therefore also stores
+direction-free summaries — ``skeleton`` (pair joined or not), ``implied_mean``,
+``implied_var``, ``implied_cov`` (the cluster's implied moments) — and declares the
+node order and the directed weights whose chains agree on the edge but not on its
+direction as "direction not identified" (:mod:`bayesimg.models.bnmix.identified`);
+:func:`bayesimg.report.diagnose` then judges the clusters (``pi``, ``membership``)
+and the networks (the summaries) on separate lines.
+
+Input: a :class:`~bayesimg.data.MultiViewData`, or one pandas DataFrame of binary
+and continuous columns (:mod:`bayesimg.models.bnmix.table`: column order and names
+kept, constant columns refused).
+
 Named dims: ``sample`` (subject, the leave-one-out unit), ``cluster``, ``node``,
-``parent``.
+``parent``, ``pair`` (an unordered pair of nodes an edge may join, ``a--b``).
 """
 
 from __future__ import annotations
@@ -107,6 +122,7 @@ from scipy.optimize import linear_sum_assignment
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models.bnmix.identified import (
+    GROUPS,
     direction_exclusions,
     identified_summaries,
     pair_labels,
@@ -864,6 +880,7 @@ class BNMix(Model):
                                        prep["base"], self.edge_threshold)
         if exclude:
             info["convergence_exclude"] = exclude
+        info["convergence_groups"] = GROUPS
         return out, info
 
 
