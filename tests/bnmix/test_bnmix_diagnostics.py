@@ -104,7 +104,9 @@ def test_direction_only_disagreement_is_excused_not_a_problem():
     assert any(m.startswith("networks (skeleton, implied_mean") and m.endswith("- converged.")
                for m in d.messages)
     agree = chain_agreement(tree["posterior"].to_dataset(), 0.1)
-    assert agree == {"max_abs_dP_skeleton": 0.0, "max_abs_dP_directed": 1.0}
+    # every pair's P is 0 or 1: no Monte Carlo error, so the iid floor is 0 too
+    assert agree == {"max_abs_dP_skeleton": 0.0, "max_abs_dP_directed": 1.0,
+                     "iid_floor_max_abs_dP_skeleton": 0.0}
 
 
 def test_skeleton_disagreement_is_reported():
@@ -119,3 +121,17 @@ def test_skeleton_disagreement_is_reported():
     assert any(m.startswith("clusters") and m.endswith("- converged.") for m in d.messages)
     assert any(m.startswith("networks") and m.endswith("NOT converged.") for m in d.messages)
     assert chain_agreement(tree["posterior"].to_dataset(), 0.1)["max_abs_dP_skeleton"] == 1.0
+
+
+def test_iid_floor_matches_independent_chains():
+    # chains of independent draws with P(joined) = ½ for one pair: the spread of two
+    # chains of S draws has sd √(2 · ¼ / S), so its mean |ΔP| is ≈ 0.8 · that sd
+    rng = np.random.default_rng(1)
+    s = _equivalent_chains()
+    on = rng.random((C, S)) < 0.5
+    s["B"][:, :, 0, 2, 1] = np.where(on, 0.5, 0.0)          # c → b half the time, iid
+    tree, _, _ = _tree(s)
+    agree = chain_agreement(tree["posterior"].to_dataset(), 0.1, floor_reps=400)
+    expected = np.sqrt(2 / np.pi) * np.sqrt(2 * 0.25 / S)
+    assert abs(agree["iid_floor_max_abs_dP_skeleton"] - expected) < 0.15 * expected
+    assert agree["max_abs_dP_skeleton"] < 4 * expected      # these chains do mix

@@ -81,3 +81,16 @@ def test_fit_a_mixed_table_directly(mixed):
     found = [skel[cols.index(a), cols.index(b)] for a, b in true_edges
              if (a, b) != (cols[0], cols[2])]
     assert np.mean(np.asarray(found) > 0.5) >= 0.75
+    # the direction-free summaries are stored under the same names, and the clusters and
+    # networks are judged as separate groups
+    post = fit.posterior
+    pairs = list(post["pair"].values)
+    assert f"{cols[0]}--{cols[1]}" in pairs and f"{binary[0]}--{binary[1]}" not in pairs
+    np.testing.assert_allclose(
+        post["skeleton"].mean(("chain", "draw")).sel(pair=f"{cols[0]}--{cols[1]}").values,
+        # one order per draw: at most one direction is present, so P(joined) is the sum
+        ep.sel(parent=cols[0], node=cols[1]).values + ep.sel(parent=cols[1], node=cols[0]).values,
+        atol=1e-12)
+    assert set(post["implied_var"].dims) == {"chain", "draw", "cluster", "node"}
+    messages = bayesimg.report.diagnose(fit).messages
+    assert any(m.startswith("clusters (pi, membership)") for m in messages)
