@@ -9,6 +9,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from bayesimg.models.bnmix import skeleton_probabilities
 from bayesimg.models.bnmix.identified import (
     GROUPS,
     chain_agreement,
@@ -96,6 +97,9 @@ def test_direction_only_disagreement_is_excused_not_a_problem():
                        ("mu", ("c1", "a")), ("sigma2", ("c1", "a")),
                        ("mu", ("c1", "b")), ("sigma2", ("c1", "b"))}
     assert excl["directed_weights_not_identified"] == 2
+    # a--b joined in every draw of both chains, the other pairs never
+    np.testing.assert_array_equal(skeleton_probabilities(tree).sel(cluster="c1").values,
+                                  [1.0, 0.0, 0.0])
     d = diagnose(tree)
     assert d.ok, str(d)
     assert any("direction not identified" in m for m in d.messages)

@@ -15,6 +15,7 @@ from bayesimg.models.bnmix.model import (
     consensus_graphs,
     edge_probabilities,
     membership,
+    skeleton_probabilities,
 )
 
 # the class keeps the path it has always had (bayesimg.models.bnmix.BNMix): fit_many's job
@@ -30,4 +31,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",
-           "edge_probabilities", "membership", "select_n_clusters"]
+           "edge_probabilities", "membership", "select_n_clusters", "skeleton_probabilities"]

@@ -133,7 +133,7 @@ from bayesimg.models.core.base import Model
 
 # select_n_clusters resolves through __getattr__ at the end of this module
 __all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",  # noqa: F822
-           "edge_probabilities", "membership", "select_n_clusters"]
+           "edge_probabilities", "membership", "select_n_clusters", "skeleton_probabilities"]
 
 
 class BNMixLikelihood(dist.Distribution):
@@ -985,6 +985,12 @@ def edge_probabilities(fit, threshold: float | None = None) -> xr.DataArray:
         threshold = float(settings.get("edge_threshold", 0.1))
     B = _post(fit)["B"]
     return (np.abs(B) > threshold).mean(("chain", "draw"))
+
+
+def skeleton_probabilities(fit) -> xr.DataArray:
+    """P(the pair is joined, in either direction | data) per cluster and pair (``a--b``):
+    the direction-free edge probability (mean of the stored ``skeleton`` indicators)."""
+    return _post(fit)["skeleton"].mean(("chain", "draw")).rename("skeleton_probability")
 
 
 def consensus_graphs(fit, probability: float = 0.5, threshold: float | None = None,
