@@ -263,7 +263,7 @@ def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
     write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agree)
 
 
-def combine(out: str, parts: list[str], previous: str | None) -> None:
+def combine(out: str, parts: list[str], previous: str | None, note: str = "") -> None:
     """One recording from partial ones (seeds run in separate processes); K selection
     and the SVI agreement from the first part that ran them, else from ``previous``
     (marked as carried over)."""
@@ -273,18 +273,20 @@ def combine(out: str, parts: list[str], previous: str | None) -> None:
     agree = next((d["agreement"] for d in docs if not d["agreement"].get("skipped")), None)
     old = json.loads(Path(previous).read_text()) if previous and Path(previous).exists() \
         else {}
-    note = ("carried over from the previous recording (not re-run in this one for lack of "
-            "CPU time on the shared machine)")
+    carried = ("carried over from the previous recording (not re-run in this one for lack "
+               "of CPU time on the shared machine)")
     if ksel is None:
-        ksel = {**old.get("k_selection", {"skipped": True}), "recorded": note}
+        ksel = {**old.get("k_selection", {"skipped": True}), "recorded": carried}
     if agree is None:
-        agree = {**old.get("agreement", {"skipped": True}), "recorded": note}
+        agree = {**old.get("agreement", {"skipped": True}), "recorded": carried}
     first = docs[0]
     write(out, rows, [r["seed"] for r in rows], first["bnclustomics"]["available"],
-          first["bnclustomics"].get("reason", ""), first["settings"]["variants"], ksel, agree)
+          first["bnclustomics"].get("reason", ""), first["settings"]["variants"], ksel, agree,
+          note=note, load=[d["machine"].get("load_average_at_end") for d in docs])
 
 
-def write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agreement) -> None:
+def write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agreement, note: str = "",
+          load=None) -> None:
     """Summaries, the JSON and the PNG of per-seed ``rows``."""
     def mean_of(method, key, block=None):
         vals = [(r[method][block] if block else r[method]).get(key) for r in rows]
@@ -352,8 +354,9 @@ def write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agreement) -> No
                      "gmm": "sklearn GaussianMixture full, n_init=10",
                      "kmeans": "sklearn KMeans n_init=10"},
         "per_seed": rows, "mean": summary, "k_selection": ksel, "agreement": agreement,
-        "bnclustomics": {"available": bnc_ok, **({"reason": bnc_reason + (
-                             "; per-seed rows carried over from the previous recording"
+        "bnclustomics": {"available": bnc_ok, **({"reason": bnc_reason.split("; per-seed")[0] + (
+                             "; per-seed rows carried over from the previous recording "
+                             "(their CPU times were measured on that machine, at its load)"
                              if has_bnc else "")} if not bnc_ok else {
                              "runs": "peers/run_bnclustomics.R: bnclustOmics(kclust = 3, "
                                      "package defaults, epmatrix = FALSE); cpu_seconds is "
@@ -365,7 +368,8 @@ def write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agreement) -> No
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "gpu": "none (CPU only, no GPU used)",
-                    "load_average_at_end": list(os.getloadavg()),
+                    "load_average_at_end": load or list(os.getloadavg()),
+                    "run_note": note,
                     "note": "CPU times are this process's own (bnClustOmics: its R "
                             "process's); wall times depend on other jobs on the machine",
                     "precision": bayesimg.current_precision()},
@@ -462,9 +466,11 @@ if __name__ == "__main__":
     parser.add_argument("--combine", default=None,
                         help="comma-separated partial recordings to merge into --out "
                              "(seeds run in separate processes); runs nothing")
+    parser.add_argument("--note", default="", help="with --combine: a note on the run "
+                                                       "(machine load, seeds left out)")
     args = parser.parse_args()
     if args.combine:
-        combine(args.out, args.combine.split(","), args.previous)
+        combine(args.out, args.combine.split(","), args.previous, args.note)
     else:
         main(args.out, [int(v) for v in args.seeds.split(",")], extras=not args.skip_extras,
              r_libs=args.r_libs, bnc_runs=args.bnclustomics_runs,
