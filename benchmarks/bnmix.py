@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 import bayesimg
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.data.simulate_bnmix import simulate_bnmix
 from bayesimg.metrics import (
     adjusted_rand_index,
@@ -76,7 +77,7 @@ from bayesimg.metrics import (
 from bayesimg.models import BNMix
 from bayesimg.models.bnmix import cluster_labels, edge_probabilities, membership
 from bayesimg.models.bnmix.identified import chain_agreement
-from bayesimg.report import _mcmc_stats, _tree
+from bayesimg.report import _tree
 from bayesimg.workflows import select_n_clusters
 
 SEEDS = [0, 1, 2, 3, 4, 5]
