@@ -22,7 +22,13 @@ In a CPDAG/PDAG an undirected edge i — j has ``A[i, j]`` and ``A[j, i]`` both 
   status differs (missing, extra, reversed, or undirected vs directed each count
   1), as ``pcalg::shd``; with ``cpdag=True`` both graphs are first turned into CPDAGs;
 * :func:`structure_scores` — skeleton TP/FP/FN, TPR = TP/(TP+FN), FDR = FP/(TP+FP)
-  (BiDAG's ``compareDAGs`` convention) plus SHD, optionally on CPDAGs.
+  (BiDAG's ``compareDAGs`` convention) plus SHD, optionally on CPDAGs;
+* :func:`graph_scores` — the same counts at three levels, so direction is scored:
+  ``dag`` (an edge is right only with its direction: a reversed edge is one FP and
+  one FN), ``cpdag`` (the CPDAGs of both graphs compared mark by mark: a pair is
+  right when both have it with the same mark — the same compelled direction, or
+  both undirected) and ``skeleton`` (adjacency only, as :func:`structure_scores`);
+  :func:`mean_graph_scores` averages them over matched pairs of graphs.
 
 Discoveries (SNP → phenotype associations against a known truth; one rule for every
 method).  A *discovery* is a row ``(snp, phenotype)`` of a table, or — when the table has
@@ -55,6 +61,7 @@ __all__ = [
     "dag_to_cpdag", "homogeneity", "interval_coverage", "label_discoveries",
     "match_labels", "normalized_mutual_info", "pip_calibration", "power_at_fdr",
     "power_fdr_curve", "rmse", "score_discoveries", "shd", "structure_scores", "v_measure",
+    "graph_scores", "mean_graph_scores",
 ]
 
 
@@ -285,6 +292,61 @@ def mean_structure_scores(estimates: Sequence, truths: Sequence, cpdag: bool = F
     """Per-graph :func:`structure_scores` averaged over matched pairs (e.g. clusters)."""
     rows = [structure_scores(e, t, cpdag) for e, t in zip(estimates, truths, strict=True)]
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def _pair_marks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per unordered pair {i < j}: (i → j or i — j, j → i or i — j) as two bool vectors."""
+    iu = np.triu_indices(a.shape[0], 1)
+    return a[iu], a.T[iu]
+
+
+def _counts(match: np.ndarray, est: np.ndarray, true: np.ndarray, shd_value) -> dict:
+    tp, n_est, n_true = int(match.sum()), int(est.sum()), int(true.sum())
+    return {"TP": tp, "FP": n_est - tp, "FN": n_true - tp,
+            "TPR": 1.0 if n_true == 0 else tp / n_true,
+            "FDR": 0.0 if n_est == 0 else (n_est - tp) / n_est, "SHD": shd_value}
+
+
+def graph_scores(estimate, truth) -> dict[str, dict[str, float]]:
+    """TP, FP, FN, TPR, FDR and SHD of an estimated DAG against the true DAG at three levels.
+
+    ``dag``: the estimated directed edges against the true ones (i → j is a TP only when
+    the truth has i → j; a reversed edge is one FP and one FN); SHD on the DAGs.
+    ``cpdag``: both graphs' CPDAGs (:func:`dag_to_cpdag`), per adjacent pair its mark
+    (i → j, j → i or undirected); a pair adjacent in both is a TP only when the marks
+    agree, so TP counts pairs, FP = estimated adjacencies − TP, FN = true adjacencies −
+    TP; SHD on the CPDAGs.  ``skeleton``: adjacencies only (:func:`structure_scores`).
+    TPR = TP/(TP + FN) (1 when the truth has no edge), FDR = FP/(TP + FP) (0 when nothing
+    is estimated).  The ``cpdag`` entry holds NaNs when the estimate has a cycle (a
+    thresholded edge-probability graph can): a cyclic graph has no CPDAG.
+    """
+    e = _adjacency(estimate, "estimate")
+    t = _adjacency(truth, "truth")
+    if e.shape != t.shape:
+        raise ValueError(f"graphs differ in size: {e.shape} vs {t.shape}")
+    if not _is_acyclic(t):
+        raise ValueError("truth must be acyclic (a DAG)")
+    ef, eb = _pair_marks(e)
+    tf, tb = _pair_marks(t)
+    out = {"dag": _counts(e & t, e, t, shd(e, t)),
+           "skeleton": _counts((ef | eb) & (tf | tb), ef | eb, tf | tb, shd(e | e.T, t | t.T))}
+    if _is_acyclic(e):
+        ce, ct = dag_to_cpdag(e).astype(bool), dag_to_cpdag(t).astype(bool)
+        cef, ceb = _pair_marks(ce)
+        ctf, ctb = _pair_marks(ct)
+        adj_e, adj_t = cef | ceb, ctf | ctb
+        same = adj_e & adj_t & (cef == ctf) & (ceb == ctb)
+        out["cpdag"] = _counts(same, adj_e, adj_t, shd(ce, ct))
+    else:
+        out["cpdag"] = dict.fromkeys(("TP", "FP", "FN", "TPR", "FDR", "SHD"), float("nan"))
+    return {k: out[k] for k in ("dag", "cpdag", "skeleton")}
+
+
+def mean_graph_scores(estimates: Sequence, truths: Sequence) -> dict[str, dict[str, float]]:
+    """:func:`graph_scores` averaged over matched pairs of graphs (e.g. clusters)."""
+    rows = [graph_scores(e, t) for e, t in zip(estimates, truths, strict=True)]
+    return {level: {k: float(np.mean([r[level][k] for r in rows])) for k in rows[0][level]}
+            for level in rows[0]}
 
 
 # ------------------------------------------------------------------ discoveries

@@ -11,6 +11,9 @@ seeds 0..5.  Methods on identical data:
 * ``bnmix_gibbs_given_order``: the same with the true node order given;
 * ``bnmix_gibbs_independent``: ``pooling=False`` (independent clusters, as
   bnClustOmics; the model before issue 6's fix, with the new order moves), order sampled;
+* ``bnmix_gibbs_more_moves``: the default run with 3 adjacent-transposition passes and
+  25 relocations per sweep (default 1 and p // 5 = 5): what more order moves buy in
+  cross-chain agreement, and cost in CPU time;
 * ``gmm``: scikit-learn GaussianMixture (full covariance, 10 starts);
 * ``kmeans``: scikit-learn KMeans (10 starts);
 * ``oracle``: Bayes classification with the true parameters;
@@ -20,13 +23,27 @@ seeds 0..5.  Methods on identical data:
   defaults with K = 3; else recorded as not available.  Its runs are kept in
   ``--bnclustomics-runs`` and reused with ``--reuse-bnclustomics`` on identical data.
   ``vs_bnclustomics`` in the summary holds the issue's ratios (ARI difference; its CPU
-  time over ours, target >= 5).
+  time over ours, target >= 5).  Where R is not installed, the per-seed bnClustOmics
+  rows of the previous recording (``--previous``, the same simulated data: the
+  simulator is seeded) are carried over and marked so; they have skeleton TPR/FDR, DAG
+  SHD and CPDAG SHD only (its DAGs were not kept, so no directed TPR/FDR).
+
+Structure scores (:func:`bayesimg.metrics.graph_scores`) of the consensus graph P(edge) >
+0.5 per cluster, clusters matched to the truth: ``DAG_*`` (a reversed edge counts
+wrong), ``CPDAG_*`` (marks of the equivalence classes compared) and ``skeleton_*``;
+TPR, FDR, SHD each.  Cross-chain agreement of every BNMix fit (issue 16's mixing
+target: max |dP(edge)| <= 0.1 and R-hat <= 1.05 on direction-free summaries):
+``max_abs_dP_skeleton`` / ``max_abs_dP_directed`` (max over clusters and pairs of
+max - min over chains of the edge probability) and the largest R-hat of ``skeleton``,
+``implied_cov``, ``implied_var``, ``sigma2``, ``pi`` and ``membership``.
 
 Also: K selection (K = 2, 3, 4, PSIS-LOO + BIC) on seed 1, and agreement of
 Gibbs and mean-field SVI membership probabilities on a small case.
 
 Run: ``python benchmarks/bnmix.py --out benchmarks/results/bnmix.json [--r-libs DIR]``
-(writes the JSON and a PNG next to it).  Smoke test at reduced size:
+(writes the JSON and a PNG next to it).  On a shared machine, seeds in parallel:
+``--seeds 0,1,2 --skip-extras --out a.json`` and ``--seeds 3,4,5 --out b.json``, then
+``--combine a.json,b.json --out benchmarks/results/bnmix.json``.  Smoke test at reduced size:
 ``--seeds 0,1 --skip-extras`` (no K selection, no SVI agreement).
 """
 
@@ -48,21 +65,32 @@ import numpy as np
 import pandas as pd
 
 import bayesimg
+from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.data.simulate_bnmix import simulate_bnmix
 from bayesimg.metrics import (
     adjusted_rand_index,
     clustering_accuracy,
+    graph_scores,
     match_labels,
     normalized_mutual_info,
-    structure_scores,
 )
 from bayesimg.models import BNMix
 from bayesimg.models.bnmix import cluster_labels, edge_probabilities, membership
+from bayesimg.models.bnmix.identified import chain_agreement
+from bayesimg.report import _tree
 from bayesimg.workflows import select_n_clusters
 
 SEEDS = [0, 1, 2, 3, 4, 5]
 METHODS = ["oracle", "bnmix_gibbs", "bnmix_gibbs_short", "bnmix_gibbs_given_order",
-           "bnmix_gibbs_independent", "gmm", "kmeans"]
+           "bnmix_gibbs_independent", "bnmix_gibbs_more_moves", "gmm", "kmeans"]
+BNMIX_VARIANTS = {
+    "bnmix_gibbs": lambda truth: BNMix(3),
+    "bnmix_gibbs_short": lambda truth: BNMix(3),
+    "bnmix_gibbs_given_order": lambda truth: BNMix(3, order=list(truth.order)),
+    "bnmix_gibbs_independent": lambda truth: BNMix(3, pooling=False),
+    "bnmix_gibbs_more_moves": lambda truth: BNMix(3, order_moves=3, relocation_moves=25),
+}
+AGREEMENT_SITES = ("skeleton", "implied_cov", "implied_var", "sigma2", "pi", "membership")
 R_SCRIPT = Path(__file__).resolve().parent / "peers" / "run_bnclustomics.R"
 GIBBS = dict(method="gibbs", chains=2, warmup=300, draws=300, progress=False)
 #: the same model and kernel at a quarter of the sweeps (2 chains × (75 + 75)): how much of
@@ -87,18 +115,35 @@ def cluster_scores(true, pred) -> dict:
 
 
 def structure(est, truth, labels) -> dict:
-    """Mean per-cluster DAG scores of estimated adjacencies ``est`` (K, p, p), each cluster
-    matched to the true cluster it shares most subjects with."""
+    """Mean per-cluster DAG, CPDAG and skeleton scores of estimated adjacencies ``est``
+    (K, p, p), each cluster matched to the true cluster it shares most subjects with
+    (CPDAG scores over the clusters whose consensus graph is acyclic; the count of
+    cyclic ones in ``n_cyclic_consensus``)."""
     mapping = match_labels(truth.labels, labels)
-    rows, cp = [], []
-    for k in range(est.shape[0]):
-        if mapping.get(k) is None:
-            continue
-        rows.append(structure_scores(est[k], truth.dags[mapping[k]]))
-        cp.append(structure_scores(est[k], truth.dags[mapping[k]], cpdag=True)["SHD"])
-    return {"TPR": float(np.mean([r["TPR"] for r in rows])),
-            "FDR": float(np.mean([r["FDR"] for r in rows])),
-            "SHD": float(np.mean([r["SHD"] for r in rows])), "CPDAG_SHD": float(np.mean(cp))}
+    rows = [graph_scores(est[k], truth.dags[mapping[k]]) for k in range(est.shape[0])
+            if mapping.get(k) is not None]
+    out = {}
+    for level, tag in (("dag", "DAG"), ("cpdag", "CPDAG"), ("skeleton", "skeleton")):
+        for key in ("TPR", "FDR", "SHD"):
+            vals = np.asarray([r[level][key] for r in rows], float)
+            out[f"{tag}_{key}"] = float(np.nanmean(vals)) if np.isfinite(vals).any() \
+                else float("nan")
+    out["n_cyclic_consensus"] = int(sum(np.isnan(r["cpdag"]["SHD"]) for r in rows))
+    return out
+
+
+def agreement(fit) -> dict:
+    """Cross-chain agreement of a fit (module docstring)."""
+    post = fit.posterior
+    out = chain_agreement(post, float(fit.model_settings.get("edge_threshold", 0.1)))
+    for site in AGREEMENT_SITES:
+        block = _tree.flatten_var(post, site)
+        rhat = _mcmc_stats.convergence_table(block.values, stats=("rhat",))["rhat"]
+        out[f"max_rhat_{site}"] = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else None
+    diag = bayesimg.report.diagnose(fit)
+    out["diagnose_ok"] = bool(diag.ok)
+    out["diagnose_groups"] = [m for m in diag.messages if m.startswith(("clusters", "networks"))]
+    return out
 
 
 def bnclustomics_available(r_libs: str | None) -> tuple[bool, str]:
@@ -145,31 +190,55 @@ def run_bnclustomics(X, nodes, truth, run_dir: Path, r_libs: str | None,
             "call": timing["call"]}
 
 
+def previous_bnclustomics(path: str | None) -> dict:
+    """Per-seed bnClustOmics rows of an earlier recording, keyed by seed, with its
+    skeleton/DAG/CPDAG scores under this script's names ({} when there are none)."""
+    if not path or not Path(path).exists():
+        return {}
+    old = json.loads(Path(path).read_text())
+    rows = {}
+    for r in old.get("per_seed", []):
+        b = r.get("bnclustomics")
+        if not b:
+            continue
+        if "TPR" in b:        # recorded before the directed scores: skeleton TPR/FDR
+            b = {**{k: v for k, v in b.items() if k not in ("TPR", "FDR", "SHD")},
+                 "skeleton_TPR": b["TPR"], "skeleton_FDR": b["FDR"], "DAG_SHD": b["SHD"]}
+        rows[int(r["seed"])] = {**b, "recorded": b.get(
+            "recorded", "carried over from the previous recording of this benchmark "
+            "(bnClustOmics 1.1.1 run on a machine with R, same seeds and simulator); R is "
+            "not installed here. Its DAGs were not kept, so no DAG/CPDAG TPR or FDR")}
+    return rows
+
+
 def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
-         bnc_runs: str = "benchmarks/results/bnclustomics_runs", reuse_bnc: bool = False) -> None:
+         bnc_runs: str = "benchmarks/results/bnclustomics_runs", reuse_bnc: bool = False,
+         variants=tuple(BNMIX_VARIANTS), previous: str | None = None) -> None:
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
     bnc_ok, bnc_reason = bnclustomics_available(r_libs)
+    carried = {} if bnc_ok else previous_bnclustomics(previous)
     rows = []
     for seed in seeds:
         data, truth = simulate_bnmix(n=450, n_nodes=25, n_clusters=3, seed=seed)
         X = data.views[0].values
         row = {"seed": seed, "oracle": cluster_scores(truth.labels, truth.oracle_labels)}
-        for name, model, opts in (
-                ("bnmix_gibbs", BNMix(3), GIBBS),
-                ("bnmix_gibbs_short", BNMix(3), GIBBS_SHORT),
-                ("bnmix_gibbs_given_order", BNMix(3, order=list(truth.order)), GIBBS),
-                ("bnmix_gibbs_independent", BNMix(3, pooling=False), GIBBS)):
-            fit, wall, cpu = timed(lambda m=model, d=data, o=opts: bayesimg.fit(m, d, seed=1,
-                                                                                **o))
+        for name in variants:
+            model = BNMIX_VARIANTS[name](truth)
+            opts = GIBBS_SHORT if name == "bnmix_gibbs_short" else GIBBS
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")       # the verdict is recorded below
+                fit, wall, cpu = timed(lambda m=model, d=data, o=opts: bayesimg.fit(
+                    m, d, seed=1, **o))
             labels = cluster_labels(fit)
             est = edge_probabilities(fit).values > 0.5
             row[name] = {**cluster_scores(truth.labels, labels), **structure(est, truth, labels),
                          "wall_seconds": wall, "cpu_seconds": cpu,
                          "timings": fit.timings,
                          "order_accept": float(
-                             fit.tree["sample_stats"]["order_accept"].values.mean())}
+                             fit.tree["sample_stats"]["order_accept"].values.mean()),
+                         "agreement": agreement(fit)}
         gmm, wall, cpu = timed(lambda X=X: GaussianMixture(
             3, covariance_type="full", n_init=10, random_state=0).fit(X).predict(X))
         row["gmm"] = {**cluster_scores(truth.labels, gmm), "wall_seconds": wall,
@@ -181,24 +250,88 @@ def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
             row["bnclustomics"] = run_bnclustomics(X, list(truth.node_names), truth,
                                                    Path(bnc_runs) / f"seed_{seed}", r_libs,
                                                    reuse_bnc)
+        elif seed in carried:
+            row["bnclustomics"] = carried[seed]
         rows.append(row)
         print(seed, {k: round(v["ARI"], 3) for k, v in row.items() if isinstance(v, dict)},
               flush=True)
-
-    ksel, agreement = {"skipped": True}, {"skipped": True}
+        # the recording so far, after every seed (a long run stopped early keeps its seeds)
+        write(out, rows, [r["seed"] for r in rows], bnc_ok, bnc_reason, variants,
+              {"skipped": True}, {"skipped": True})
+    ksel, agree = {"skipped": True}, {"skipped": True}
     if extras:
-        ksel, agreement = k_selection_and_agreement()
+        ksel, agree = k_selection_and_agreement()
+    write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agree)
 
-    def mean_of(method, key):
-        return float(np.mean([r[method][key] for r in rows]))
 
-    methods = METHODS + (["bnclustomics"] if bnc_ok else [])
+def combine(out: str, parts: list[str], previous: str | None, note: str = "") -> None:
+    """One recording from partial ones (seeds run in separate processes); K selection
+    and the SVI agreement from the first part that ran them, else from ``previous``
+    (marked as carried over)."""
+    docs = [json.loads(Path(p).read_text()) for p in parts]
+    rows = sorted([r for d in docs for r in d["per_seed"]], key=lambda r: r["seed"])
+    ksel = next((d["k_selection"] for d in docs if not d["k_selection"].get("skipped")), None)
+    agree = next((d["agreement"] for d in docs if not d["agreement"].get("skipped")), None)
+    old = json.loads(Path(previous).read_text()) if previous and Path(previous).exists() \
+        else {}
+    carried = ("carried over from the previous recording (not re-run in this one for lack "
+               "of CPU time on the shared machine)")
+    if ksel is None:
+        ksel = {**old.get("k_selection", {"skipped": True}), "recorded": carried}
+    if agree is None:
+        agree = {**old.get("agreement", {"skipped": True}), "recorded": carried}
+    first = docs[0]
+    write(out, rows, [r["seed"] for r in rows], first["bnclustomics"]["available"],
+          first["bnclustomics"].get("reason", ""), first["settings"]["variants"], ksel, agree,
+          note=note, load=[d["machine"].get("load_average_at_end") for d in docs])
+
+
+def write(out, rows, seeds, bnc_ok, bnc_reason, variants, ksel, agreement, note: str = "",
+          load=None) -> None:
+    """Summaries, the JSON and the PNG of per-seed ``rows``."""
+    def mean_of(method, key, block=None):
+        vals = [(r[method][block] if block else r[method]).get(key) for r in rows]
+        vals = np.asarray([np.nan if v is None else v for v in vals], float)
+        return float(np.nanmean(vals)) if np.isfinite(vals).any() else None
+
+    has_bnc = all("bnclustomics" in r for r in rows)
+    bnmix_methods = [m for m in variants if m in rows[0]]
+    methods = ["oracle"] + bnmix_methods + ["gmm", "kmeans"] + (["bnclustomics"] if has_bnc
+                                                                  else [])
     summary = {m: {k: mean_of(m, k) for k in rows[0][m]
-                   if isinstance(rows[0][m][k], float | int)} for m in methods}
-    for m in methods[1:5] + methods[7:]:
+                   if isinstance(rows[0][m][k], float | int) and not isinstance(
+                       rows[0][m][k], bool)} for m in methods}
+    for m in bnmix_methods:
+        summary[m]["agreement_mean_over_seeds"] = {
+            k: mean_of(m, k, "agreement") for k in rows[0][m]["agreement"]
+            if isinstance(rows[0][m]["agreement"][k], float | int)
+            and not isinstance(rows[0][m]["agreement"][k], bool)}
+        summary[m]["agreement_worst_over_seeds"] = {
+            k: float(np.nanmax([np.nan if r[m]["agreement"][k] is None
+                                else r[m]["agreement"][k] for r in rows]))
+            for k in summary[m]["agreement_mean_over_seeds"]}
+        summary[m]["seeds_meeting_mixing_target"] = int(sum(
+            r[m]["agreement"]["max_abs_dP_skeleton"] <= 0.1
+            and all((r[m]["agreement"][f"max_rhat_{s}"] or 1.0) <= 1.05
+                    for s in ("skeleton", "implied_cov", "implied_var", "sigma2"))
+            for r in rows))
+        summary[m]["seeds_diagnose_ok"] = int(sum(r[m]["agreement"]["diagnose_ok"]
+                                                  for r in rows))
+    for m in bnmix_methods + (["bnclustomics"] if has_bnc else []):
         summary[f"ari_gap_to_oracle_{m}"] = float(np.mean(
             [r["oracle"]["ARI"] - r[m]["ARI"] for r in rows]))
-    if bnc_ok:
+    if has_bnc:
+        summary["vs_bnclustomics_structure"] = {
+            m: {"skeleton_TPR_minus_bnclustomics": summary[m]["skeleton_TPR"]
+                - summary["bnclustomics"]["skeleton_TPR"],
+                "skeleton_FDR_minus_bnclustomics": summary[m]["skeleton_FDR"]
+                - summary["bnclustomics"]["skeleton_FDR"],
+                "DAG_SHD_minus_bnclustomics": summary[m]["DAG_SHD"]
+                - summary["bnclustomics"]["DAG_SHD"],
+                "CPDAG_SHD_minus_bnclustomics": summary[m]["CPDAG_SHD"]
+                - summary["bnclustomics"]["CPDAG_SHD"]}
+            for m in bnmix_methods}
+    if has_bnc:
         # the issue's target: ARI within 0.02 of bnClustOmics at <= 1/5 of its CPU time.
         # Ours counted two ways: every fit's own CPU time (the first includes compiling
         # the Gibbs program) and the fits after the first (the program compiled once).
@@ -206,7 +339,8 @@ def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
         summary["vs_bnclustomics"] = {"target": "ARI within 0.02 of bnClustOmics (or "
                                                 "better) at <= 1/5 of its CPU time: cpu "
                                                 "ratio >= 5"}
-        for m in ("bnmix_gibbs", "bnmix_gibbs_short"):
+        for m in [v for v in ("bnmix_gibbs", "bnmix_gibbs_short", "bnmix_gibbs_more_moves")
+                  if v in bnmix_methods]:
             ours = [r[m]["cpu_seconds"] for r in rows]
             summary["vs_bnclustomics"][m] = {
                 "ari_minus_bnclustomics": float(np.mean(
@@ -217,11 +351,14 @@ def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
     result = {
         "design": "K=3, 25 Gaussian nodes, N=450, clusters differ only in DAGs "
                   "(simulate_bnmix defaults), seeds " + str(list(seeds)),
-        "settings": {"gibbs": GIBBS, "gibbs_short": GIBBS_SHORT,
+        "settings": {"gibbs": GIBBS, "gibbs_short": GIBBS_SHORT, "variants": list(variants),
                      "gmm": "sklearn GaussianMixture full, n_init=10",
                      "kmeans": "sklearn KMeans n_init=10"},
         "per_seed": rows, "mean": summary, "k_selection": ksel, "agreement": agreement,
-        "bnclustomics": {"available": bnc_ok, **({"reason": bnc_reason} if not bnc_ok else {
+        "bnclustomics": {"available": bnc_ok, **({"reason": bnc_reason.split("; per-seed")[0] + (
+                             "; per-seed rows carried over from the previous recording "
+                             "(their CPU times were measured on that machine, at its load)"
+                             if has_bnc else "")} if not bnc_ok else {
                              "runs": "peers/run_bnclustomics.R: bnclustOmics(kclust = 3, "
                                      "package defaults, epmatrix = FALSE); cpu_seconds is "
                                      "R's proc.time() around that call"}),
@@ -232,7 +369,8 @@ def main(out: str, seeds=SEEDS, extras: bool = True, r_libs: str | None = None,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "gpu": "none (CPU only, no GPU used)",
-                    "load_average_at_end": list(os.getloadavg()),
+                    "load_average_at_end": load or list(os.getloadavg()),
+                    "run_note": note,
                     "note": "CPU times are this process's own (bnClustOmics: its R "
                             "process's); wall times depend on other jobs on the machine",
                     "precision": bayesimg.current_precision()},
@@ -280,7 +418,7 @@ def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    methods = METHODS + (["bnclustomics"] if "bnclustomics" in rows[0] else [])
+    methods = [m for m in METHODS + ["bnclustomics"] if m in rows[0]]
     width = 0.8 / len(methods)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(rows))
@@ -292,11 +430,12 @@ def plot(rows, path):
     axes[0].set_title("Clustering (K=3, p=25, N=450)")
     axes[0].legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     for m, mk in (("bnmix_gibbs", "o"), ("bnmix_gibbs_given_order", "s"),
-                  ("bnmix_gibbs_independent", "^"), ("bnclustomics", "x")):
+                  ("bnmix_gibbs_independent", "^"), ("bnmix_gibbs_more_moves", "v"),
+                  ("bnclustomics", "x")):
         if m not in rows[0]:
             continue
-        axes[1].scatter([r[m]["FDR"] for r in rows], [r[m]["TPR"] for r in rows], marker=mk,
-                        label=m)
+        axes[1].scatter([r[m]["skeleton_FDR"] for r in rows],
+                        [r[m]["skeleton_TPR"] for r in rows], marker=mk, label=m)
     axes[1].set_xlabel("skeleton FDR")
     axes[1].set_ylabel("skeleton TPR")
     axes[1].set_xlim(0, 0.6)
@@ -320,7 +459,21 @@ if __name__ == "__main__":
                         help="scratch folder for bnClustOmics' inputs and outputs")
     parser.add_argument("--reuse-bnclustomics", action="store_true",
                         help="reuse finished bnClustOmics runs on identical data")
+    parser.add_argument("--variants", default=",".join(BNMIX_VARIANTS),
+                        help="comma-separated BNMix variants to run (default: all)")
+    parser.add_argument("--previous", default="benchmarks/results/bnmix.json",
+                        help="earlier recording whose bnClustOmics rows (and, with "
+                             "--combine, K selection) are carried over where R is missing")
+    parser.add_argument("--combine", default=None,
+                        help="comma-separated partial recordings to merge into --out "
+                             "(seeds run in separate processes); runs nothing")
+    parser.add_argument("--note", default="", help="with --combine: a note on the run "
+                                                       "(machine load, seeds left out)")
     args = parser.parse_args()
-    main(args.out, [int(v) for v in args.seeds.split(",")], extras=not args.skip_extras,
-         r_libs=args.r_libs, bnc_runs=args.bnclustomics_runs,
-         reuse_bnc=args.reuse_bnclustomics)
+    if args.combine:
+        combine(args.out, args.combine.split(","), args.previous, args.note)
+    else:
+        main(args.out, [int(v) for v in args.seeds.split(",")], extras=not args.skip_extras,
+             r_libs=args.r_libs, bnc_runs=args.bnclustomics_runs,
+             reuse_bnc=args.reuse_bnclustomics, variants=args.variants.split(","),
+             previous=args.previous)

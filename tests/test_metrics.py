@@ -127,3 +127,53 @@ def test_graph_errors():
         M.shd(np.eye(2), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="differ in size"):
         M.shd(np.zeros((2, 2)), np.zeros((3, 3)))
+
+
+def test_graph_scores_by_hand_direction_counts():
+    truth = _adj(4, [(0, 1), (1, 2), (2, 3)])
+    est = _adj(4, [(1, 0), (1, 2), (0, 3)])     # reversal, correct, one extra; 2→3 missing
+    s = M.graph_scores(est, truth)
+    assert list(s) == ["dag", "cpdag", "skeleton"]
+    # DAG: only 1→2 right; 1→0 and 0→3 wrong (FP 2); 0→1 and 2→3 missed (FN 2)
+    assert (s["dag"]["TP"], s["dag"]["FP"], s["dag"]["FN"]) == (1, 2, 2)
+    assert s["dag"]["FDR"] == pytest.approx(2 / 3) and s["dag"]["TPR"] == pytest.approx(1 / 3)
+    assert s["dag"]["SHD"] == 3
+    # skeleton: as structure_scores
+    assert {k: s["skeleton"][k] for k in ("TP", "FP", "FN")} == {"TP": 2, "FP": 1, "FN": 1}
+    assert s["skeleton"]["SHD"] == 2
+    # CPDAGs: truth's chain is fully undirected; the estimate 0 ← 1 → 2, 0 → 3 has no
+    # v-structure either, so {0,1} and {1,2} match as undirected pairs
+    assert (s["cpdag"]["TP"], s["cpdag"]["FP"], s["cpdag"]["FN"]) == (2, 1, 1)
+    assert s["cpdag"]["SHD"] == M.shd(est, truth, cpdag=True) == 2
+
+
+def test_graph_scores_markov_equivalence_and_collider():
+    chain = _adj(3, [(0, 1), (1, 2)])
+    reversed_chain = _adj(3, [(2, 1), (1, 0)])   # same equivalence class
+    s = M.graph_scores(reversed_chain, chain)
+    assert s["dag"]["TP"] == 0 and s["dag"]["FDR"] == 1.0 and s["dag"]["SHD"] == 2
+    assert s["cpdag"]["TP"] == 2 and s["cpdag"]["FDR"] == 0.0 and s["cpdag"]["SHD"] == 0
+    assert s["skeleton"]["TPR"] == 1.0 and s["skeleton"]["FDR"] == 0.0
+    # the collider 0 → 1 ← 2 is its own class: its compelled marks differ from the chain's
+    collider = _adj(3, [(0, 1), (2, 1)])
+    s = M.graph_scores(collider, chain)
+    assert s["dag"]["TP"] == 1 and s["dag"]["FP"] == 1        # 0 → 1 right, 2 → 1 reversed
+    assert s["cpdag"]["TP"] == 0 and s["cpdag"]["FDR"] == 1.0  # every mark differs
+    assert s["skeleton"]["SHD"] == 0
+    # identical graphs score perfectly at every level; empty graphs by convention
+    for level in M.graph_scores(collider, collider).values():
+        assert (level["TPR"], level["FDR"], level["SHD"]) == (1.0, 0.0, 0)
+    empty = np.zeros((3, 3), int)
+    assert M.graph_scores(empty, chain)["dag"] == {"TP": 0, "FP": 0, "FN": 2, "TPR": 0.0,
+                                                   "FDR": 0.0, "SHD": 2}
+
+
+def test_graph_scores_cyclic_estimate_and_mean():
+    truth = _adj(3, [(0, 1), (1, 2)])
+    cyc = _adj(3, [(0, 1), (1, 2), (2, 0)])
+    s = M.graph_scores(cyc, truth)
+    assert np.isnan(s["cpdag"]["SHD"]) and s["dag"]["TP"] == 2 and s["dag"]["FP"] == 1
+    with pytest.raises(ValueError, match="acyclic"):
+        M.graph_scores(truth, cyc)
+    m = M.mean_graph_scores([truth, _adj(3, [(1, 0), (1, 2)])], [truth, truth])
+    assert m["dag"]["FDR"] == pytest.approx(0.25) and m["cpdag"]["FDR"] == 0.0

@@ -47,6 +47,8 @@ def fit(model: Model, data: SubjectData, method: str = "nuts", **options) -> Fit
         Wraps an ArviZ DataTree with named dims and per-subject log-likelihood.
     """
     check_fit_options(method, options)
+    if isinstance(model, Model):
+        data = model.as_data(data)
     try:
         if method in ("nuts", "gibbs"):
             from bayesimg.inference.sampling import sample

@@ -19,6 +19,13 @@ lists there the loadings (``W_<view>``, ``incl_<view>``) and ARD precisions
 (``alpha``) of factors its own activity measure finds switched off in a view
 (and the scores ``Z`` of factors off in every view): those are draws from the
 shrinkage prior, whose scale wanders freely, not convergence failures.
+
+A model may also name groups of variables that answer different questions, under
+``convergence_groups = {group: [var, ...]}`` in the same info (BNMix: "clusters" —
+weights and memberships — and "networks" — skeleton indicators and implied moments).
+Each group then gets its own line (max R-hat, min ESS, converged or not), so a fit
+whose clusters converged while its networks did not says so instead of one blanket
+verdict.
 """
 
 from __future__ import annotations
@@ -242,10 +249,44 @@ def _excluded_note(n: int, reason: str) -> str:
     return f"{n} parameter(s) not checked for convergence: {reason}."
 
 
+def _groups(tree: xr.DataTree) -> dict[str, list[str]]:
+    """The model's ``convergence_groups`` (module docstring), or {}."""
+    raw = tree.attrs.get("alignment")
+    try:
+        info = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return {}
+    groups = info.get("convergence_groups") if isinstance(info, dict) else None
+    if not isinstance(groups, dict):
+        return {}
+    return {str(k): [str(v) for v in vs] for k, vs in groups.items() if isinstance(vs, list)}
+
+
+def _group_lines(groups: dict[str, list[str]], per_var: dict[str, tuple[np.ndarray, np.ndarray]],
+                 n_chains: int) -> list[str]:
+    """One line per group: its worst R-hat and ESS and whether it passes."""
+    lines = []
+    for group, names in groups.items():
+        present = [n for n in names if n in per_var]
+        if not present:
+            continue
+        rhat = np.concatenate([per_var[n][0] for n in present])
+        ess = np.concatenate([per_var[n][1] for n in present])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else np.nan
+            e = float(np.nanmin(ess)) if np.isfinite(ess).any() else np.nan
+        ok = (n_chains >= 2 and not (r > RHAT_MAX) and not (e < ESS_MIN))
+        lines.append(f"{group} ({', '.join(present)}): max R-hat {_fmt(r, '.3f')}, min ESS "
+                     f"{_fmt(e, '.0f')} - {'converged' if ok else 'NOT converged'}.")
+    return lines
+
+
 def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
                 keep: dict[str, np.ndarray] | None = None, reason: str = "",
-                summary: str = "") -> None:
+                summary: str = "", groups: dict[str, list[str]] | None = None) -> None:
     keep = keep or {}
+    per_var: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     n_excluded = 0
     labels: list[str] = []
     stats: dict[str, list[np.ndarray]] = {"rhat": [], "ess_bulk": [], "ess_tail": []}
@@ -258,6 +299,7 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
         for k in stats:
             stats[k].append(res[k])
         labels.extend(block_labels)
+        per_var[b.name] = (res["rhat"], np.fmin(res["ess_bulk"], res["ess_tail"]))
     rhat = np.concatenate(stats["rhat"]) if labels else np.array([])
     bulk = np.concatenate(stats["ess_bulk"]) if labels else np.array([])
     tail = np.concatenate(stats["ess_tail"]) if labels else np.array([])
@@ -276,6 +318,7 @@ def _check_mcmc(diag: Diagnostics, blocks: list[_tree.Block],
             "that independent chains agree.")
     if n_excluded:
         diag.messages.append(_excluded_note(n_excluded, reason))
+    diag.messages.extend(_group_lines(groups or {}, per_var, diag.n_chains))
     bad_rhat = rhat > RHAT_MAX
     bad_ess = ess < ESS_MIN
     if bad_rhat.any() or bad_ess.any():
@@ -444,7 +487,8 @@ def diagnose(fit: Any, var_names: str | list[str] | None = None) -> Diagnostics:
     if approximate:
         _check_approximate(diag, tree)
     else:
-        _check_mcmc(diag, blocks, *_exclusions(tree, post), summary=_model_summary(tree))
+        _check_mcmc(diag, blocks, *_exclusions(tree, post), summary=_model_summary(tree),
+                    groups=_groups(tree))
         _check_sampler(diag, tree)
     diag.messages[:0] = diag.problems
     diag.ok = not diag.problems

@@ -1,6 +1,8 @@
 """Bayesian-network mixture clustering (bnClustOmics's model): :mod:`.model` (the model, its
 math in the docstring, and what users read off a fit), :mod:`.gibbs` (its exact Gibbs kernel),
-:mod:`.init` (EM restarts and order search) and :mod:`.math` (shared likelihood algebra).
+:mod:`.init` (EM restarts and order search), :mod:`.math` (shared likelihood algebra),
+:mod:`.identified` (direction-free summaries and what the diagnostics excuse) and
+:mod:`.table` (one mixed-type DataFrame → the model's data).
 
 ``select_n_clusters`` compares fits, so it lives in :mod:`bayesimg.workflows`; it is still
 reachable here (imported on first use)."""
@@ -13,6 +15,7 @@ from bayesimg.models.bnmix.model import (
     consensus_graphs,
     edge_probabilities,
     membership,
+    skeleton_probabilities,
 )
 
 # the class keeps the path it has always had (bayesimg.models.bnmix.BNMix): fit_many's job
@@ -28,4 +31,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",
-           "edge_probabilities", "membership", "select_n_clusters"]
+           "edge_probabilities", "membership", "select_n_clusters", "skeleton_probabilities"]

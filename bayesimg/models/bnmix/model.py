@@ -85,8 +85,23 @@ matching of its membership probabilities (Stephens-style, iterated), so
 ``pi``, ``mu``, ``B``… and R-hat refer to fixed clusters.  With known labels
 the clusters are anchored and no relabelling is done.
 
+**What the diagnostics judge.**  With the order sampled, edge directions inside a
+Markov equivalence class are not identified, so the directed weights (and each node's
+intercept and residual variance, defined given its parents) need not agree between
+chains that agree on everything the likelihood sees.  Every fit therefore also stores
+direction-free summaries — ``skeleton`` (pair joined or not), ``implied_mean``,
+``implied_var``, ``implied_cov`` (the cluster's implied moments) — and declares the
+node order and the directed weights whose chains agree on the edge but not on its
+direction as "direction not identified" (:mod:`bayesimg.models.bnmix.identified`);
+:func:`bayesimg.report.diagnose` then judges the clusters (``pi``, ``membership``)
+and the networks (the summaries) on separate lines.
+
+Input: a :class:`~bayesimg.data.MultiViewData`, or one pandas DataFrame of binary
+and continuous columns (:mod:`bayesimg.models.bnmix.table`: column order and names
+kept, constant columns refused).
+
 Named dims: ``sample`` (subject, the leave-one-out unit), ``cluster``, ``node``,
-``parent``.
+``parent``, ``pair`` (an unordered pair of nodes an edge may join, ``a--b``).
 """
 
 from __future__ import annotations
@@ -106,13 +121,19 @@ from scipy.optimize import linear_sum_assignment
 
 from bayesimg.data.views import MultiViewData
 from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.models.bnmix.identified import (
+    GROUPS,
+    direction_exclusions,
+    identified_summaries,
+    pair_labels,
+)
 from bayesimg.models.bnmix.init import em_restarts, greedy_order
 from bayesimg.models.bnmix.math import membership_probs, mixture_loglik
 from bayesimg.models.core.base import Model
 
 # select_n_clusters resolves through __getattr__ at the end of this module
 __all__ = ["BNMix", "BNMixLikelihood", "bic", "cluster_labels", "consensus_graphs",  # noqa: F822
-           "edge_probabilities", "membership", "select_n_clusters"]
+           "edge_probabilities", "membership", "select_n_clusters", "skeleton_probabilities"]
 
 
 class BNMixLikelihood(dist.Distribution):
@@ -276,6 +297,10 @@ class BNMix(Model):
         "omega": (),
         "position": ("node",),
         "membership": ("sample", "cluster"),
+        "skeleton": ("cluster", "pair"),
+        "implied_mean": ("cluster", "node"),
+        "implied_var": ("cluster", "node"),
+        "implied_cov": ("cluster", "pair"),
     }
 
     def __init__(self, n_clusters: int = 2, *, order: Sequence | None = None,
@@ -382,6 +407,15 @@ class BNMix(Model):
 
     def validate(self, data) -> None:
         self._prepare(data)
+
+    def as_data(self, data):
+        """A pandas DataFrame (subjects × nodes, binary and continuous columns mixed) →
+        :func:`~bayesimg.models.bnmix.table.views_from_table` (column order and names
+        kept, constant columns refused); anything else unchanged."""
+        if isinstance(data, pd.DataFrame):
+            from bayesimg.models.bnmix.table import views_from_table
+            return views_from_table(data)
+        return data
 
     def _prepare(self, data) -> dict[str, Any]:
         """Checked design: X, node types, masks, order, known labels (cached per data)."""
@@ -520,7 +554,8 @@ class BNMix(Model):
     def coords(self, data) -> dict[str, np.ndarray]:
         prep = self._prepare(data)
         return {"sample": np.asarray(data.subjects, dtype=str), "node": prep["names"],
-                "parent": prep["names"], "cluster": prep["cluster_names"]}
+                "parent": prep["names"], "cluster": prep["cluster_names"],
+                "pair": pair_labels(prep["names"], prep["base"])}
 
     def observed_data(self, data) -> dict[str, np.ndarray]:
         return {"x": self._prepare(data)["X"]}
@@ -837,6 +872,15 @@ class BNMix(Model):
             idx = perms.reshape((S,) + (1,) * axis + (K,) + (1,) * (v.ndim - 2 - axis))
             out[name] = np.take_along_axis(v, idx, axis=1 + axis).reshape(value.shape)
         out["membership"] = memb.reshape(shape + (n, K))
+        # direction-free summaries, and the directed parameters the data cannot pin down
+        # declared to the diagnostics (bayesimg.models.bnmix.identified)
+        out.update(identified_summaries(out, prep["is_binary"], prep["base"],
+                                        self.edge_threshold))
+        exclude = direction_exclusions(out, prep["names"], prep["cluster_names"],
+                                       prep["base"], self.edge_threshold)
+        if exclude:
+            info["convergence_exclude"] = exclude
+        info["convergence_groups"] = GROUPS
         return out, info
 
 
@@ -941,6 +985,12 @@ def edge_probabilities(fit, threshold: float | None = None) -> xr.DataArray:
         threshold = float(settings.get("edge_threshold", 0.1))
     B = _post(fit)["B"]
     return (np.abs(B) > threshold).mean(("chain", "draw"))
+
+
+def skeleton_probabilities(fit) -> xr.DataArray:
+    """P(the pair is joined, in either direction | data) per cluster and pair (``a--b``):
+    the direction-free edge probability (mean of the stored ``skeleton`` indicators)."""
+    return _post(fit)["skeleton"].mean(("chain", "draw")).rename("skeleton_probability")
 
 
 def consensus_graphs(fit, probability: float = 0.5, threshold: float | None = None,

@@ -14,7 +14,8 @@ A :class:`Model` is three things:
    deterministic and observed site — the drivers refuse to invent ``W_dim_0``)
    and :meth:`Model.coords` (the labels along each dim).
 
-Optional hooks: :meth:`init_strategy`, :meth:`gibbs_kernel` (an exact
+Optional hooks: :meth:`as_data` (other input forms, e.g. a plain table, turned into
+the family's data object), :meth:`init_strategy`, :meth:`gibbs_kernel` (an exact
 conditional sampler as a NumPyro ``MCMCKernel``), :meth:`align_draws`
 (relabelling / sign / rotation alignment of draws across chains),
 :meth:`predict_draws` (new subjects, from a fit's DataTree alone) and
@@ -133,6 +134,15 @@ class Model(abc.ABC):
         return frozenset(key for key, value in args.items()
                          if value is not None and not isinstance(value, int | str)
                          and np.ndim(value) >= 1 and np.shape(value)[0] == n)
+
+    def as_data(self, data: Any) -> Any:
+        """The family's data object for ``data`` (default: ``data`` unchanged).
+
+        :func:`bayesimg.fit` calls this first, so a family may accept other input forms
+        (BNMix: a pandas DataFrame of binary and continuous columns); whatever it returns
+        is then checked as usual.
+        """
+        return data
 
     def gibbs_kernel(self, data: SubjectData):
         """An exact conditional ``numpyro.infer.mcmc.MCMCKernel``, if the math allows."""
