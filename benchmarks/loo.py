@@ -15,18 +15,27 @@ Per model:
   values of the same subjects: the difference of the subset sums in units of the subset
   sum's standard error (sqrt(m · var(elpd_i))) — target within 1 SE (integrated) and 2 SE
   (10-fold);
-* 10-fold CV (``bayesimg.kfold``, the same folds for every model): elpd, and held-out
+* 10-fold CV (``bayesimg.kfold``, the same folds for every model), plain and with Burman's
+  bias correction (``bias_correction=True``: + lpd_i(full) − mean_k lpd_i(fold fit k)),
+  each against integrated LOO over all subjects in units of its SE; elpd, and held-out
   R² per phenotype (predictive means of the held-out subjects, original units) against
   scikit-learn's RidgeCV on the same folds (genotypes + covariates);
 * compare's pick (``bayesimg.compare``: most reliable shared estimate) against exact LOO's
-  pick (subset sums) on every pair of models, GSMTR vs GLRR included.
+  pick (subset sums) on every pair of models, GSMTR vs GLRR included;
+* ``small_cases``: exact LOO for ALL subjects (n refits each) on small simulated cases,
+  GSMTR (n = 40, 12 SNPs in 4 genes, 3 phenotypes, 1 covariate) and GLRR (n = 40,
+  8 SNPs, 4 phenotypes, 1 covariate, rank 2, one noise factor): integrated LOO, plain
+  PSIS and 10-fold (plain and bias-corrected) against it, |Δelpd| in units of each
+  estimate's SE.
 
     python benchmarks/loo.py --out benchmarks/results/loo.json
+    python benchmarks/loo.py --small-only          # the small exact-LOO cases only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import time
 import warnings
@@ -43,6 +52,72 @@ def _elpd_subset(pointwise, idx):
     return float(x.sum()), float(np.sqrt(x.size * x.var(ddof=1)))
 
 
+def _pointwise_exact(model, data, opts):
+    """log p(y_i | y_{-i}) for every subject: n refits on n − 1 subjects (fit_many)."""
+    n = data.n_subjects
+    refits = bi.fit_many({f"loo{i:03d}": bi.FitJob(
+        model, data.subset_subjects(np.delete(np.arange(n), i)), "gibbs", opts)
+        for i in range(n)}, progress=False)
+    return np.array([bi.predict(refits[f"loo{i:03d}"], data.subset_subjects([i]))[
+        "predictions_summary"].dataset["log_pred_density_model"].values[0] for i in range(n)])
+
+
+def _kfold_entry(res):
+    out = {"elpd": res.elpd, "se": res.se, "p": res.p, "seconds": res.details["seconds"]}
+    if "elpd_uncorrected" in res.details:
+        out.update(estimate=res.details["estimate"], correction=res.details["correction"],
+                   elpd_uncorrected=res.details["elpd_uncorrected"],
+                   se_uncorrected=res.details["se_uncorrected"])
+    return out
+
+
+def small_cases(args, opts):
+    """Exact LOO for all subjects on small cases (GSMTR and GLRR)."""
+    from bayesimg.data import simulate_gsmtr
+    from bayesimg.data.simulate_glrr import simulate_glrr
+
+    n = args.small_n
+    gs_data, _ = simulate_gsmtr(n_subjects=n, n_snps=12, n_genes=4, n_phenotypes=3,
+                                n_covariates=1, effect_size=0.6, seed=1)
+    gl_data, _ = simulate_glrr(n_subjects=n, n_snps=8, n_phenotypes=4, rank=2,
+                               singular_values=[12.0, 6.0], n_active_snps=3, noise_factors=1,
+                               noise_factor_sd=0.6, n_covariates=1, seed=4, gene_size=8)
+    # GLRR has no intercept: centre the phenotypes exactly
+    gl_data = dataclasses.replace(gl_data, phenotypes=gl_data.phenotypes
+                                  - gl_data.phenotypes.mean(axis=0))
+    cases = {"gsmtr_lambda1": (GroupSparseMTR(lambda1=1.0, lambda2=1.0), gs_data),
+             "glrr_rank2": (GLRR(rank=2, noise_factors=1), gl_data)}
+    out = {}
+    for name, (model, data) in cases.items():
+        t = time.perf_counter()
+        fit = bi.fit(model, data, method="gibbs", progress=False, **opts)
+        integ, psis = fit.loo(), fit.loo(method="psis")
+        kf = bi.kfold(model, data, k=args.k, fit=fit, method="gibbs",
+                      bias_correction=True, **opts)
+        t_exact = time.perf_counter()
+        exact = _pointwise_exact(model, data, opts)
+        ex = float(exact.sum())
+        entry = {"n": data.n_subjects, "d": data.n_snps, "c": data.n_phenotypes,
+                 "exact": {"elpd": ex, "se": float(np.sqrt(n * exact.var(ddof=1))),
+                           "seconds": time.perf_counter() - t_exact}}
+        estimates = {"integrated": (integ.elpd, integ.se, integ.pointwise),
+                     "psis": (psis.elpd, psis.se, psis.pointwise),
+                     "kfold": (kf.details["elpd_uncorrected"], kf.details["se_uncorrected"],
+                               kf.details["pointwise_uncorrected"]),
+                     "kfold_bias_corrected": (kf.elpd, kf.se, kf.pointwise)}
+        for key, (elpd, se, pw) in estimates.items():
+            entry[key] = {"elpd": elpd, "se": se, "diff_vs_exact": elpd - ex,
+                          "abs_diff_vs_exact_in_se": abs(elpd - ex) / se,
+                          "max_abs_pointwise_diff": float(np.max(np.abs(pw - exact)))}
+        entry["integrated"]["method"] = integ.method
+        entry["integrated"]["khat_gt_0.7"] = float(np.mean(integ.pareto_k > 0.7))
+        entry["psis"]["khat_gt_0.7"] = float(np.mean(psis.pareto_k > 0.7))
+        entry["seconds"] = time.perf_counter() - t
+        out[name] = entry
+        print(f"small case {name}: {entry}", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="benchmarks/results/loo.json")
@@ -54,9 +129,19 @@ def main():
     ap.add_argument("--glrr-rank", type=int, default=2)
     ap.add_argument("--no-glrr", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--small-n", type=int, default=40)
+    ap.add_argument("--small-only", action="store_true")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     t_all = time.perf_counter()
+    if args.small_only:
+        opts = dict(chains=2, warmup=args.warmup, draws=args.draws, seed=args.seed)
+        result = {"benchmark": "loo", "what": "exact LOO on small cases (--small-only)",
+                  "config": vars(args), "options": opts,
+                  "small_cases": small_cases(args, opts),
+                  "timings": {"total_s": time.perf_counter() - t_all}}
+        write_json(args.out, result)
+        return
     data = bi.data.load_demo(ld_prune_r2=0.8, min_maf=0.05)
     n = data.n_subjects
     opts = dict(chains=2, warmup=args.warmup, draws=args.draws, seed=args.seed)
@@ -99,11 +184,21 @@ def main():
     kf = {}
     for name, m in models.items():
         t = time.perf_counter()
-        kf[name] = bi.kfold(m, data, folds=folds, fit=fits[name], method="gibbs",
-                            keep_predictions=True, **opts)
-        out_models[name]["kfold"] = {"elpd": kf[name].elpd, "se": kf[name].se,
-                                     "p": kf[name].p, "seconds": time.perf_counter() - t}
-        print(f"{name} kfold: {out_models[name]['kfold']}", flush=True)
+        res = bi.kfold(m, data, folds=folds, fit=fits[name], method="gibbs",
+                       keep_predictions=True, bias_correction=True, **opts)
+        kf[name] = res
+        best = loo_res[name]["best_loo"]
+        entry = {"elpd": res.details["elpd_uncorrected"], "se": res.details["se_uncorrected"],
+                 "seconds": time.perf_counter() - t,
+                 "diff_vs_best_loo_all_subjects_in_se":
+                     (res.details["elpd_uncorrected"] - best.elpd) / best.se,
+                 "bias_corrected": {"elpd": res.elpd, "se": res.se, "p": res.p,
+                                    "correction": res.details["correction"],
+                                    "diff_vs_best_loo_all_subjects_in_se":
+                                        (res.elpd - best.elpd) / best.se},
+                 "best_loo_method": best.method}
+        out_models[name]["kfold"] = entry
+        print(f"{name} kfold: {entry}", flush=True)
 
     # ---- held-out R² (original units) vs RidgeCV on the same folds
     from sklearn.linear_model import RidgeCV
@@ -155,7 +250,7 @@ def main():
         for key, pw in (("psis", loo_res[name]["psis"].pointwise),
                         ("integrated", loo_res[name]["best_loo"].pointwise
                          if "integrated" in entry else None),
-                        ("kfold", kf[name].pointwise)):
+                        ("kfold", kf[name].details["pointwise_uncorrected"])):
             if pw is None:
                 continue
             s, se = _elpd_subset(pw, subset)
@@ -184,6 +279,7 @@ def main():
                       "agree_on_subset": max(sub, key=sub.get) == exact_pick,
                       "exact_subset_diff": float(exact[a].sum() - exact[b].sum())})
 
+    small = small_cases(args, opts)
     grid_table = bi.compare({name: fits[name] for name in models if name.startswith("gsmtr")})
     result = {
         "benchmark": "loo",
@@ -195,14 +291,17 @@ def main():
         "models": out_models,
         "heldout_r2": heldout,
         "pairs": picks,
+        "small_cases": small,
         "grid_compare": {"order": list(grid_table.index),
                          "estimates": grid_table.attrs["estimates"],
                          "elpd": grid_table["elpd"].to_dict()},
         "timings": {**timings, "total_s": time.perf_counter() - t_all},
         "notes": ("2-core CPU shared with other engineers' jobs: wall times are inflated. "
-                  "Exact LOO is computed on a random subset of subjects (refits on n-1 "
-                  "subjects each); the subset comparisons use the same subjects' pointwise "
-                  "values of every estimate."),
+                  "On the demo exact LOO is computed on a random subset of subjects (refits on "
+                  "n-1 subjects each); the subset comparisons use the same subjects' pointwise "
+                  "values of every estimate. small_cases hold exact LOO for all subjects. "
+                  "kfold.elpd is plain 10-fold; kfold.bias_corrected adds Burman's "
+                  "correction."),
     }
     write_json(args.out, result)
     print(f"wrote {args.out} in {time.perf_counter() - t_all:.0f} s")

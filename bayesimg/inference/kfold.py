@@ -16,6 +16,20 @@ elpd is in the same units as ``fit.loo()``.  The result is the same
 full-data fit) it also gets p_kfold = lpd(full) − elpd_kfold and is attached to that
 fit, so ``bayesimg.compare`` finds it.
 
+Bias correction (``bias_correction=True``, needs ``fit=``).  Each fold's model is
+trained on (K − 1)/K of the subjects, so K-fold estimates the elpd of a smaller study:
+pessimistic, most where the posterior still moves with the sample size (weak shrinkage,
+p ≈ n).  Burman's (1989, Biometrika 76:503) first-order correction, in the predictive-
+density form of Vehtari & Lampinen (2002, Neural Computation 14:2439, §2.3), per subject::
+
+    elpd_i^c = elpd_i^kfold + lpd_i(full fit) − (1/K) Σ_k lpd_i(fit without fold k)
+
+with lpd_i(f) = log mean_s p(y_i | θ_s^f) over the draws of fit f, every subject scored by
+every fold fit (training and held-out alike).  The corrected values are the result's
+``elpd``/``pointwise``; the plain K-fold ones stay in ``details`` (``elpd_uncorrected``,
+``se_uncorrected``, ``pointwise_uncorrected``) and the method reads ``kfold (bias-
+corrected)`` in ``details["estimate"]``.
+
 Fold schemes (``folds=``): ``None``/``"random"`` (balanced random), ``"stratified"``
 (balanced over the sorted values of ``stratify``: a label column, an array, or by
 default the outcome or the first phenotype, in quantile bins), a column name (whole
@@ -145,7 +159,8 @@ def _check_k(k, n):
 def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
           method: str = "gibbs", stratify=None, seed: int = 0, client: Any = None,
           fit: Fit | None = None, num_draws: int | None = None, out_dir=None,
-          progress: bool = False, keep_predictions: bool = False, **options):
+          progress: bool = False, keep_predictions: bool = False,
+          bias_correction: bool = False, **options):
     """K-fold cross-validated elpd (see the module docstring).
 
     Parameters
@@ -171,6 +186,10 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
         Keep every fold's ``predictions_summary`` (held-out predictive means, original
         units) in ``details["predictions"]`` with the held-out positions in
         ``details["test_index"]``.
+    bias_correction : bool
+        Burman's first-order correction for training on (K − 1)/K of the subjects (see
+        the module docstring); needs ``fit=``.  The plain K-fold values stay in
+        ``details``.
 
     Returns
     -------
@@ -183,6 +202,9 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
     from bayesimg.report.compare import ICResult, _se
 
     t0 = time.perf_counter()
+    if bias_correction and fit is None:
+        raise ModelSpecError("bias_correction=True needs the full-data fit (fit=): the "
+                             "correction compares it with the fold fits on every subject")
     ids = make_folds(data, k, folds, stratify=stratify, seed=seed)
     K = int(ids.max()) + 1
     opts = {"seed": seed, **options}
@@ -199,24 +221,47 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
     elpd_i = np.empty(data.n_subjects)
     draws_used = []
     kept, test_index = [], []
+    fold_lpd = np.zeros(data.n_subjects)          # Σ_k lpd_i(fit without fold k), all i
     for f in range(K):
         test = np.flatnonzero(ids == f)
-        pred = predict(fits[f"fold{f:02d}"], data.subset_subjects(test), num_draws=num_draws,
-                       seed=seed)
+        scored = np.arange(data.n_subjects) if bias_correction else test
+        pred = predict(fits[f"fold{f:02d}"], data.subset_subjects(scored),
+                       num_draws=num_draws, seed=seed)
         if "log_pred_density_model" not in pred["predictions_summary"].dataset:
             raise ModelSpecError(f"{model.name}: the held-out subjects carry no outcomes, so "
                                  "there is no predictive density to cross-validate")
-        elpd_i[test] = pred["predictions_summary"].dataset["log_pred_density_model"].values
+        lpd_f = pred["predictions_summary"].dataset["log_pred_density_model"].values
+        if bias_correction:
+            fold_lpd += lpd_f
+            lpd_f = lpd_f[test]
+        elpd_i[test] = lpd_f
         draws_used.append(int(pred.attrs["draws_used"]))
         if keep_predictions:
-            kept.append(pred["predictions_summary"].to_dataset())
+            summary = pred["predictions_summary"].to_dataset()
+            if bias_correction:
+                summary = summary.isel(subject=test)
+            kept.append(summary)
             test_index.append(test)
     p = float("nan")
+    lpd = None
     if fit is not None:
         ll = _full_loglik(fit)
         if ll is not None and ll.shape[1] == elpd_i.size:
             lpd = logsumexp(ll, axis=0) - math.log(ll.shape[0])
             p = float(np.sum(lpd - elpd_i))
+    extra = {}
+    if bias_correction:
+        if lpd is None:
+            raise ModelSpecError("bias_correction=True needs the full-data fit's pointwise "
+                                 "log-likelihood (fit= a fit of these subjects)")
+        correction = lpd - fold_lpd / K
+        extra = {"estimate": "kfold (bias-corrected)",
+                 "bias_correction": "Burman (1989): + lpd_i(full) - mean_k lpd_i(fold fit k)",
+                 "elpd_uncorrected": float(elpd_i.sum()), "se_uncorrected": _se(elpd_i),
+                 "pointwise_uncorrected": elpd_i.copy(),
+                 "correction": float(correction.sum())}
+        elpd_i = elpd_i + correction
+        p = float(np.sum(lpd - elpd_i))
     subjects = np.asarray(data.subjects, dtype=object)
     res = ICResult(kind="kfold", method="kfold", elpd=float(elpd_i.sum()), se=_se(elpd_i),
                    p=p, pointwise=elpd_i, n_obs=int(elpd_i.size), n_draws=int(min(draws_used)),
@@ -224,7 +269,7 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
                    else ("sample",), var_name="y",
                    details={"k": K, "folds": ids.tolist(),
                             "folds_hash": hashlib.sha1(ids.tobytes()).hexdigest()[:12],
-                            "method": method, "seconds": time.perf_counter() - t0,
+                            "method": method, "seconds": time.perf_counter() - t0, **extra,
                             **({"predictions": kept, "test_index": test_index}
                                if keep_predictions else {})})
     if fit is not None:

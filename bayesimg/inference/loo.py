@@ -2,7 +2,8 @@ r"""Integrated LOO: leave-one-subject-out with the coefficients integrated out.
 
 Plain PSIS-LOO reweights draws of every coefficient; with p ≈ n removing one subject
 moves the coefficients so much that Pareto k̂ > 0.7 for most subjects.  For families
-whose coefficients are Gaussian given hyperparameters θ (GSMTR: θ = (σ², τ, ω)),
+whose coefficients are Gaussian given hyperparameters θ (GSMTR: θ = (σ², τ, ω); GLRR:
+θ = (diag(δ)Vᵀ, Σ, the prior variances of U), its SNP-side factor U integrated),
 ``Model.loo_given_hyperparameters`` returns log p(y_i | y_{-i}, θ_s) exactly (all
 phenotypes of subject i left out together; see
 :mod:`bayesimg.models.core.predict`), and PSIS then runs over the draws θ_s only, with

@@ -223,6 +223,7 @@ def test_kfold_compare_and_arviz_conversion(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kf = bi.kfold(GroupSparseMTR(1.0, 1.0), data, k=5, fit=fit, seed=0,
+                      bias_correction=True,
                       **{k: v for k, v in GIBBS.items() if k != "progress"})
         other = bi.fit(GroupSparseMTR(200.0, 200.0), data, seed=0, **GIBBS)
         integ = fit.loo()
@@ -230,6 +231,14 @@ def test_kfold_compare_and_arviz_conversion(case):
     assert np.isfinite(kf.pointwise).all() and kf.pointwise.size == data.n_subjects
     assert abs(kf.elpd - integ.elpd) < 2 * integ.se
     assert np.isfinite(kf.p)
+    # Burman's correction: the result's elpd; the plain 5-fold values stay in details
+    plain = kf.details["elpd_uncorrected"]
+    assert kf.details["estimate"] == "kfold (bias-corrected)"
+    assert abs(plain - integ.elpd) < 2 * integ.se
+    assert np.sum(kf.pointwise - kf.details["pointwise_uncorrected"]) == pytest.approx(
+        kf.details["correction"])
+    with pytest.raises(ModelSpecError, match="needs the full-data fit"):
+        bi.kfold(GroupSparseMTR(1.0, 1.0), data, k=5, bias_correction=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BayesimgWarning)
         table = bi.compare({"lam1": fit, "lam200": other})

@@ -270,6 +270,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             "psi": ("phenotype",),
             "noise_cov": ("phenotype", "phenotype_2"),
             "noise_factor_var": ("noise_factor",),
+            "loo_snp_layer": ("snp", "rank"),
+            "loo_phenotype_layer": ("phenotype", "rank"),
             # hidden (never stored) but declared for completeness
             "U": ("snp", "rank"),
             "V": ("phenotype", "rank"),
@@ -463,6 +465,10 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             else:
                 Lam = jnp.zeros((c, 0), X.dtype)
                 noise = dist.Normal(mean, jnp.sqrt(psi)).to_event(1)
+            # ---- what integrated LOO conditions on (U integrated given A = diag(δ)Vᵀ, Σ and
+            # U's prior scales): stored, excluded from convergence checks (align_draws)
+            numpyro.deterministic("loo_snp_layer", jax.lax.stop_gradient(U))
+            numpyro.deterministic("loo_phenotype_layer", jax.lax.stop_gradient(V * delta))
             # ---- identified summaries (no gradient flows through them)
             _identified(jax.lax.stop_gradient(U), jax.lax.stop_gradient(V),
                         jax.lax.stop_gradient(delta), jax.lax.stop_gradient(XU),
@@ -483,9 +489,6 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         """Phenotypes of new subjects: y = Bᵀx + Γᵀz + ε, ε ~ N(0, Σ) (original units).
 
         Needs Σ per draw (``noise_cov``, stored unless ``store_noise_cov=False``).
-        Integrated LOO does not apply: B = U diag(δ) Vᵀ is bilinear, Gaussian only given
-        the phenotype-side layers and the Laplace mixing scales, which the fit does not
-        store; use K-fold (``bayesimg.kfold``) for GLRR comparisons.
         """
         from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
         inputs = regression_inputs(tree, new_data)
@@ -494,6 +497,65 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             raise ModelSpecError("predicting new subjects needs Σ per draw: refit with "
                                  "store_noise_cov=True")
         return linear_predictive(inputs, post["B"], post.get("gamma"), post["noise_cov"], rng)
+
+    # ------------------------------------------------------------ integrated LOO
+    def align_draws(self, samples, data):
+        """Declare the stored LOO layers (``loo_snp_layer``, ``loo_phenotype_layer``: raw
+        U and V diag(δ), whose sign, order and scale are not identified) out of the
+        convergence checks; every other stored site is identified already."""
+        names = [k for k in ("loo_snp_layer", "loo_phenotype_layer") if k in samples]
+        if not names:
+            return samples, {}
+        ranks = list(range(1, self.rank + 1))
+        return samples, {"convergence_exclude": {
+            "elements": [{"var": k, "sel": {"rank": ranks}} for k in names],
+            "reason": "the rank layers integrated LOO conditions on (sign, order and scale "
+                      "of U, V, δ are not identified; B, Σ are checked instead)"}}
+
+    def loo_given_hyperparameters(self, tree, *, draws, rng):
+        r"""log p(y_i | y_{-i}, θ) with the SNP-side factor U and Γ integrated out.
+
+        Given θ = (A, Σ, s) — the phenotype-side layers A = diag(δ)Vᵀ, the noise
+        covariance and the prior variances s of U's entries — y is Gaussian: U's entries
+        are N(0, s) (the Gaussian SNP prior: s = 1/d; the Laplace one is the scale
+        mixture u | s ~ N(0, s), s ~ Exp(ρ²/2), and s is drawn from its exact full
+        conditional 1/s | u ~ InvGauss(ρ/|u|, ρ²) given each stored draw of U, so
+        (A, Σ, s) are draws of the joint posterior), Γ ~ N(0, ``covariate_scale``²), and
+        log p(y_i | y_{-i}, θ) follows from the block hat-matrix identity
+        (:func:`~bayesimg.models.core.predict.gaussian_loo_given_layers`).  U, not V, is
+        integrated: it is the d×R factor (p ≈ n) that one subject moves, so PSIS then
+        reweights the low-dimensional (A, Σ) and the scales only.  Needs the stored
+        ``loo_snp_layer``/``loo_phenotype_layer``, ``noise_cov`` and the data (None
+        otherwise: ``fit.loo()`` falls back to PSIS).
+        """
+        from bayesimg.models.core.predict import flat_draws, gaussian_loo_given_layers
+        cd = tree["constant_data"].dataset if "constant_data" in tree.children else {}
+        if "X" not in cd or "observed_data" not in tree.children:
+            return None
+        post = flat_draws(tree, ("loo_snp_layer", "loo_phenotype_layer", "noise_cov"), draws)
+        if len(post) < 3:
+            return None
+        X = np.asarray(cd["X"].values, dtype=float)
+        Y = np.asarray(tree["observed_data"].dataset["y"].values, dtype=float)
+        Z = np.asarray(cd["Z"].values, dtype=float) if "Z" in cd else None
+        d, c = X.shape[1], Y.shape[1]
+        U = np.asarray(post["loo_snp_layer"], dtype=float)               # (S, d, R)
+        layers = np.swapaxes(np.asarray(post["loo_phenotype_layer"], dtype=float), 1, 2)
+        if self.snp_prior == "laplace":
+            rate = self.penalties(d, c)[0]
+            absu = np.maximum(np.abs(U), 1e-300)
+            s_u = 1.0 / rng.wald(rate / absu, rate * rate * np.ones_like(absu))
+            note = ("U and Γ integrated out given A = diag(δ)Vᵀ, Σ and U's Laplace mixing "
+                    "variances (drawn from their full conditional given U)")
+        else:
+            s_u = np.full_like(U, 1.0 / d)
+            note = "U and Γ integrated out given A = diag(δ)Vᵀ and Σ"
+        Sig = np.asarray(post["noise_cov"], dtype=float)
+        log_lik = gaussian_loo_given_layers(X, Z, Y, layers, Sig, s_u,
+                                            self.covariate_scale**2)
+        theta = {"layers": (("rank", "phenotype"), layers),
+                 "noise_cov": (("phenotype", "phenotype_2"), Sig)}
+        return log_lik, theta, note
 
     # ------------------------------------------------------------ penalised form
     def penalty_weights(self, d: int, c: int) -> dict[str, float]:
