@@ -82,18 +82,18 @@ call costs seconds of compilation).  The recorded draws are the NUTS model's own
 the stored posterior, its identified summaries and the pointwise log-likelihood are
 defined exactly as for NUTS (``tests/glrr/test_glrr_gibbs.py`` checks agreement).
 
-Known limitation — ψ with noise that is not low-rank.  On AR(1)-correlated ROIs
-(``simulate_discovery("ar_noise")``: n = 503, 339 SNPs, c = 8, ρ = 0.6; rank 3, the
-default K = 7; 2 × (200 + 300) sweeps) B and Σ are near convergence (R-hat 1.04 and 1.06,
-min ESS 76 and 50) but ψ is not (R-hat 1.35, min ESS 5).  The likelihood sees Σ only; with K = c − 1 = 7 factors the split
-Σ = ΛΛᵀ + diag ψ is not identified (Ledermann's bound for c = 8 is K ≤ 4.47), so ψ lies
-on a 7-dimensional set of equal likelihood whose position only the prior sets, and the
-η-conditional steps and the one-phenotype ridge moves cross it in very many sweeps.
-Tried and not kept: an HMC move on the whole collapsed noise block (t, log ψ, log ξ; η and
-φ integrated) raised the ESS of Σ 3–5× but not of ψ (the set is curved with √n-stiff
+Known limitation — ψ with noise that is not low-rank. On AR(1)-correlated ROIs
+(``simulate_discovery("ar_noise")``: n = 503, 339 SNPs, c = 8, ρ = 0.6; rank 3, the default
+K = 7; 2 × (200 + 300) sweeps) B and Σ are near convergence (R-hat 1.04 and 1.06, min ESS 76
+and 50) but ψ is not (R-hat 1.35, min ESS 5). The likelihood sees Σ only; with K = c − 1 = 7
+factors the split Σ = ΛΛᵀ + diag ψ is not identified (Ledermann's bound for c = 8 is K ≤
+4.47), so ψ lies on a 7-dimensional set of equal likelihood whose position only the prior
+sets, and the η-conditional steps and the one-phenotype ridge moves cross it in very many
+sweeps. Tried and not kept: an HMC move on the whole collapsed noise block (t, log ψ, log ξ;
+η and φ integrated) raised the ESS of Σ 3–5× but not of ψ (the set is curved with √n-stiff
 normal directions, so a diagonal mass does not help), and K = 4 (identified) mixed worse
-(R-hat 1.8: an AR(1) Σ is not four-factor, and several splits fit almost equally).
-Read Σ (``noise_cov``), not ψ, on such data.
+(R-hat 1.8: an AR(1) Σ is not four-factor, and several splits fit almost equally). Read Σ
+(``noise_cov``), not ψ, on such data.
 
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge
