@@ -372,7 +372,9 @@ def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray
         # Q_i = E_iᵀ P⁻¹ E_i, (R + c)×(R + c) per subject
         Q = np.zeros((n, R + c, R + c))
         Suu = Pinv[:dR, :dR].reshape(R, d, R, d)
-        Q[:, :R, :R] = np.einsum("nhke,ne->nhk", np.einsum("nd,hdke->nhke", X, Suu), X)
+        for h in range(R):
+            for k in range(h, R):
+                Q[:, h, k] = Q[:, k, h] = np.sum((X @ Suu[h, :, k, :]) * X, axis=1)
         if r:
             Sug = Pinv[:dR, dR:].reshape(R, d, c, r)
             Q[:, :R, R:] = np.einsum("nd,hdjq,nq->nhj", X, Sug, Zm)
