@@ -98,7 +98,10 @@ local optimum of every product-form L1 problem).
 Beyond the authors' code: sparsity on u (and optionally v), rank shrinkage (R an
 upper bound), rank selection across R by PSIS-LOO/WAIC
 (:func:`bayesimg.select_hyperparameter` with ``grid=[{"rank": r}, ...]``),
-identified summaries of B with intervals.
+identified summaries of B with intervals, integrated LOO (``fit.loo()``: the SNP-side
+factor U and Γ integrated out given diag(δ)Vᵀ, Σ and U's prior scales, from the stored
+``loo_snp_layer``/``loo_phenotype_layer``, which the convergence checks skip:
+:meth:`GeneralizedLowRankRegression.loo_given_hyperparameters`).
 
 Samplers — ``method="gibbs"`` is the recommended one
 ------------------------------------------------------
@@ -183,7 +186,7 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         to count in ``effective_rank``.
     store_noise_cov : bool
         Keep Σ (c×c per draw) in the posterior (needed for posterior predictive
-        draws; large when c is large).
+        draws and integrated LOO; large when c is large).
     keep_raw : bool
         Also store the non-identified sampled sites (U, V, δ, the MGP increments,
         the non-centred noise loadings); off by default, since their R-hat is
