@@ -39,9 +39,10 @@ from scipy.special import logsumexp
 from bayesimg import mcmc_stats as _mcmc_stats
 from bayesimg.errors import LIBRARY_FILES, BayesimgWarning, ModelSpecError
 from bayesimg.report import _tree
+from bayesimg.report.display import DisplayTable
 
-__all__ = ["ICResult", "waic", "loo", "compare", "P_WAIC_MAX", "KHAT_BAD", "KHAT_VERY_BAD",
-           "RELIABILITY", "warn_user"]
+__all__ = ["ICResult", "waic", "loo", "compare", "P_WAIC_MAX", "KHAT_BAD",
+           "KHAT_VERY_BAD", "RELIABILITY", "warn_user"]
 
 
 
@@ -545,7 +546,7 @@ def _choose(candidates: dict[str, list[ICResult]], ic: str, allow_mixed: bool
 
 
 def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None, *,
-            allow_mixed: bool = False) -> pd.DataFrame:
+            allow_mixed: bool = False) -> ComparisonTable:
     """Rank fits by expected log predictive density, best first.
 
     Parameters
@@ -651,12 +652,50 @@ def compare(fits: dict[str, Any], ic: str = "loo", var_name: str | None = None, 
             "se": r.se, "dse": 0.0 if rank == 0 else _se(diff_i),
             "weight": float(weights[i]), "warning": bool(r.warnings) or not r.reliable,
             "estimate": r.method})
-    df = pd.DataFrame(rows, index=pd.Index([names[i] for i in order], name="model"))
+    df = ComparisonTable(rows, index=pd.Index([names[i] for i in order], name="model"))
     df.attrs.update({"ic": ic, "weight_method": weight_method, "n_obs": best.n_obs,
                      "estimates": methods,
                      "warnings": {n: list(results[n].warnings) for n in names},
                      "elpd_data": ELPDData({n: results[n].to_arviz() for n in names})})
     return df
+
+
+class ComparisonTable(DisplayTable):
+    """The table :func:`compare` returns: raw values, with a rounded, titled display.
+
+    elpd, p, differences and standard errors are shown to one decimal (log-density
+    units, where differences below about 1 carry no information), weights to two,
+    the rank as an integer; the data keep every digit.
+    """
+
+    _ONE_DECIMAL = ("elpd", "p", "elpd_diff", "se", "dse")
+
+    def display_frame(self, max_rows: int | None = None) -> pd.DataFrame:
+        head = self if max_rows is None else self.iloc[:max_rows]
+
+        def shown(column: str, value: object) -> str:
+            if isinstance(value, bool | np.bool_):
+                return "yes" if value else ""
+            if column in self._ONE_DECIMAL and isinstance(value, int | float | np.number):
+                return f"{float(value):.1f}" if np.isfinite(value) else "—"
+            if column == "weight" and isinstance(value, int | float | np.number):
+                return f"{float(value):.2f}"
+            if column == "rank":
+                return str(int(value))
+            return str(value)
+
+        return pd.DataFrame({c: [shown(str(c), v) for v in head[c]] for c in head.columns},
+                            index=pd.Index(head.index, name=head.index.name))
+
+    def _title(self) -> str:
+        attrs = self.attrs
+        ic = str(attrs.get("ic", "loo")).upper()
+        parts = [f"Model comparison by {ic} (elpd: higher is better)"]
+        if attrs.get("n_obs") is not None:
+            parts.append(f"{attrs['n_obs']} subjects")
+        if attrs.get("weight_method"):
+            parts.append(f"{attrs['weight_method']} weights")
+        return ", ".join(parts)
 
 
 class ELPDData(dict):

@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 
 _STYLE = ("font-family: var(--jp-content-font-family, sans-serif); font-size: 13px; "
           "border-collapse: collapse")
@@ -48,3 +49,50 @@ def key_value_table(title: str, rows: Iterable[tuple[str, object]],
     items = "".join(f"<li>{esc(n)}</li>" for n in notes)
     notes_html = f"<ul style='margin:4px 0 0 0'>{items}</ul>" if items else ""
     return f"<div>{head}<table style='{_STYLE}'>{body}</table>{notes_html}</div>"
+
+
+class DisplayTable(pd.DataFrame):
+    """A DataFrame of raw values whose notebook and terminal displays are rounded and titled.
+
+    Subclasses give :meth:`display_frame` (the strings shown), :meth:`_title` and, when
+    rows are left out, :meth:`_left_out`; the data themselves are never rounded.
+    """
+
+    @property
+    def _constructor(self):
+        return type(self)
+
+    def display_frame(self, max_rows: int | None = None) -> pd.DataFrame:
+        """The strings the displays show (first ``max_rows`` rows; None: all)."""
+        head = self if max_rows is None else self.iloc[:max_rows]
+        return head.map(number)
+
+    def _title(self) -> str:
+        return ""
+
+    def _left_out(self) -> str | None:
+        return None
+
+    def _repr_html_(self) -> str:
+        frame = self.display_frame()
+        head_cells = "".join(f"<th style='padding:1px 8px; text-align:right'>{esc(c)}</th>"
+                             for c in frame.columns)
+        header = (f"<tr><th style='padding:1px 8px; text-align:left'>"
+                  f"{esc(frame.index.name or '')}</th>{head_cells}</tr>")
+        body = "".join(
+            f"<tr><td style='padding:1px 8px; text-align:left; color:#57606a'>{esc(label)}</td>"
+            + "".join(f"<td style='padding:1px 8px; text-align:right'>{esc(v)}</td>"
+                      for v in row)
+            + "</tr>"
+            for label, row in zip(frame.index, frame.to_numpy(), strict=True))
+        more = self._left_out()
+        note = f"<div style='color:#57606a'>{esc(more)}</div>" if more else ""
+        return (f"<div><b>{esc(self._title())}</b><table style='{_STYLE}'>{header}{body}"
+                f"</table>{note}</div>")
+
+    def __repr__(self) -> str:
+        lines = [self._title(), self.display_frame().to_string()]
+        more = self._left_out()
+        if more:
+            lines.append(more)
+        return "\n".join(lines)

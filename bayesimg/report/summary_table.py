@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bayesimg.report.display import _STYLE, esc, number
+from bayesimg.report.display import DisplayTable, number
 
 __all__ = ["SummaryTable", "MAX_ROWS"]
 
@@ -90,16 +90,12 @@ def _format_column(column: str, values: pd.Series, decimals: list[int | None]) -
     return [number(v) for v in values]
 
 
-class SummaryTable(pd.DataFrame):
+class SummaryTable(DisplayTable):
     """A posterior summary: a DataFrame of raw values with a rounded, labelled display.
 
     ``attrs["label_columns"]`` names the columns the row labels already spell out
     (hidden from the display only).
     """
-
-    @property
-    def _constructor(self):
-        return SummaryTable
 
     # ------------------------------------------------------------------ display
     def display_frame(self, max_rows: int | None = MAX_ROWS) -> pd.DataFrame:
@@ -132,27 +128,3 @@ class SummaryTable(pd.DataFrame):
             return None
         return (f"… {len(self) - MAX_ROWS} more rows (all are in the data: filter with "
                 "df[df.variable == ...], sort with summary(..., sort_by=...))")
-
-    def _repr_html_(self) -> str:
-        frame = self.display_frame()
-        head_cells = "".join(f"<th style='padding:1px 8px; text-align:right'>{esc(c)}</th>"
-                             for c in frame.columns)
-        header = (f"<tr><th style='padding:1px 8px; text-align:left'>"
-                  f"{esc(frame.index.name or '')}</th>{head_cells}</tr>")
-        body = "".join(
-            f"<tr><td style='padding:1px 8px; text-align:left; color:#57606a'>{esc(label)}</td>"
-            + "".join(f"<td style='padding:1px 8px; text-align:right'>{esc(v)}</td>"
-                      for v in row)
-            + "</tr>"
-            for label, row in zip(frame.index, frame.to_numpy(), strict=True))
-        more = self._left_out()
-        note = f"<div style='color:#57606a'>{esc(more)}</div>" if more else ""
-        return (f"<div><b>{esc(self._title())}</b><table style='{_STYLE}'>{header}{body}"
-                f"</table>{note}</div>")
-
-    def __repr__(self) -> str:
-        lines = [self._title(), self.display_frame().to_string()]
-        more = self._left_out()
-        if more:
-            lines.append(more)
-        return "\n".join(lines)

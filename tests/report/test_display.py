@@ -87,3 +87,28 @@ def test_summary_display_of_point_estimates_and_approximations():
     from bayesimg.report import summary
     shown = summary(make_svi_tree()).display_frame()
     assert set(shown["rhat"]) == {"—"} and set(shown["ess_bulk"]) == {"—"}
+
+
+def test_comparison_table_rounds_its_display_and_keeps_the_data():
+    import warnings
+
+    import pandas as pd
+
+    from bayesimg.report import compare
+    from bayesimg.report.compare import ComparisonTable
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = compare({"a": make_tree(n_subject=200, seed=1),
+                         "b": make_tree(n_subject=200, seed=2, mu_offset=0.3)})
+    assert isinstance(table, ComparisonTable)
+    assert table["elpd"].map(lambda v: len(repr(v)) > 8).any()      # raw floats kept
+    shown = table.display_frame()
+    for column in ("elpd", "p", "elpd_diff", "se", "dse"):
+        assert shown[column].str.fullmatch(r"-?\d+\.\d|—").all(), shown[column]
+    assert shown["weight"].str.fullmatch(r"\d\.\d\d").all()
+    text, page = repr(table), table._repr_html_()
+    assert text.startswith("Model comparison by LOO") and "200 subjects" in text
+    assert "Model comparison by LOO" in page and "<table" in page
+    # still a plain DataFrame for the data: filtering, concat and CSV work
+    assert isinstance(table[table.elpd > -1e9], ComparisonTable)
+    assert len(pd.concat([table, table])) == 4
