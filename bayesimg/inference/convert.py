@@ -64,6 +64,8 @@ def to_datatree(model: Model, data: SubjectData, *, samples: dict[str, np.ndarra
         attrs = {**attrs, "alignment": alignment}
     groups: dict[str, xr.Dataset] = {}
     groups["posterior"] = _dataset(samples, dims, coords, model.name)
+    for name in model.helper_sites & set(groups["posterior"].data_vars):
+        groups["posterior"][name].attrs["role"] = "helper"   # read by report._tree
     if stats:
         groups["sample_stats"] = _dataset(stats, {}, coords, model.name)
         if "cholesky_jitter" in groups["sample_stats"]:

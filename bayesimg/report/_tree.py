@@ -126,9 +126,10 @@ def check_sample_dims(da: xr.DataArray, name: str) -> None:
 
 
 def select_vars(ds: xr.Dataset, var_names: str | list[str] | None, where: str) -> list[str]:
-    """Validate ``var_names`` against ``ds`` (None: all variables, in order)."""
+    """Validate ``var_names`` against ``ds`` (None: every variable, in order, except the
+    helper sites a model stored for a later computation, ``attrs["role"] == "helper"``)."""
     if var_names is None:
-        return [str(v) for v in ds.data_vars]
+        return [str(v) for v in ds.data_vars if ds[v].attrs.get("role") != "helper"]
     if isinstance(var_names, str):
         var_names = [var_names]
     missing = [v for v in var_names if v not in ds.data_vars]

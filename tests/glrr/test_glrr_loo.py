@@ -94,6 +94,10 @@ def test_glrr_loo_is_integrated_by_default(case):
     # the stored layers are declared out of the convergence checks
     diag = fit.diagnose()
     assert not any("loo_" in str(m) for m in diag.problems)
+    # ... and, as helper sites, out of the summary unless asked for by name
+    assert fit.posterior["loo_snp_layer"].attrs["role"] == "helper"
+    assert not fit.summary().variable.str.startswith("loo_").any()
+    assert set(fit.summary(var_names="loo_snp_layer").variable) == {"loo_snp_layer"}
 
 
 def test_glrr_hook_equals_the_direct_conditional_at_stored_draws(case):

@@ -59,6 +59,10 @@ class Model(abc.ABC):
     #: carry (matched only after sampling by :meth:`align_draws`): never given
     #: streaming summaries, which would pool unaligned draws
     label_dependent_sites: frozenset[str] = frozenset()
+    #: sites stored for a later computation, not for reading (e.g. the unidentified
+    #: layers integrated LOO conditions on): marked ``attrs["role"] = "helper"`` in the
+    #: posterior and left out of summaries, plots and diagnostics unless named
+    helper_sites: frozenset[str] = frozenset()
     #: the coefficient site whose elements are "associations" (forest plots, top hits)
     association_site: str | None = None
     #: low-dimensional sites worth a trace plot in reports

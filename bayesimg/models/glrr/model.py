@@ -258,6 +258,9 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
     def hidden_sites(self) -> frozenset[str]:
         return frozenset() if self.keep_raw else HIDDEN
 
+    #: stored only for integrated LOO: left out of summaries, plots and diagnostics
+    helper_sites = frozenset({"loo_snp_layer", "loo_phenotype_layer"})
+
     # ------------------------------------------------------------ interface
     @property
     def dims(self):
