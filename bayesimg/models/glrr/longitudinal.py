@@ -382,6 +382,15 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
             out.log_jacobian = -new.visit_counts * float(np.sum(np.log(ps)))
         return out
 
+    def loo_given_hyperparameters(self, tree, *, draws, rng):
+        """Not derived for the random-intercept model: ``fit.loo()`` uses PSIS here.
+
+        GLRR's integrated form treats every row as one subject with noise Σ; an L2R2
+        subject is several visits sharing b_i, so its leave-one-subject-out predictive
+        needs the visits' joint covariance (Σ ⊗ I + ω-blocks), which is not implemented.
+        """
+        return None
+
     def penalty_weights(self, d: int, c: int) -> dict[str, float]:
         raise ModelSpecError("L2R2 has no penalised counterpart implemented")
 
