@@ -220,6 +220,11 @@ def _find_cycle(adj: np.ndarray) -> list[int] | None:
     return None
 
 
+#: the ``structure`` options: continuous horseshoe weights (Gibbs with order Metropolis
+#: moves), or conjugate discrete DAGs with order MCMC (:mod:`bayesimg.models.bnmix.order`)
+STRUCTURES = ("horseshoe", "order")
+
+
 class BNMix(Model):
     """Mixture of K linear-Gaussian Bayesian networks with horseshoe edge priors.
 
@@ -311,18 +316,30 @@ class BNMix(Model):
                  expected_parents: float = 1.0, slab_scale: float = 2.0,
                  mean_scale: float = 2.0, noise_prior: tuple[float, float] = (2.0, 1.0),
                  known_labels: str | None = None, min_cluster_size: int = 10,
-                 edge_threshold: float = 0.1, init_restarts: int = 20, init_seed: int = 0,
+                 edge_threshold: float | None = None, init_restarts: int = 20, init_seed: int = 0,
                  standardize: bool = True, pooling: bool = True,
-                 mean_deviation_scale: float = 1.0, pilot_sweeps: int = 200):
+                 mean_deviation_scale: float = 1.0, pilot_sweeps: int = 200,
+                 structure: str = "horseshoe", max_parents: int = 3,
+                 weight_scale: float = 1.0):
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer) \
                 or n_clusters < 1:
             raise ModelSpecError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
         for label, v in (("dirichlet_alpha", dirichlet_alpha), ("slab_scale", slab_scale),
                          ("mean_scale", mean_scale), ("expected_parents", expected_parents),
-                         ("edge_threshold", edge_threshold),
-                         ("mean_deviation_scale", mean_deviation_scale)):
+                         ("mean_deviation_scale", mean_deviation_scale),
+                         ("weight_scale", weight_scale)):
             if not np.isfinite(v) or v <= 0:
                 raise ModelSpecError(f"{label} must be a positive number, got {v!r}")
+        if structure not in STRUCTURES:
+            raise ModelSpecError(f"structure must be one of {STRUCTURES}, got {structure!r}")
+        if isinstance(max_parents, bool) or not isinstance(max_parents, int | np.integer) \
+                or max_parents < 1:
+            raise ModelSpecError(f"max_parents must be an integer >= 1, got {max_parents!r}")
+        if edge_threshold is None:
+            # the order structure's edges are exact indicators (a drawn weight is never 0)
+            edge_threshold = 0.0 if structure == "order" else 0.1
+        if not np.isfinite(edge_threshold) or edge_threshold < 0:
+            raise ModelSpecError(f"edge_threshold must be a number >= 0, got {edge_threshold!r}")
         if global_scale is not None and not (np.isfinite(global_scale) and global_scale > 0):
             raise ModelSpecError(f"global_scale must be > 0, got {global_scale!r}")
         if len(noise_prior) != 2 or min(noise_prior) <= 0:
@@ -358,6 +375,12 @@ class BNMix(Model):
         self.pooling = bool(pooling)
         self.mean_deviation_scale = float(mean_deviation_scale)
         self.pilot_sweeps = int(pilot_sweeps)
+        self.structure = structure
+        self.max_parents = int(max_parents)
+        self.weight_scale = float(weight_scale)
+        if structure == "order":
+            # one order per cluster (bayesimg.models.bnmix.order)
+            self.dims = {**type(self).dims, "position": ("cluster", "node")}
         self._prep_cache: tuple | None = None
 
     # ------------------------------------------------------------ settings
@@ -374,23 +397,35 @@ class BNMix(Model):
                 "edge_threshold": self.edge_threshold, "init_restarts": self.init_restarts,
                 "init_seed": self.init_seed, "standardize": self.standardize,
                 "pooling": self.pooling, "mean_deviation_scale": self.mean_deviation_scale,
-                "pilot_sweeps": self.pilot_sweeps}
+                "pilot_sweeps": self.pilot_sweeps, "structure": self.structure,
+                "max_parents": self.max_parents, "weight_scale": self.weight_scale}
 
     @property
     def hidden_sites(self) -> frozenset:
         # without pooling the shared parts are identically 0: not stored
-        return self._hidden if self.pooling else self._hidden | self._shared_sites
+        return self._hidden if self._pool else self._hidden | self._shared_sites
+
+    @property
+    def _pool(self) -> bool:
+        """Partial pooling applies to the horseshoe structure only."""
+        return self.pooling and self.structure == "horseshoe"
 
     def static_key(self, data=None) -> tuple:
         moves = self._n_moves(data) if data is not None else (self.order_moves,
                                                               self.relocation_moves)
-        return (type(self).__qualname__, self.n_clusters, moves, self.pooling)
+        return (type(self).__qualname__, self.n_clusters, moves, self._pool, self.structure,
+                self.max_parents)
 
     def _n_moves(self, data) -> tuple[int, int]:
         """(adjacent transpositions, relocations) per sweep."""
         if not self.sample_order:
             return 0, 0
         p = sum(v.n_features for v in data.views)
+        if self.structure == "order":
+            adjacent = 2 if self.order_moves is None else self.order_moves
+            relocations = max(1, p // 5) if self.relocation_moves is None \
+                else self.relocation_moves
+            return int(adjacent), int(relocations)
         adjacent = 1 if self.order_moves is None else self.order_moves
         relocations = max(1, p // 5) if self.relocation_moves is None else self.relocation_moves
         return int(adjacent), int(relocations)
@@ -483,6 +518,11 @@ class BNMix(Model):
             raise DataValidationError(
                 f"whitelisted edge {names[i]} -> {names[j]} points into a binary node; binary "
                 "nodes are roots", column=str(names[j]))
+        if self.structure == "order" and white.sum(axis=0).max() > self.max_parents:
+            j = int(np.argmax(white.sum(axis=0)))
+            raise DataValidationError(
+                f"node {str(names[j])!r} has {int(white[:, j].sum())} whitelisted parents but "
+                f"max_parents = {self.max_parents}", column=str(names[j]))
         cycle = _find_cycle(white)
         if cycle:
             raise DataValidationError("the whitelist has a cycle: "
@@ -609,6 +649,9 @@ class BNMix(Model):
         return float(p0 / max(d - p0, 1e-3) / np.sqrt(max(n, 1.0)))
 
     def model_args(self, data, method: str = "nuts") -> dict[str, Any]:
+        if self.structure == "order" and method != "gibbs":
+            raise ModelSpecError('BNMix(structure="order") samples discrete DAGs: fit it with '
+                                 f'method="gibbs", not {method!r}')
         prep = self._prepare(data)
         X, is_binary = prep["X"], prep["is_binary"]
         n, p = X.shape
@@ -639,6 +682,14 @@ class BNMix(Model):
             "bin_idx": np.flatnonzero(is_binary).astype(np.int64),
         }
         args.update(self._start_values(em, args, allowed0))
+        if self.structure == "order":
+            from bayesimg.models.bnmix.order import parent_sets, set_validity
+            sets = parent_sets(p, self.max_parents)
+            pen = 1.0 / prep["local_scale"]
+            valid, log_prior = set_validity(sets, prep["base"], prep["white"], pen)
+            args.update(parent_sets=sets, set_valid=valid, set_log_prior=log_prior,
+                        weight_scale=np.asarray(self.weight_scale))
+            return args
         if method != "gibbs" and self.pilot_sweeps > 0:
             # NUTS/SVI/MAP cannot cross between partitions: start every chain from one
             # state of a short exact-Gibbs run (fixed order) begun at the EM solution,
@@ -646,7 +697,7 @@ class BNMix(Model):
             # be a different partition: on the agreement test's data set its ARI is ~0
             # while the posterior's is ~0.4)
             from bayesimg.models.bnmix.gibbs import pilot_run
-            z = pilot_run(args, self.pilot_sweeps, self.pooling, self.init_seed)
+            z = pilot_run(args, self.pilot_sweeps, self._pool, self.init_seed)
             self.last_pilot = z
             args.update(self._start_values(z, args, allowed0))
         return args
@@ -656,7 +707,7 @@ class BNMix(Model):
         B_shared, mu_shared, tau, tau_shared, omega when it is a Gibbs state)."""
         K, p = start["mu"].shape
         gauss = ~args["is_binary"]
-        pool = self.pooling
+        pool = self._pool
         tau0, tau0_shared = float(args["global_scale"]), float(args["shared_global_scale"])
         mu, sigma2, B = (np.asarray(start[k], dtype=float) for k in ("mu", "sigma2", "B"))
 
@@ -704,7 +755,7 @@ class BNMix(Model):
     # ------------------------------------------------------------ the model
     def numpyro_model(self, method: str = "nuts"):
         gibbs = method == "gibbs"
-        pool = self.pooling
+        pool = self._pool
 
         def horseshoe_factor(name, x, scale):
             # log-scale site x = log s with s ~ C⁺(0, scale) (Jacobian included)
@@ -730,7 +781,8 @@ class BNMix(Model):
                         init_raw=None, init_raw0=None, init_mu_shared=None,
                         init_B_shared=None, init_tau_shared=None, init_omega=None,
                         par_idx=None, child_idx=None, edge_white=None, edge_scale=None,
-                        gauss_idx=None, bin_idx=None):
+                        gauss_idx=None, bin_idx=None, parent_sets=None, set_valid=None,
+                        set_log_prior=None, weight_scale=None):
             n, p = X.shape
             K = alpha.shape[0]
             pi = numpyro.sample("pi", dist.Dirichlet(alpha))
@@ -833,8 +885,11 @@ class BNMix(Model):
 
     def gibbs_kernel(self, data):
         """Exact Gibbs kernel with order moves (:mod:`bayesimg.models.bnmix.gibbs`)."""
-        from bayesimg.models.bnmix.gibbs import BNMixGibbs
         adjacent, relocations = self._n_moves(data)
+        if self.structure == "order":
+            from bayesimg.models.bnmix.order_gibbs import BNMixOrderGibbs
+            return BNMixOrderGibbs(adjacent_passes=adjacent, relocations=relocations)
+        from bayesimg.models.bnmix.gibbs import BNMixGibbs
         return BNMixGibbs(order_moves=adjacent, relocations=relocations, pool=self.pooling)
 
     # ------------------------------------------------------------ label switching
