@@ -82,14 +82,14 @@ def test_set_validity_honours_blacklist_whitelist_and_penalty():
 
 def _linear_extensions(adj):
     p = adj.shape[0]
-    return sum(all(perm.index(i) < perm.index(j) for i, j in zip(*np.nonzero(adj)))
+    return sum(all(perm.index(i) < perm.index(j) for i, j in zip(*np.nonzero(adj), strict=True))
                for perm in permutations(range(p)))
 
 
-def exact_edge_posterior(X, max_parents=3, dag_uniform=False):
+def exact_edge_posterior(X, edge_log_odds, max_parents=3, dag_uniform=False):
     """P(i → j | x) by enumerating every DAG on p ≤ 4 nodes, each weighted by its
-    marginal likelihood (brute force) × its number of linear extensions (the
-    order-modular prior; ``dag_uniform``: × 1 instead)."""
+    marginal likelihood (brute force) × (q/(1 − q))^#edges × its number of linear
+    extensions (the order-modular prior; ``dag_uniform``: × 1 instead)."""
     p = X.shape[1]
     local = {}
     for j in range(p):
@@ -109,7 +109,7 @@ def exact_edge_posterior(X, max_parents=3, dag_uniform=False):
         n_ext = _linear_extensions(adj)
         if n_ext == 0:                                   # cyclic
             continue
-        logw.append(sum(local[j, m] for j, m in enumerate(masks))
+        logw.append(sum(local[j, m] for j, m in enumerate(masks)) + edge_log_odds * adj.sum()
                     + (0.0 if dag_uniform else np.log(n_ext)))
         adjs.append(adj)
     w = np.exp(np.asarray(logw) - max(logw))
@@ -123,9 +123,11 @@ def test_sampled_edge_posterior_matches_exact_enumeration():
     fit = bayesimg.fit(model, data, method="gibbs", chains=2, warmup=200, draws=2500, seed=0,
                        progress=False)
     sampled = edge_probabilities(fit).isel(cluster=0).values
-    exact = exact_edge_posterior(X)
+    # q = expected_parents / (candidate parents) = 1/3 (module docstring)
+    log_odds = np.log(1 / 3 / (1 - 1 / 3))
+    exact = exact_edge_posterior(X, log_odds)
     # the check can fail: the DAG-uniform prior (no linear-extension weight) differs
-    assert np.abs(exact_edge_posterior(X, dag_uniform=True) - exact).max() > 0.05
+    assert np.abs(exact_edge_posterior(X, log_odds, dag_uniform=True) - exact).max() > 0.05
     assert np.abs(sampled - exact).max() < 0.04, (sampled.round(3), exact.round(3))
     # direction-free summary: P(pair joined) = P(i → j) + P(j → i)
     skel = skeleton_probabilities(fit).isel(cluster=0).values

@@ -686,7 +686,10 @@ class BNMix(Model):
             from bayesimg.models.bnmix.order import parent_sets, set_validity
             sets = parent_sets(p, self.max_parents)
             pen = 1.0 / prep["local_scale"]
-            valid, log_prior = set_validity(sets, prep["base"], prep["white"], pen)
+            d = max(1.0, prep["base"].sum() / max(1, p))   # candidate parents of a node
+            q = min(self.expected_parents / d, 0.5)
+            valid, log_prior = set_validity(sets, prep["base"], prep["white"], pen,
+                                            edge_log_odds=float(np.log(q / (1.0 - q))))
             args.update(parent_sets=sets, set_valid=valid, set_log_prior=log_prior,
                         weight_scale=np.asarray(self.weight_scale))
             return args

@@ -23,11 +23,14 @@ conditional posterior is σ² | U, y ~ InvGamma(a_n, b_n), β | σ², U, y ~ N(A
 Structure prior: the order-modular prior of Friedman & Koller (2003),
 
     p(≺_k, G_k) ∝ Π_j ρ_j(U_j) 1[every u ∈ U_j precedes j in ≺_k],
-    ρ_j(U) = Π_{u∈U} 1/pf_uj  (0 if U has a blacklisted parent, lacks a whitelisted one,
-                                 or |U| > d),
+    ρ_j(U) = Π_{u∈U} (q/(1 − q)) / pf_uj  (0 if U has a blacklisted parent, lacks a
+                                            whitelisted one, or |U| > d),
 
 pf the edge-penalty matrix (bnClustOmics' ``edgepmat``, as BiDAG: an edge with pf = 2
-costs log 2).  Summing the DAGs out gives the order score
+costs log 2) and q = p₀/D the prior inclusion probability of a candidate edge (p₀ =
+``expected_parents``, D the number of candidate parents of an average node; whitelisted
+edges are not charged): independent Bernoulli(q) edges, the sparsity prior that keeps
+a cluster whose labels are still mixed from explaining the mixing by extra edges.  Summing the DAGs out gives the order score
 
     log p(x_k | ≺_k) = Σ_j log Σ_{U compatible with ≺_k} ρ_j(U) p(x_kj | U)       (exact:
     a log-sum-exp over the parent sets enumerated once, :func:`parent_sets`),
@@ -88,10 +91,13 @@ def parent_sets(p: int, max_parents: int) -> np.ndarray:
 
 
 def set_validity(sets: np.ndarray, base_allowed: np.ndarray, whitelist: np.ndarray,
-                 penalty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 penalty: np.ndarray, edge_log_odds: float = 0.0,
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """``(valid (p, #sets) bool, log_prior (p, #sets))``: set U is a valid parent set of
     node j iff every member may point into j (``base_allowed``: not blacklisted, not j,
-    j Gaussian) and every whitelisted parent of j is in U; log ρ_j(U) = −Σ log pf."""
+    j Gaussian) and every whitelisted parent of j is in U;
+    log ρ_j(U) = |U| · ``edge_log_odds`` − Σ_{u∈U} log pf_uj (whitelisted parents are
+    not charged the odds)."""
     p = base_allowed.shape[0]
     ext_ok = np.vstack([base_allowed, np.ones((1, p), bool)])         # pad row: allowed
     ext_pen = np.vstack([np.log(np.where(np.isfinite(penalty), penalty, 1.0)),
@@ -101,7 +107,9 @@ def set_validity(sets: np.ndarray, base_allowed: np.ndarray, whitelist: np.ndarr
     np.put_along_axis(member, sets, True, axis=1)
     has_white = (member[:, :p].astype(int) @ whitelist.astype(int)) == whitelist.sum(0)
     valid = (ok & has_white).T
-    log_prior = -ext_pen[sets].sum(axis=1).T
+    n_free = ((sets < p)[:, :, None] & ~np.vstack([whitelist, np.zeros((1, p), bool)])[sets]
+              ).sum(axis=1)                                            # (#sets, p)
+    log_prior = (-ext_pen[sets].sum(axis=1) + edge_log_odds * n_free).T
     return valid, np.where(valid, log_prior, 0.0)
 
 
