@@ -7,6 +7,9 @@ seeds 0..5.  Methods on identical data:
 * ``bnmix_gibbs``: BNMix (default: clusters partially pooled), exact Gibbs with
   Metropolis order moves (order not given, as bnClustOmics), 2 chains × (300
   warm-up + 300 draws);
+* ``bnmix_order``: ``BNMix(3, structure="order")`` — conjugate per-cluster DAGs (parent
+  sets of at most 3, weights and variances integrated out) with per-cluster order MCMC
+  summing the DAGs out exactly (:mod:`bayesimg.models.bnmix.order`), same run length;
 * ``bnmix_gibbs_short``: the same at a quarter of the sweeps (2 chains × (75 + 75));
 * ``bnmix_gibbs_given_order``: the same with the true node order given;
 * ``bnmix_gibbs_independent``: ``pooling=False`` (independent clusters, as
@@ -81,10 +84,11 @@ from bayesimg.report import _tree
 from bayesimg.workflows import select_n_clusters
 
 SEEDS = [0, 1, 2, 3, 4, 5]
-METHODS = ["oracle", "bnmix_gibbs", "bnmix_gibbs_short", "bnmix_gibbs_given_order",
+METHODS = ["oracle", "bnmix_gibbs", "bnmix_order", "bnmix_gibbs_short", "bnmix_gibbs_given_order",
            "bnmix_gibbs_independent", "bnmix_gibbs_more_moves", "gmm", "kmeans"]
 BNMIX_VARIANTS = {
     "bnmix_gibbs": lambda truth: BNMix(3),
+    "bnmix_order": lambda truth: BNMix(3, structure="order"),
     "bnmix_gibbs_short": lambda truth: BNMix(3),
     "bnmix_gibbs_given_order": lambda truth: BNMix(3, order=list(truth.order)),
     "bnmix_gibbs_independent": lambda truth: BNMix(3, pooling=False),

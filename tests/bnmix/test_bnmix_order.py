@@ -148,3 +148,6 @@ def test_order_structure_inputs():
         BNMix(1, structure="order", max_parents=2, whitelist=white).validate(data)
     with pytest.raises(ModelSpecError, match="gibbs"):
         BNMix(1, structure="order").model_args(data, "nuts")
+    wide = make_views({"x": _frame(np.random.default_rng(0).normal(size=(40, 60)))})
+    with pytest.raises(ModelSpecError, match="score table"):
+        BNMix(2, structure="order", max_parents=4).validate(wide)

@@ -1,5 +1,7 @@
 """Bayesian-network mixture clustering (bnClustOmics's model): :mod:`.model` (the model, its
 math in the docstring, and what users read off a fit), :mod:`.gibbs` (its exact Gibbs kernel),
+:mod:`.order` and :mod:`.order_gibbs` (``structure="order"``: conjugate DAG scores, order MCMC
+and its blocked Gibbs kernel),
 :mod:`.init` (EM restarts and order search), :mod:`.math` (shared likelihood algebra),
 :mod:`.identified` (direction-free summaries and what the diagnostics excuse) and
 :mod:`.table` (one mixed-type DataFrame → the model's data).

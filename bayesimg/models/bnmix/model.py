@@ -59,12 +59,27 @@ draw, P(z_i = k | θ, x_i), are added after sampling (site ``membership``).
 Stored besides ``B``, ``mu`` (the cluster totals): ``B_shared``, ``mu_shared``,
 ``tau_shared`` and ``omega`` (pooled fits only).
 
+**Discrete structure (``structure="order"``).**  Instead of horseshoe weights, each
+cluster has a DAG G_k with parent sets of at most ``max_parents`` nodes, Normal-inverse-
+gamma weights and variances per node (β | σ² ~ N(0, σ² diag(s_μ², c², …)), σ² ~
+InvGamma(a, b), c = ``weight_scale``) and its own node order ≺_k under the
+order-modular prior p(≺_k, G_k) ∝ Π_j ρ_j(Pa_j) with ρ_j(U) = Π_{u∈U} (q/(1−q))/pf_uj
+(q = ``expected_parents`` / candidate parents; blacklist, whitelist, edge penalties in
+ρ).  Weights and variances integrate out in closed form, so the sampler
+(:mod:`bayesimg.models.bnmix.order_gibbs`) moves over orders with every compatible
+DAG summed out exactly (Friedman & Koller 2003), draws G_k | ≺_k exactly, then (μ, B,
+σ²) from their conjugate posterior and the labels as below.  No pooling across
+clusters; binary nodes are roots as above.  Maths and the prior's known bias in
+:mod:`bayesimg.models.bnmix.order`.  An edge is then in or out of a draw, so the edge
+probability is P(i → j ∈ G_k | data) (``edge_threshold`` 0 by default).
+
 **Edge-inclusion probability.**  The shrinkage prior is continuous, so an
 edge's posterior inclusion probability is *defined* as P(|B_k[i, j]| > δ | data)
 with δ = ``edge_threshold`` (0.1 on the standardised scale by default):
 :func:`edge_probabilities`.
 
 Inference
+    ``structure="order"``: ``gibbs`` only (above).  Horseshoe structure (the default):
     ``gibbs`` (fast, recommended): :mod:`bayesimg.models.bnmix.gibbs` samples
     labels, weights, each node's shared and deviation coefficients jointly
     (conjugate given the order), variances, horseshoe scales and — with
@@ -263,8 +278,9 @@ class BNMix(Model):
         its categories name the clusters (semi-supervised: per-group networks).
     min_cluster_size : int
         Refuse K when n / K is below this.
-    edge_threshold : float
-        δ of the edge-inclusion probability P(|b| > δ).
+    edge_threshold : float, optional
+        δ of the edge-inclusion probability P(|b| > δ) (default 0.1; 0 with
+        ``structure="order"``, whose drawn edges are exact indicators).
     init_restarts : int
         Number of EM starts (a quarter k-means on principal components, the rest
         random hard partitions softened as bnClustOmics' ``baseprob``).
@@ -278,6 +294,18 @@ class BNMix(Model):
     pilot_sweeps : int
         NUTS/SVI/MAP only: exact-Gibbs sweeps (order fixed) from the EM start whose
         final state starts every chain (default 200; 0 = start at the EM solution).
+    structure : {"horseshoe", "order"}
+        ``"horseshoe"`` (default): continuous horseshoe weights, order Metropolis moves.
+        ``"order"``: discrete DAGs with conjugate weights, order MCMC per cluster with
+        the DAGs summed out (module docstring; Gibbs only; ``pooling`` does not apply;
+        ``order_moves`` = adjacent-transposition passes, default 2, ``relocation_moves``
+        default p // 5; ``position`` is then per cluster).
+    max_parents : int
+        ``structure="order"``: largest parent set (default 3); the sets are enumerated
+        once, Σ_{m ≤ d} C(p, m) of them, so cost grows as p^d.
+    weight_scale : float
+        ``structure="order"``: c, prior sd of an edge weight in units of the node's
+        residual sd (default 1 on the standardised scale).
     """
 
     name = "bnmix"
@@ -518,6 +546,14 @@ class BNMix(Model):
             raise DataValidationError(
                 f"whitelisted edge {names[i]} -> {names[j]} points into a binary node; binary "
                 "nodes are roots", column=str(names[j]))
+        if self.structure == "order":
+            from bayesimg.models.bnmix.order import MAX_TABLE, n_parent_sets
+            size = n_parent_sets(p, self.max_parents) * p * K
+            if size > MAX_TABLE:
+                raise ModelSpecError(
+                    f"structure='order' with p = {p} nodes, max_parents = {self.max_parents} "
+                    f"and K = {K} needs a score table of {size:,} entries (limit "
+                    f"{MAX_TABLE:,}); lower max_parents or blacklist node blocks")
         if self.structure == "order" and white.sum(axis=0).max() > self.max_parents:
             j = int(np.argmax(white.sum(axis=0)))
             raise DataValidationError(

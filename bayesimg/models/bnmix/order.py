@@ -30,7 +30,8 @@ pf the edge-penalty matrix (bnClustOmics' ``edgepmat``, as BiDAG: an edge with p
 costs log 2) and q = p₀/D the prior inclusion probability of a candidate edge (p₀ =
 ``expected_parents``, D the number of candidate parents of an average node; whitelisted
 edges are not charged): independent Bernoulli(q) edges, the sparsity prior that keeps
-a cluster whose labels are still mixed from explaining the mixing by extra edges.  Summing the DAGs out gives the order score
+a cluster whose labels are still mixed from explaining the mixing by extra edges.
+Summing the DAGs out gives the order score
 
     log p(x_k | ≺_k) = Σ_j log Σ_{U compatible with ≺_k} ρ_j(U) p(x_kj | U)       (exact:
     a log-sum-exp over the parent sets enumerated once, :func:`parent_sets`),
@@ -74,11 +75,14 @@ import numpy as np
 from jax.scipy.special import gammaln
 
 LOG_2PI = 1.8378770664093453
+#: largest score table (clusters × nodes × parent sets) ``BNMix`` accepts (~0.4 GB in float64
+#: with its Cholesky intermediates a few times that): beyond it, say so before compiling
+MAX_TABLE = 20_000_000
 
 
 def n_parent_sets(p: int, max_parents: int) -> int:
-    """Σ_{m ≤ d} C(p − 1, m) … counted over all p nodes as candidates (the own node is
-    masked later): Σ_{m ≤ d} C(p, m)."""
+    """Number of enumerated sets, Σ_{m ≤ d} C(p, m) (every node a candidate; a node's own
+    index and its forbidden parents are masked per node by :func:`set_validity`)."""
     return sum(comb(p, m) for m in range(min(max_parents, p) + 1))
 
 
@@ -207,9 +211,18 @@ def order_moves(key, position, table, sets, adjacent_passes: int, relocations: i
     docstring).  Returns ``(position (K, p), acceptance rate)``."""
     K, p = position.shape
     dtype = table.dtype
+    # the table is fixed during the moves: exponentiate it once, so an evaluation is a
+    # masked sum (exact log-sum-exp where a node's compatible sets all underflow)
+    top = jnp.max(table, axis=-1, keepdims=True)
+    E = jnp.exp(table - top)
+
+    def scores(pos):
+        total = jnp.sum(jnp.where(compatible(pos, sets), E, 0.0), axis=-1)
+        return jax.lax.cond(jnp.any(total <= 0), lambda: node_scores(table, pos, sets),
+                            lambda: jnp.log(total) + top[..., 0])
 
     def decide(pos, ns, new, group, n_groups, key):
-        ns_new = node_scores(table, new, sets)
+        ns_new = scores(new)
         diff = jnp.where(ns_new == ns, 0.0, ns_new - ns)              # −inf − −inf: no change
         onehot = jax.nn.one_hot(group, n_groups + 1, dtype=dtype)[..., :n_groups]
         log_ratio = jnp.einsum("kp,kpg->kg", diff, onehot)           # (K, groups)
@@ -251,7 +264,7 @@ def order_moves(key, position, table, sets, adjacent_passes: int, relocations: i
         pos, ns, a_, n_ = decide(pos, ns, new, jnp.zeros((K, p), jnp.int32), 1, k_u)
         return (pos, ns, key), (a_, n_)
 
-    carry = (position, node_scores(table, position, sets), key)
+    carry = (position, scores(position), key)
     acc = tot = jnp.zeros((), dtype)
     for fn, n_moves in ((adjacent_pass, adjacent_passes), (relocate, relocations)):
         if n_moves > 0:
@@ -270,7 +283,15 @@ def draw_networks(key, S, counts, position, table, sets, prec_mu, prec_w, a, b, 
     p = P - 1
     k_set, k_e = jax.random.split(key)
     logits = jnp.where(compatible(position, sets), table, -jnp.inf)
-    choice = jax.random.categorical(k_set, logits, axis=-1)           # (K, p)
+    # inverse-CDF draw (one uniform per node, not a Gumbel variate per parent set)
+    w_set = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    cdf = jnp.cumsum(w_set, axis=-1)
+    u = jax.random.uniform(k_set, (K, p), S.dtype) * cdf[..., -1]
+    choice = jnp.minimum(jnp.sum(cdf <= u[..., None], axis=-1), sets.shape[0] - 1)
+    # (float round-off can land past the last set: the clamp keeps it a compatible one
+    # only when the last set is; step back to the last set with positive weight)
+    choice = jnp.where(jnp.take_along_axis(w_set, choice[..., None], -1)[..., 0] > 0, choice,
+                       sets.shape[0] - 1 - jnp.argmax(w_set[..., ::-1] > 0, axis=-1))
     members = sets[choice]                                            # (K, p, d)
     S_ext = jnp.pad(S, ((0, 0), (0, 1), (0, 1)))                      # index P: zeros
     idx = jnp.concatenate([jnp.zeros((K, p, 1), members.dtype), members + 1], axis=-1)
