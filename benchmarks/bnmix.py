@@ -308,7 +308,8 @@ def issue16_targets(summary: dict, methods: list[str], n_seeds: int) -> dict:
         met = {"mixing_every_seed": s["seeds_meeting_mixing_target"] == n_seeds,
                "skeleton_TPR_within_0.02": s["skeleton_TPR"] >= bnc["skeleton_TPR"] - 0.02,
                "DAG_FDR_le_bnclustomics_skeleton_FDR": s["DAG_FDR"] <= bnc["skeleton_FDR"],
-               "ARI_no_worse_than_0.715": s["ARI"] >= ARI_BEFORE_ISSUE16_OPTION - 1e-9,
+               # (0.715 is the 3-decimal rounding of the recorded 0.71458)
+               "ARI_no_worse_than_0.715": s["ARI"] >= ARI_BEFORE_ISSUE16_OPTION - 5e-4,
                "cpu_ratio_ge_5": ratio is not None and ratio >= 5.0}
         out[m] = {**met, "n_met": int(sum(met.values()))}
     return out
