@@ -461,7 +461,7 @@ def plot(rows, path):
     axes[0].set_ylabel("ARI")
     axes[0].set_title("Clustering (K=3, p=25, N=450)")
     axes[0].legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
-    for m, mk in (("bnmix_gibbs", "o"), ("bnmix_gibbs_given_order", "s"),
+    for m, mk in (("bnmix_gibbs", "o"), ("bnmix_order", "D"), ("bnmix_gibbs_given_order", "s"),
                   ("bnmix_gibbs_independent", "^"), ("bnmix_gibbs_more_moves", "v"),
                   ("bnclustomics", "x")):
         if m not in rows[0]:
