@@ -301,8 +301,11 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xticks(np.arange(len(sets)), [e["set"] for e in sets])
         ax.set(title=title, yscale="log" if log else "linear")
         ax.legend(fontsize=6)
-    fig.suptitle("Multi-view factors on real data (median over 3 seeds; 2-core machine shared "
-                 "by 6 workers)", fontsize=9)
+    seeds = {m: max(len(e["methods"][m]["runs"]) for e in sets if m in e["methods"])
+             for m in methods if any(m in e["methods"] for e in sets)}
+    fig.suptitle("Multi-view factors on real data: medians over seeds ("
+                 + ", ".join(f"{m} {k}" for m, k in seeds.items())
+                 + "); 2-core CPU machine shared by 6 workers", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
