@@ -122,7 +122,13 @@ def run_driver(method: str, npz: str, seed: int, K: int, settings: dict, env=Non
     args = [str(settings[k]) for k in DRIVER_ARGS[method]]
     out = npz + f".{method}.{seed}.npz"
     cmd = [PYTHONS[method], str(script), npz, out, str(seed), str(K), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if method == "bayesimg" and env is None:   # this tree first, whatever the cwd
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(HERE.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                  if p]))
+    # cwd: the temporary folder, where MOFA-FLEX writes its model file
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          cwd=os.path.dirname(npz))
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT"):
             res = json.loads(line[len("RESULT"):])
