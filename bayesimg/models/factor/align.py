@@ -137,21 +137,26 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
 
 
 def _align(samples, layout, n_iter):
-    samples = {k: np.array(v, copy=True) for k, v in samples.items()}
+    # the input arrays are never modified (aligned sites are new arrays), so a shallow
+    # copy of the dict suffices; no (draws, P, K)-sized temporary is made below beyond
+    # the stacked loadings: draws are matched and averaged one at a time
+    samples = dict(samples)
     L = stacked_loadings(samples, layout)                           # (C, S, P, K)
     C, S, P, K = L.shape
     flat = L.reshape(C * S, P, K)
+    norms = np.maximum(np.linalg.norm(flat, axis=1), 1e-12)         # (C·S, K)
     ref = L[0].mean(axis=0)
     perms = np.tile(np.arange(K), (C * S, 1))
     signs = np.ones((C * S, K))
     scores = np.ones((C * S, K))
-    unit_t = np.swapaxes(_unit(flat), 1, 2)                         # (C·S, K, P)
     for _ in range(n_iter):
-        cos = unit_t @ _unit(ref)                                    # all draws at once
+        uref = _unit(ref)
+        ref = np.zeros((P, K))
         for s in range(C * S):
-            perms[s], signs[s], scores[s] = _match_cos(cos[s])
-        aligned = np.take_along_axis(flat, perms[:, None, :], axis=2) * signs[:, None, :]
-        ref = aligned.mean(axis=0)
+            cos = (flat[s].T @ uref) / norms[s][:, None]
+            perms[s], signs[s], scores[s] = _match_cos(cos)
+            ref += flat[s][:, perms[s]] * signs[s]
+        ref /= C * S
     n_relabelled = int(np.sum(np.any(perms != np.arange(K), axis=1)))
     n_flipped = int(np.sum(np.any(signs < 0, axis=1)))
     perms = perms.reshape(C, S, K)
@@ -162,7 +167,7 @@ def _align(samples, layout, n_iter):
         idx = perms.reshape((C, S) + (1,) * (x.ndim - 3) + (K,))
         x = np.take_along_axis(x, np.broadcast_to(idx, x.shape[:-1] + (K,)), axis=-1)
         if flips:
-            x = x * signs.reshape((C, S) + (1,) * (x.ndim - 3) + (K,))
+            x *= signs.reshape((C, S) + (1,) * (x.ndim - 3) + (K,))
         samples[site] = np.moveaxis(x, -1, axis)
 
     info = rotation_diagnostics(samples, layout)
@@ -196,10 +201,12 @@ def identified_summaries(samples: dict[str, np.ndarray], layout,
     noise = _noise_var(samples, layout, mean=False)
     shares = []
     for v, nv in zip(layout.views, noise, strict=True):
-        w2 = samples[f"W_{v}"] ** 2 * s2[:, :, None, :]               # (C, S, D, K)
-        nv = np.broadcast_to(nv, w2.shape[:3]) if nv.ndim < 3 else nv
-        total = w2.sum(axis=(2, 3)) + nv.sum(axis=-1)
-        shares.append(w2.sum(axis=2) / total[..., None])
+        W = samples[f"W_{v}"]                                          # (C, S, D, K)
+        w2 = np.einsum("csdk,csdk->csk", W, W) * s2                    # Σ_j w²_jk s²_k
+        noise_sum = (nv.sum(axis=-1) if nv.ndim >= 3
+                     else np.broadcast_to(nv.sum(axis=-1), (C, S)))
+        total = w2.sum(axis=-1) + noise_sum
+        shares.append(w2 / total[..., None])
     out = {"variance_share": np.stack(shares, axis=2)}                 # (C, S, M, K)
     active = info.get("active_factors") or []
     cos = np.ones((C, S, K))
