@@ -65,8 +65,9 @@ from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 _SQRT2 = np.sqrt(2.0)
-#: the two sides of a pair may differ in variance by at most this factor (model units)
-MAX_PAIR_VARIANCE_RATIO = 4.0
+#: the two sides of a pair may differ in variance by at most this factor (model units): a
+#: 10× ratio of SDs is a difference of units (mm vs cm, mm³ vs cm³), not of biology
+MAX_PAIR_VARIANCE_RATIO = 100.0
 
 
 def rotate_pairs(M, left, right, unpaired):
@@ -169,6 +170,8 @@ class BilateralGSMTR(GroupSparseMTR):
         used: dict[str, int] = {}
         left, right = [], []
         for p, (a, b) in enumerate(pairs):
+            if a == b:
+                raise DataValidationError(f"pair {p} pairs {a!r} with itself")
             for name in (a, b):
                 if name not in index:
                     more = " …" if len(names) > 6 else ""
@@ -180,8 +183,6 @@ class BilateralGSMTR(GroupSparseMTR):
                         f"phenotype {name!r} is in pair {used[name]} and pair {p}: each "
                         "measure may belong to one pair only")
                 used[name] = p
-            if a == b:
-                raise DataValidationError(f"pair {p} pairs {a!r} with itself")
             left.append(index[a])
             right.append(index[b])
         left_idx, right_idx = np.asarray(left, np.int64), np.asarray(right, np.int64)
