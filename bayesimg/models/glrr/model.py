@@ -400,6 +400,41 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
 
     # ------------------------------------------------------------ the model
     def numpyro_model(self, method: str = "nuts"):
+        prior = self.prior_model()
+        covariate_scale = self.covariate_scale
+
+        def glrr_model(X, Y, Z, snp_rate, phenotype_rate, rank_increment_shape,
+                       global_precision, noise_shapes, psi_prior, rank_threshold,
+                       sign_reference, n_phenotypes=None, from_posterior=False):
+            d = X.shape[1]
+            c = Y.shape[1] if Y is not None else n_phenotypes
+            if c is None:
+                raise ModelSpecError("pass Y or n_phenotypes to draw from the predictive")
+            if from_posterior:
+                _predictive(X, Z, d, c, covariate_scale)
+                return
+            layers = prior(X, Z, c, snp_rate, phenotype_rate, rank_increment_shape,
+                           global_precision, noise_shapes, psi_prior, rank_threshold,
+                           sign_reference)
+            mean, Lam, psi = layers["mean"], layers["noise_factors"], layers["psi"]
+            if Lam.shape[1] > 0:
+                noise = dist.LowRankMultivariateNormal(mean, Lam, psi)
+            else:
+                noise = dist.Normal(mean, jnp.sqrt(psi)).to_event(1)
+            with numpyro.plate("subject", X.shape[0]):
+                numpyro.sample("y", noise, obs=Y)
+
+        return glrr_model
+
+    def prior_model(self):
+        """GLRR's prior and identified summaries, shared by GLRR and L2R2.
+
+        Returns ``glrr_prior(X, Z, c, snp_rate, …, sign_reference)``, which samples the rank
+        layers (U, V, δ with their shrinkage), Γ, the noise Σ = ΛΛᵀ + diag ψ and records the
+        identified summaries (``B``, loadings, ranks, ``noise_cov``); it returns a dict with
+        ``mean`` = XU diag(δ)Vᵀ + ZΓ, ``B``, ``gamma`` (None without covariates),
+        ``noise_factors`` Λ (c × K) and ``psi``.  The models add their likelihood.
+        """
         R = self.rank
         snp_prior, phenotype_prior = self.snp_prior, self.phenotype_prior
         rank_prior = self.rank_prior
@@ -408,17 +443,12 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         store_noise_cov = self.store_noise_cov
         noise_factors = self.n_noise_factors
 
-        def glrr_model(X, Y, Z, snp_rate, phenotype_rate, rank_increment_shape,
+        def glrr_prior(X, Z, c, snp_rate, phenotype_rate, rank_increment_shape,
                        global_precision, noise_shapes, psi_prior, rank_threshold,
-                       sign_reference, n_phenotypes=None, from_posterior=False):
-            n, d = X.shape
-            c = Y.shape[1] if Y is not None else n_phenotypes
-            if c is None:
-                raise ModelSpecError("pass Y or n_phenotypes to draw from the predictive")
+                       sign_reference):
+            d = X.shape[1]
             K = noise_factors(c)
-            if from_posterior:
-                _predictive(X, Z, d, c, covariate_scale)
-                return
+            gamma = None
             # ---- rank layers
             if snp_prior == "laplace":
                 U = numpyro.sample("U", dist.Laplace(0.0, 1.0 / snp_rate).expand([d, R])
@@ -467,10 +497,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                 t = numpyro.sample("noise_raw", dist.StudentT(3.0, 0.0, 1.0).expand([c, K])
                                    .to_event(2))
                 Lam = t / jnp.sqrt(tau)
-                noise = dist.LowRankMultivariateNormal(mean, Lam, psi)
             else:
                 Lam = jnp.zeros((c, 0), X.dtype)
-                noise = dist.Normal(mean, jnp.sqrt(psi)).to_event(1)
             # ---- what integrated LOO conditions on (U integrated given A = diag(δ)Vᵀ, Σ and
             # U's prior scales): stored, excluded from convergence checks (align_draws)
             numpyro.deterministic("loo_snp_layer", jax.lax.stop_gradient(U))
@@ -480,10 +508,11 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                         jax.lax.stop_gradient(delta), jax.lax.stop_gradient(XU),
                         jax.lax.stop_gradient(Lam), jax.lax.stop_gradient(psi),
                         sign_reference, rank_threshold, store_noise_cov)
-            with numpyro.plate("subject", n):
-                numpyro.sample("y", noise, obs=Y)
+            # B with its gradient (the stored site above has none): same values
+            return {"mean": mean, "B": (U * delta) @ V.T, "gamma": gamma,
+                    "noise_factors": Lam, "psi": psi}
 
-        return glrr_model
+        return glrr_prior
 
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.glrr.gibbs`)."""
@@ -579,7 +608,7 @@ def _identified(U, V, delta, XU, Lam, psi, sign_reference, rank_threshold, store
     """Deterministic sites that are functions of the identified B and Σ."""
     d, R = U.shape
     c = V.shape[0]
-    B = numpyro.deterministic("B", (U * delta) @ V.T)
+    numpyro.deterministic("B", (U * delta) @ V.T)
     Qu, Ru = jnp.linalg.qr(U)
     Qv, Rv = jnp.linalg.qr(V)
     core = (Ru * delta) @ Rv.T                       # B = Qu core Qvᵀ
@@ -608,7 +637,6 @@ def _identified(U, V, delta, XU, Lam, psi, sign_reference, rank_threshold, store
                           if Lam.shape[1] > 0 else jnp.zeros((0,), U.dtype))
     if store_noise_cov:
         numpyro.deterministic("noise_cov", Lam @ Lam.T + jnp.diag(psi))
-    return B
 
 
 def _predictive(X, Z, d, c, covariate_scale):
