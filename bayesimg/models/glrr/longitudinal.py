@@ -156,10 +156,7 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         if self.rank > min(d, c):
             raise ModelSpecError(f"rank {self.rank} exceeds min(genetic terms, phenotypes) "
                                  f"= min({d}, {c}); use rank <= {min(d, c)}")
-        K = self.n_noise_factors(c)
-        if K >= c and K > 0:
-            raise ModelSpecError(
-                f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
+        self.check_noise_factors(c)
         if data.n_subjects < 2:
             raise DataValidationError(f"L2R2 needs at least 2 subjects, got {data.n_subjects}")
         if self.genotype_by_time and not self._uses_time(data):

@@ -125,6 +125,7 @@ approximations.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -135,7 +136,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
-from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.errors import BayesimgWarning, DataValidationError, ModelSpecError
 from bayesimg.models.core.base import Model
 from bayesimg.models.core.checks import (
     GenotypePhenotypeIO,
@@ -158,8 +159,13 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
     rank : int
         R, the upper bound on the rank of B (≤ min(SNPs, phenotypes)).
     noise_factors : int or None
-        K, the number of latent noise factors (0: diagonal noise).  ``None``:
-        min(10, c − 1).
+        K, the number of latent noise factors (0: diagonal noise).  ``None``: the
+        largest K within Ledermann's bound, (c − K)² ≥ c + K (:func:`ledermann_bound`;
+        K = 4 for c = 8), at most 10.  Beyond it Σ = ΛΛᵀ + diag ψ has more free
+        parameters than Σ has entries, so the split into Λ and ψ is not identified:
+        the likelihood is flat along a set of (Λ, ψ) and ψ drifts on it under any
+        sampler (Σ itself stays identified).  A larger K is allowed, with a one-line
+        warning; read ``noise_cov``, not ``psi``, then.
     snp_prior, phenotype_prior : {"laplace", "gaussian"}
         Prior of the SNP loadings u_h (default Laplace: sparse SNP rows) and of
         the phenotype loadings v_h (default Gaussian, the authors').
@@ -302,10 +308,24 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                 "keep_raw": self.keep_raw}
 
     def n_noise_factors(self, n_phenotypes: int) -> int:
-        """K used for ``n_phenotypes`` phenotypes."""
+        """K used for ``n_phenotypes`` phenotypes: by default the largest K that keeps
+        Σ = ΛΛᵀ + diag ψ identified (:func:`ledermann_bound`), at most 10."""
         if self.noise_factors is None:
-            return int(min(10, max(n_phenotypes - 1, 0)))
+            return int(min(10, ledermann_bound(n_phenotypes)))
         return self.noise_factors
+
+    def check_noise_factors(self, c: int) -> None:
+        """Refuse K ≥ c; warn (one line) when an explicit K exceeds Ledermann's bound."""
+        K = self.n_noise_factors(c)
+        if K >= c and K > 0:
+            raise ModelSpecError(
+                f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
+        bound = ledermann_bound(c)
+        if K > bound:
+            warnings.warn(
+                f"noise_factors = {K} exceeds Ledermann's bound for {c} phenotypes ({bound}): "
+                "Σ = ΛΛᵀ + diag ψ is then not identified, so ψ and Λ do not converge (Σ, "
+                "noise_cov, still does)", BayesimgWarning, stacklevel=3)
 
     def static_key(self, data: Dataset | None = None) -> tuple:
         c = None if data is None else data.n_phenotypes
@@ -324,10 +344,7 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             raise ModelSpecError(
                 f"rank {self.rank} exceeds min(SNPs, phenotypes) = min({d}, {c}); "
                 f"use rank <= {min(d, c)}")
-        K = self.n_noise_factors(c)
-        if K >= c and K > 0:
-            raise ModelSpecError(
-                f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
+        self.check_noise_factors(c)
         if data.n_subjects < 2:
             raise DataValidationError(f"GLRR needs at least 2 subjects, got {data.n_subjects}")
         check_finite_arrays(data)
@@ -602,6 +619,16 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
 
 #: short alias
 GLRR = GeneralizedLowRankRegression
+
+
+def ledermann_bound(c: int) -> int:
+    """Largest K with (c − K)² ≥ c + K (Ledermann 1937): the most factors for which
+    ΛΛᵀ + diag ψ (c(K + 1) − K(K − 1)/2 free parameters) can be identified from the
+    c(c + 1)/2 entries of Σ.  K = 0 for c ≤ 2; 1, 1, 2, 3, 3, 4 for c = 3 … 8."""
+    K = 0
+    while K + 1 < c and (c - K - 1) ** 2 >= c + K + 1:
+        K += 1
+    return K
 
 
 def _identified(U, V, delta, XU, Lam, psi, sign_reference, rank_threshold, store_noise_cov):
