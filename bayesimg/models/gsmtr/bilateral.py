@@ -3,9 +3,9 @@ r"""Bilateral GSMTR: bgsmtr's group-sparse regression with left/right-correlated
 Brain measures come in left/right pairs (``lh_X``/``rh_X``, ``Left-X``/``Right-X``,
 ``L_X``/``R_X``) whose residuals, after the genetic effects, are strongly
 correlated (shared anatomy, shared scanner noise).  Song, Ge, Cao, Wang & Nathoo
-(2022, Biometrics 78:548, "A Bayesian spatial model for imaging genetics"; R
-package bgsmtr's ``sp_bgsmtr``) model this with a bivariate noise per ROI pair
-(and a CAR graph over ROIs).  This model keeps GSMTR's likelihood and prior
+("A Bayesian spatial model for imaging genetics", Biometrics 2022; R package
+bgsmtr's ``sp_bgsmtr``) model this with a bivariate noise per ROI pair, combined
+with a CAR graph over ROIs.  This model keeps GSMTR's likelihood and prior
 (:mod:`bayesimg.models.gsmtr.model`, MODELS.md §1) and replaces iid noise by
 
     (ε_l,L(p), ε_l,R(p)) ~ N(0, σ² [[1, ρ], [ρ, 1]])   for every pair p and subject l,
@@ -37,12 +37,13 @@ With ρ = 0 the model is GSMTR; fitting ρ costs one more Cholesky of the d×d s
 per distinct noise scale (2 or 3 per sweep).  Unpaired measures stay independent.
 The neighbourhood (CAR) graph over ROIs of ``sp_bgsmtr`` is *not* included.
 
-Differences from ``sp_bgsmtr`` (learned from its paper, not its code): there the
-2×2 pair covariance is a general inverse-Wishart Σ combined with a CAR precision,
-its MFVB fixes ρ = 0.5 whatever the user sets, and its MCMC's Σ conditional uses Y
-instead of the residuals; here the two sides share one variance (measures are
-standardised; pairs on different scales are refused), ρ is learned, and the
-conditionals use the residuals.
+Differences from ``sp_bgsmtr`` (learned from its paper and the issue's review, not
+its code): there the 2×2 left/right covariance is unstructured and combined with a
+CAR precision over ROIs whose spatial parameter its MFVB fixes at 0.5 whatever the
+user sets, and its MCMC's covariance conditional uses Y instead of the residuals;
+here the two sides share one variance (measures are standardised; pairs on very
+different scales are refused), the left/right correlation ρ is learned, there is
+no CAR graph, and the conditionals use the residuals.
 
 Parameters are GSMTR's plus ``pairs`` (``"auto"``: parsed from the phenotype names by
 :func:`bayesimg.data.pair_hemispheres`; or a list of ``(left, right)`` names) and
