@@ -36,7 +36,7 @@ import bayesimg
 from bayesimg.data import simulate_gsmtr
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models import BilateralGSMTR
-from bayesimg.models.gsmtr.bilateral import pair_noise_cov, rotate_pairs, unrotate_pairs
+from bayesimg.models.gsmtr.pairs import pair_noise_cov, rotate_pairs, unrotate_pairs
 
 NAMES = ["lh_entorhinal_thickness", "rh_entorhinal_thickness", "Left-Hippocampus",
          "Right-Hippocampus", "CSF", "EstimatedTotalIntraCranialVol"]

@@ -55,7 +55,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -64,40 +63,11 @@ import numpyro.distributions as dist
 from bayesimg.data.dataset import Dataset
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models.gsmtr.model import GroupSparseMTR
+from bayesimg.models.gsmtr.pairs import pair_noise_cov, rotate_pairs
 
-_SQRT2 = np.sqrt(2.0)
 #: the two sides of a pair may differ in variance by at most this factor (model units): a
 #: 10× ratio of SDs is a difference of units (mm vs cm, mm³ vs cm³), not of biology
 MAX_PAIR_VARIANCE_RATIO = 100.0
-
-
-def rotate_pairs(M, left, right, unpaired):
-    """Columns of ``M`` (…, c) → [(L + R)/√2 | (L − R)/√2 | unpaired] (…, c)."""
-    xp = jnp if isinstance(M, jax.Array) else np
-    M_left, M_right = M[..., left], M[..., right]
-    return xp.concatenate([(M_left + M_right) / _SQRT2, (M_left - M_right) / _SQRT2,
-                           M[..., unpaired]], axis=-1)
-
-
-def unrotate_pairs(M_rot, left, right, unpaired):
-    """Inverse of :func:`rotate_pairs`: back to the original column order."""
-    xp = jnp if isinstance(M_rot, jax.Array) else np
-    n_pairs = left.shape[0]
-    plus, minus = M_rot[..., :n_pairs], M_rot[..., n_pairs:2 * n_pairs]
-    stacked = xp.concatenate([(plus + minus) / _SQRT2, (plus - minus) / _SQRT2,
-                              M_rot[..., 2 * n_pairs:]], axis=-1)
-    order = xp.concatenate([left, right, unpaired])
-    return stacked[..., xp.argsort(order)]
-
-
-def pair_noise_cov(sigma2, rho, left, right, c):
-    """σ²(I + ρ(E_LR + E_RL)) (…, c, c): the noise covariance of the bilateral model."""
-    sigma2 = np.asarray(sigma2, dtype=float)
-    rho = np.asarray(rho, dtype=float)
-    cov = np.broadcast_to(np.eye(c), sigma2.shape + (c, c)).copy()
-    cov[..., left, right] = rho[..., None]
-    cov[..., right, left] = rho[..., None]
-    return sigma2[..., None, None] * cov
 
 
 class BilateralGSMTR(GroupSparseMTR):

@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 
 from bayesimg.models.core.conditionals import gaussian_column_groups, slice_bounded
-from bayesimg.models.gsmtr.bilateral import rotate_pairs, unrotate_pairs
 from bayesimg.models.gsmtr.gibbs import GSMTRGibbs, GSMTRGibbsState
+from bayesimg.models.gsmtr.pairs import rotate_pairs, unrotate_pairs
 
 
 def _group_sizes(kw) -> tuple[int, ...]:
