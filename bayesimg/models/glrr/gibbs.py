@@ -93,11 +93,13 @@ were near convergence). The default K is therefore the largest K within the boun
 asked for, with a warning. Measured at the default run length (4 chains × (1000 + 1000)
 sweeps, ``benchmarks/glrr_mixing.py``, ``benchmarks/results/glrr_mixing.json``) on the same
 AR(1) data with K = 4: R-hat 1.006 for B (min bulk ESS 386), 1.018 for Σ (141) and 1.13 for
-ψ (28): the 1.01 target is missed for Σ and ψ there, because an AR(1) Σ is not a 4-factor
-matrix and several 4-factor splits fit it almost equally (a misspecified noise model, not a
-sampler defect). Tried and not kept: an HMC move on the whole collapsed noise block (t,
-log ψ, log ξ; η and φ integrated) raised the ESS of Σ 3–5× but not of ψ. Read Σ
-(``noise_cov``), not ψ, on such data.
+ψ (28), against 1.007, 1.024 and 1.128 with K = 7 at the same length: the 1.01 target is
+missed for Σ and ψ there, and bounding K makes ψ identified rather than faster: an AR(1) Σ
+is not a 4-factor matrix and several 4-factor splits fit it almost equally (a misspecified
+noise model). On factor noise (``simulate_glrr``, 2 factors, same genotypes) K = 4 gave 1.049
+(B), 1.030 (Σ), 1.072 (ψ): missed too. Tried and not kept: an HMC move on the whole
+collapsed noise block (t, log ψ, log ξ; η and φ integrated) raised the ESS of Σ 3–5× but not
+of ψ. Read Σ (``noise_cov``), not ψ, on such data.
 
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge
