@@ -22,11 +22,12 @@ from bayesimg.models.glrr import (  # noqa: E402
     GeneralizedLowRankRegression,
     LongitudinalLowRankRegression,
 )
-from bayesimg.models.gsmtr import GroupSparseMTR, SpikeSlabMTR  # noqa: E402
+from bayesimg.models.gsmtr import BilateralGSMTR, GroupSparseMTR, SpikeSlabMTR  # noqa: E402
 
 # the module's old path: `from bayesimg.models import factor_outputs` and
 # `import bayesimg.models.factor_outputs` keep working
 _sys.modules.setdefault(f"{__name__}.factor_outputs", factor_outputs)
 
-__all__ = ["BNMix", "GLRR", "L2R2", "GeneralizedLowRankRegression", "GroupSparseMTR",
-           "LongitudinalLowRankRegression", "Model", "MultiViewFactor", "SpikeSlabMTR"]
+__all__ = ["BNMix", "BilateralGSMTR", "GLRR", "L2R2", "GeneralizedLowRankRegression",
+           "GroupSparseMTR", "LongitudinalLowRankRegression", "Model", "MultiViewFactor",
+           "SpikeSlabMTR"]

@@ -29,6 +29,25 @@ def test_rank_larger_than_min_dims_is_refused(sim):
         GLRR(rank=5).validate(data)
 
 
+def test_default_noise_factors_respect_ledermann_and_more_warns(sim):
+    """Default K is the largest with (c − K)² ≥ c + K (Σ = ΛΛᵀ + diag ψ identified);
+    an explicit larger K is fitted but warned about (ψ then not identified)."""
+    from bayesimg.errors import BayesimgWarning
+    from bayesimg.models.glrr.model import ledermann_bound
+    assert [ledermann_bound(c) for c in range(1, 11)] == [0, 0, 1, 1, 2, 3, 3, 4, 5, 6]
+    for c in range(1, 60):        # brute force: the largest K with the parameter count
+        fits = [k for k in range(c) if c * (k + 1) - k * (k - 1) / 2 <= c * (c + 1) / 2]
+        assert ledermann_bound(c) == max(fits)
+    assert GLRR().n_noise_factors(8) == 4 and GLRR().n_noise_factors(40) == 10
+    data, _ = sim                                     # c = 4: bound 1
+    with pytest.warns(BayesimgWarning, match="exceeds Ledermann's bound"):
+        GLRR(rank=2, noise_factors=2).validate(data)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BayesimgWarning)
+        GLRR(rank=2).validate(data)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(rank=0), "rank must be an integer"),
     (dict(rank=2.5), "rank must be an integer"),

@@ -82,18 +82,24 @@ call costs seconds of compilation).  The recorded draws are the NUTS model's own
 the stored posterior, its identified summaries and the pointwise log-likelihood are
 defined exactly as for NUTS (``tests/glrr/test_glrr_gibbs.py`` checks agreement).
 
-Known limitation — ψ with noise that is not low-rank. On AR(1)-correlated ROIs
-(``simulate_discovery("ar_noise")``: n = 503, 339 SNPs, c = 8, ρ = 0.6; rank 3, the default
-K = 7; 2 × (200 + 300) sweeps) B and Σ are near convergence (R-hat 1.04 and 1.06, min ESS 76
-and 50) but ψ is not (R-hat 1.35, min ESS 5). The likelihood sees Σ only; with K = c − 1 = 7
-factors the split Σ = ΛΛᵀ + diag ψ is not identified (Ledermann's bound for c = 8 is K ≤
-4.47), so ψ lies on a 7-dimensional set of equal likelihood whose position only the prior
-sets, and the η-conditional steps and the one-phenotype ridge moves cross it in very many
-sweeps. Tried and not kept: an HMC move on the whole collapsed noise block (t, log ψ, log ξ;
-η and φ integrated) raised the ESS of Σ 3–5× but not of ψ (the set is curved with √n-stiff
-normal directions, so a diagonal mass does not help), and K = 4 (identified) mixed worse
-(R-hat 1.8: an AR(1) Σ is not four-factor, and several splits fit almost equally). Read Σ
-(``noise_cov``), not ψ, on such data.
+Identification of ψ and mixing on correlated noise. The likelihood sees Σ only, and
+Σ = ΛΛᵀ + diag ψ splits uniquely into Λ and ψ only when the factor model has no more free
+parameters than Σ has entries: Ledermann's bound (c − K)² ≥ c + K (K ≤ 4.47 for c = 8).
+With the former default K = c − 1 the split is not identified and ψ drifts on a set of
+equal likelihood whose position only the prior sets (AR(1)-correlated ROIs, n = 503, 339
+SNPs, c = 8, rank 3, K = 7, 2 × (200 + 300) sweeps: ψ R-hat 1.35, min ESS 5, while B and Σ
+were near convergence). The default K is therefore the largest K within the bound
+(:func:`~bayesimg.models.glrr.model.ledermann_bound`, at most 10); more factors can be
+asked for, with a warning. Measured at the default run length (4 chains × (1000 + 1000)
+sweeps, ``benchmarks/glrr_mixing.py``, ``benchmarks/results/glrr_mixing.json``) on the same
+AR(1) data with K = 4: R-hat 1.006 for B (min bulk ESS 386), 1.018 for Σ (141) and 1.13 for
+ψ (28), against 1.007, 1.024 and 1.128 with K = 7 at the same length: the 1.01 target is
+missed for Σ and ψ there, and bounding K makes ψ identified rather than faster: an AR(1) Σ
+is not a 4-factor matrix and several 4-factor splits fit it almost equally (a misspecified
+noise model). On factor noise (``simulate_glrr``, 2 factors, same genotypes) K = 4 gave 1.049
+(B), 1.030 (Σ), 1.072 (ψ): missed too. Tried and not kept: an HMC move on the whole
+collapsed noise block (t, log ψ, log ξ; η and φ integrated) raised the ESS of Σ 3–5× but not
+of ψ. Read Σ (``noise_cov``), not ψ, on such data.
 
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge

@@ -59,7 +59,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro import handlers
 
 from bayesimg.data.longitudinal import LongitudinalData
 from bayesimg.errors import DataValidationError, ModelSpecError
@@ -157,10 +156,7 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         if self.rank > min(d, c):
             raise ModelSpecError(f"rank {self.rank} exceeds min(genetic terms, phenotypes) "
                                  f"= min({d}, {c}); use rank <= {min(d, c)}")
-        K = self.n_noise_factors(c)
-        if K >= c and K > 0:
-            raise ModelSpecError(
-                f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
+        self.check_noise_factors(c)
         if data.n_subjects < 2:
             raise DataValidationError(f"L2R2 needs at least 2 subjects, got {data.n_subjects}")
         if self.genotype_by_time and not self._uses_time(data):
@@ -277,7 +273,7 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
 
     # ------------------------------------------------------------ the model
     def numpyro_model(self, method: str = "nuts"):
-        glrr_model = super().numpyro_model(method)
+        prior = self.prior_model()
         fixed = self.fixed_subject_var
         store_effects = self.store_subject_effects
 
@@ -286,22 +282,15 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
             if from_posterior:
                 raise ModelSpecError("L2R2 has no posterior predictive model")
             n, T = visit_mask.shape
-            # GLRR's priors and identified summaries on the visit-level design; its own
-            # likelihood site is hidden (the visits are not independent here)
-            sites = handlers.trace(handlers.block(glrr_model, hide=["y"])).get_trace(
-                X=X, Y=Y, Z=Z, **glrr_kw)
+            # GLRR's priors and identified summaries on the visit-level design (the visits
+            # are not independent here, so the likelihood is L2R2's own)
             c = Y.shape[1]
-            B = sites["B"]["value"]
-            mean = X @ B
+            layers = prior(X, Z, c, **glrr_kw)
+            mean = X @ layers["B"]
             if Z is not None:
-                mean = mean + Z @ sites["gamma"]["value"]
-            psi = sites["psi"]["value"]
-            if "noise_raw" in sites:
-                Lam = sites["noise_raw"]["value"] / jnp.sqrt(
-                    jnp.cumprod(sites["noise_increment"]["value"]))
-                cov = Lam @ Lam.T + jnp.diag(psi)
-            else:
-                cov = jnp.diag(psi)
+                mean = mean + Z @ layers["gamma"]
+            Lam, psi = layers["noise_factors"], layers["psi"]
+            cov = Lam @ Lam.T + jnp.diag(psi)
             if fixed:
                 omega = jnp.full((c,), subject_var_prior[0], X.dtype)
             else:

@@ -125,6 +125,7 @@ approximations.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -135,7 +136,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from bayesimg.data.dataset import Dataset
-from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.errors import BayesimgWarning, DataValidationError, ModelSpecError
 from bayesimg.models.core.base import Model
 from bayesimg.models.core.checks import (
     GenotypePhenotypeIO,
@@ -158,8 +159,13 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
     rank : int
         R, the upper bound on the rank of B (≤ min(SNPs, phenotypes)).
     noise_factors : int or None
-        K, the number of latent noise factors (0: diagonal noise).  ``None``:
-        min(10, c − 1).
+        K, the number of latent noise factors (0: diagonal noise).  ``None``: the
+        largest K within Ledermann's bound, (c − K)² ≥ c + K (:func:`ledermann_bound`;
+        K = 4 for c = 8), at most 10.  Beyond it Σ = ΛΛᵀ + diag ψ has more free
+        parameters than Σ has entries, so the split into Λ and ψ is not identified:
+        the likelihood is flat along a set of (Λ, ψ) and ψ drifts on it under any
+        sampler (Σ itself stays identified).  A larger K is allowed, with a one-line
+        warning; read ``noise_cov``, not ``psi``, then.
     snp_prior, phenotype_prior : {"laplace", "gaussian"}
         Prior of the SNP loadings u_h (default Laplace: sparse SNP rows) and of
         the phenotype loadings v_h (default Gaussian, the authors').
@@ -302,10 +308,24 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                 "keep_raw": self.keep_raw}
 
     def n_noise_factors(self, n_phenotypes: int) -> int:
-        """K used for ``n_phenotypes`` phenotypes."""
+        """K used for ``n_phenotypes`` phenotypes: by default the largest K that keeps
+        Σ = ΛΛᵀ + diag ψ identified (:func:`ledermann_bound`), at most 10."""
         if self.noise_factors is None:
-            return int(min(10, max(n_phenotypes - 1, 0)))
+            return int(min(10, ledermann_bound(n_phenotypes)))
         return self.noise_factors
+
+    def check_noise_factors(self, c: int) -> None:
+        """Refuse K ≥ c; warn (one line) when an explicit K exceeds Ledermann's bound."""
+        K = self.n_noise_factors(c)
+        if K >= c and K > 0:
+            raise ModelSpecError(
+                f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
+        bound = ledermann_bound(c)
+        if K > bound:
+            warnings.warn(
+                f"noise_factors = {K} exceeds Ledermann's bound for {c} phenotypes ({bound}): "
+                "Σ = ΛΛᵀ + diag ψ is then not identified, so ψ and Λ do not converge (Σ, "
+                "noise_cov, still does)", BayesimgWarning, stacklevel=3)
 
     def static_key(self, data: Dataset | None = None) -> tuple:
         c = None if data is None else data.n_phenotypes
@@ -324,10 +344,7 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             raise ModelSpecError(
                 f"rank {self.rank} exceeds min(SNPs, phenotypes) = min({d}, {c}); "
                 f"use rank <= {min(d, c)}")
-        K = self.n_noise_factors(c)
-        if K >= c and K > 0:
-            raise ModelSpecError(
-                f"noise_factors = {K} must be smaller than the number of phenotypes ({c})")
+        self.check_noise_factors(c)
         if data.n_subjects < 2:
             raise DataValidationError(f"GLRR needs at least 2 subjects, got {data.n_subjects}")
         check_finite_arrays(data)
@@ -400,6 +417,41 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
 
     # ------------------------------------------------------------ the model
     def numpyro_model(self, method: str = "nuts"):
+        prior = self.prior_model()
+        covariate_scale = self.covariate_scale
+
+        def glrr_model(X, Y, Z, snp_rate, phenotype_rate, rank_increment_shape,
+                       global_precision, noise_shapes, psi_prior, rank_threshold,
+                       sign_reference, n_phenotypes=None, from_posterior=False):
+            d = X.shape[1]
+            c = Y.shape[1] if Y is not None else n_phenotypes
+            if c is None:
+                raise ModelSpecError("pass Y or n_phenotypes to draw from the predictive")
+            if from_posterior:
+                _predictive(X, Z, d, c, covariate_scale)
+                return
+            layers = prior(X, Z, c, snp_rate, phenotype_rate, rank_increment_shape,
+                           global_precision, noise_shapes, psi_prior, rank_threshold,
+                           sign_reference)
+            mean, Lam, psi = layers["mean"], layers["noise_factors"], layers["psi"]
+            if Lam.shape[1] > 0:
+                noise = dist.LowRankMultivariateNormal(mean, Lam, psi)
+            else:
+                noise = dist.Normal(mean, jnp.sqrt(psi)).to_event(1)
+            with numpyro.plate("subject", X.shape[0]):
+                numpyro.sample("y", noise, obs=Y)
+
+        return glrr_model
+
+    def prior_model(self):
+        """GLRR's prior and identified summaries, shared by GLRR and L2R2.
+
+        Returns ``glrr_prior(X, Z, c, snp_rate, …, sign_reference)``, which samples the rank
+        layers (U, V, δ with their shrinkage), Γ, the noise Σ = ΛΛᵀ + diag ψ and records the
+        identified summaries (``B``, loadings, ranks, ``noise_cov``); it returns a dict with
+        ``mean`` = XU diag(δ)Vᵀ + ZΓ, ``B``, ``gamma`` (None without covariates),
+        ``noise_factors`` Λ (c × K) and ``psi``.  The models add their likelihood.
+        """
         R = self.rank
         snp_prior, phenotype_prior = self.snp_prior, self.phenotype_prior
         rank_prior = self.rank_prior
@@ -408,17 +460,12 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         store_noise_cov = self.store_noise_cov
         noise_factors = self.n_noise_factors
 
-        def glrr_model(X, Y, Z, snp_rate, phenotype_rate, rank_increment_shape,
+        def glrr_prior(X, Z, c, snp_rate, phenotype_rate, rank_increment_shape,
                        global_precision, noise_shapes, psi_prior, rank_threshold,
-                       sign_reference, n_phenotypes=None, from_posterior=False):
-            n, d = X.shape
-            c = Y.shape[1] if Y is not None else n_phenotypes
-            if c is None:
-                raise ModelSpecError("pass Y or n_phenotypes to draw from the predictive")
+                       sign_reference):
+            d = X.shape[1]
             K = noise_factors(c)
-            if from_posterior:
-                _predictive(X, Z, d, c, covariate_scale)
-                return
+            gamma = None
             # ---- rank layers
             if snp_prior == "laplace":
                 U = numpyro.sample("U", dist.Laplace(0.0, 1.0 / snp_rate).expand([d, R])
@@ -467,10 +514,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                 t = numpyro.sample("noise_raw", dist.StudentT(3.0, 0.0, 1.0).expand([c, K])
                                    .to_event(2))
                 Lam = t / jnp.sqrt(tau)
-                noise = dist.LowRankMultivariateNormal(mean, Lam, psi)
             else:
                 Lam = jnp.zeros((c, 0), X.dtype)
-                noise = dist.Normal(mean, jnp.sqrt(psi)).to_event(1)
             # ---- what integrated LOO conditions on (U integrated given A = diag(δ)Vᵀ, Σ and
             # U's prior scales): stored, excluded from convergence checks (align_draws)
             numpyro.deterministic("loo_snp_layer", jax.lax.stop_gradient(U))
@@ -480,10 +525,11 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                         jax.lax.stop_gradient(delta), jax.lax.stop_gradient(XU),
                         jax.lax.stop_gradient(Lam), jax.lax.stop_gradient(psi),
                         sign_reference, rank_threshold, store_noise_cov)
-            with numpyro.plate("subject", n):
-                numpyro.sample("y", noise, obs=Y)
+            # B with its gradient (the stored site above has none): same values
+            return {"mean": mean, "B": (U * delta) @ V.T, "gamma": gamma,
+                    "noise_factors": Lam, "psi": psi}
 
-        return glrr_model
+        return glrr_prior
 
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.glrr.gibbs`)."""
@@ -575,11 +621,21 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
 GLRR = GeneralizedLowRankRegression
 
 
+def ledermann_bound(c: int) -> int:
+    """Largest K with (c − K)² ≥ c + K (Ledermann 1937): the most factors for which
+    ΛΛᵀ + diag ψ (c(K + 1) − K(K − 1)/2 free parameters) can be identified from the
+    c(c + 1)/2 entries of Σ.  K = 0 for c ≤ 2; 1, 1, 2, 3, 3, 4 for c = 3 … 8."""
+    K = 0
+    while K + 1 < c and (c - K - 1) ** 2 >= c + K + 1:
+        K += 1
+    return K
+
+
 def _identified(U, V, delta, XU, Lam, psi, sign_reference, rank_threshold, store_noise_cov):
     """Deterministic sites that are functions of the identified B and Σ."""
     d, R = U.shape
     c = V.shape[0]
-    B = numpyro.deterministic("B", (U * delta) @ V.T)
+    numpyro.deterministic("B", (U * delta) @ V.T)
     Qu, Ru = jnp.linalg.qr(U)
     Qv, Rv = jnp.linalg.qr(V)
     core = (Ru * delta) @ Rv.T                       # B = Qu core Qvᵀ
@@ -608,7 +664,6 @@ def _identified(U, V, delta, XU, Lam, psi, sign_reference, rank_threshold, store
                           if Lam.shape[1] > 0 else jnp.zeros((0,), U.dtype))
     if store_noise_cov:
         numpyro.deterministic("noise_cov", Lam @ Lam.T + jnp.diag(psi))
-    return B
 
 
 def _predictive(X, Z, d, c, covariate_scale):

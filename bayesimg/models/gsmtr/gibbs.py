@@ -63,8 +63,13 @@ class GSMTRGibbs(ExactGibbsKernel):
 
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
-        kw = model_kwargs
-        X, Y, Z = kw["X"], kw["Y"], kw["Z"]
+        state = self._initial_state(rng_key, model_kwargs, model_kwargs["Y"])
+        # one sweep from the prior-drawn scales gives a valid starting W
+        return self.sample(state, model_args, model_kwargs)
+
+    def _initial_state(self, rng_key, kw, Y):
+        """State before the first sweep: τ, ω from their prior, W = 0, statistics of Y."""
+        X, Z = kw["X"], kw["Z"]
         n, d = X.shape
         c = Y.shape[1]
         n_genes = kw["gene_sizes"].shape[0]
@@ -95,10 +100,8 @@ class GSMTRGibbs(ExactGibbsKernel):
         if Z is not None:
             cache["ZtZ"] = Z.T @ Z
             cache["ZtY"] = Z.T @ Y
-        state = GSMTRGibbsState(jnp.zeros((), jnp.int32), z, cache, k_state,
-                                {"cholesky_jitter": jnp.zeros((), jnp.int32)})
-        # one sweep from the prior-drawn scales gives a valid starting W
-        return self.sample(state, model_args, model_kwargs)
+        return GSMTRGibbsState(jnp.zeros((), jnp.int32), z, cache, k_state,
+                               {"cholesky_jitter": jnp.zeros((), jnp.int32)})
 
     # ---------------------------------------------------------------- sweep
     def sample(self, state, model_args, model_kwargs):
@@ -142,38 +145,55 @@ class GSMTRGibbs(ExactGibbsKernel):
         z["W"], z["sigma2"] = W, sigma2
 
         # 1/τ, 1/ω | W, σ²
-        row_sq = jnp.sum(W * W, axis=1)
-        gene_sq = jax.ops.segment_sum(row_sq, gene_index, num_segments=n_genes)
-        tiny = jnp.finfo(W.dtype).tiny
-        inv_tau = inverse_gaussian(keys[1], jnp.sqrt(lam1 * sigma2 / jnp.maximum(gene_sq, tiny)),
-                                   lam1)
-        inv_omega = inverse_gaussian(keys[2],
-                                     jnp.sqrt(lam2 * sigma2 / jnp.maximum(row_sq, tiny)), lam2)
-        z["tau"] = 1.0 / inv_tau
-        z["omega"] = 1.0 / inv_omega
+        z["tau"], z["omega"] = self._draw_scales(keys[1], keys[2], W, sigma2, lam1, lam2,
+                                                 gene_index, n_genes)
 
         # Γ | W, σ²
         if Z is not None:
-            r = Z.shape[1]
-            P = cache["ZtZ"] / sigma2 + jnp.eye(r, dtype=W.dtype) / self.covariate_scale**2
             zt_resid = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow else Z.T @ (Y - X @ W)
-            noise = jax.random.normal(keys[4], (r, c), W.dtype)
-            z["gamma"], gamma_jitter = factor_and_apply(
-                P, lambda L: cho_solve(L, zt_resid / sigma2) + solve_lower_t(L, noise))
+            noise = jax.random.normal(keys[4], (Z.shape[1], c), W.dtype)
+            z["gamma"], gamma_jitter = self._draw_gamma(cache["ZtZ"], zt_resid, noise, sigma2)
             n_jitter = n_jitter + gamma_jitter
 
         # λ | τ, ω (hyperprior)
-        if self.hyperprior is not None:
-            a, b = self.hyperprior
-            z["lambda1"] = jax.random.gamma(
-                keys[5], a + jnp.sum(gene_sizes * c + 1.0) / 2.0, dtype=W.dtype) / (
-                b + jnp.sum(z["tau"]) / 2.0)
-            z["lambda2"] = jax.random.gamma(
-                keys[6], a + d * (c + 1.0) / 2.0, dtype=W.dtype) / (b + jnp.sum(z["omega"]) / 2.0)
+        self._draw_lambdas(keys[5], keys[6], z, gene_sizes, d, c)
 
         return GSMTRGibbsState(state.i + 1, z, state.cache,
                                jax.random.split(state.rng_key, 1)[0],
                                {"cholesky_jitter": n_jitter})
+
+    # ------------------------------------------------------ shared conditionals
+    @staticmethod
+    def _draw_scales(key_tau, key_omega, W, sigma2, lam1, lam2, gene_index, n_genes):
+        """τ, ω | W, σ²: 1/τ_k ~ InvGauss(√(λ₁σ²/‖W_k‖²), λ₁) and
+        1/ω_i ~ InvGauss(√(λ₂σ²/‖w_i‖²), λ₂)."""
+        row_sq = jnp.sum(W * W, axis=1)
+        gene_sq = jax.ops.segment_sum(row_sq, gene_index, num_segments=n_genes)
+        tiny = jnp.finfo(W.dtype).tiny
+        inv_tau = inverse_gaussian(key_tau, jnp.sqrt(lam1 * sigma2 / jnp.maximum(gene_sq, tiny)),
+                                   lam1)
+        inv_omega = inverse_gaussian(key_omega,
+                                     jnp.sqrt(lam2 * sigma2 / jnp.maximum(row_sq, tiny)), lam2)
+        return 1.0 / inv_tau, 1.0 / inv_omega
+
+    def _draw_gamma(self, ZtZ, zt_resid, noise, noise_var):
+        """Γ columns | W: N(P⁻¹Zᵀr_j/v, P⁻¹), P = ZᵀZ/v + I/s², noise variance v."""
+        r = ZtZ.shape[0]
+        P = ZtZ / noise_var + jnp.eye(r, dtype=ZtZ.dtype) / self.covariate_scale**2
+        return factor_and_apply(
+            P, lambda L: cho_solve(L, zt_resid / noise_var) + solve_lower_t(L, noise))
+
+    def _draw_lambdas(self, key1, key2, z, gene_sizes, d, c):
+        """λ₁, λ₂ | τ, ω under the Gamma(a, b) hyperprior (in place in ``z``)."""
+        if self.hyperprior is None:
+            return
+        a, b = self.hyperprior
+        dtype = z["tau"].dtype
+        z["lambda1"] = jax.random.gamma(
+            key1, a + jnp.sum(gene_sizes * c + 1.0) / 2.0, dtype=dtype) / (
+            b + jnp.sum(z["tau"]) / 2.0)
+        z["lambda2"] = jax.random.gamma(
+            key2, a + d * (c + 1.0) / 2.0, dtype=dtype) / (b + jnp.sum(z["omega"]) / 2.0)
 
     # -------------------------------------------------------------- outputs
     def postprocess_fn(self, model_args, model_kwargs):

@@ -230,8 +230,14 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, σ²) (original units)."""
         from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
         inputs = regression_inputs(tree, new_data)
-        post = flat_draws(tree, ("W", "gamma", "sigma2"), draws)
-        return linear_predictive(inputs, post["W"], post.get("gamma"), post["sigma2"], rng)
+        post = flat_draws(tree, ("W", "gamma", "sigma2") + tuple(self._noise_sites), draws)
+        return linear_predictive(inputs, post["W"], post.get("gamma"), self._noise_cov(post, tree),
+                                 rng)
+
+    @staticmethod
+    def _noise_cov(post, tree) -> np.ndarray:
+        """Noise variances per draw (S,): iid N(0, σ²) across phenotypes."""
+        return post["sigma2"]
 
     def loo_given_hyperparameters(self, tree, *, draws, rng):
         """log p(y_i | y_{-i}, σ², τ, ω) with W and Γ integrated out.
@@ -244,7 +250,7 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         1/ω_i | · ~ InvGauss(√(λ₂σ²/‖w_i‖²), λ₂), which with the stored (W, σ²) are
         draws of the same joint posterior.
         """
-        from bayesimg.models.core.predict import flat_draws, gaussian_loo_given_prior
+        from bayesimg.models.core.predict import flat_draws
         cd = tree["constant_data"].dataset if "constant_data" in tree.children else {}
         if "X" not in cd or "gene_index" not in cd or "observed_data" not in tree.children:
             return None
@@ -252,7 +258,8 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         Y = np.asarray(tree["observed_data"].dataset["y"].values, dtype=float)
         Z = np.asarray(cd["Z"].values, dtype=float) if "Z" in cd else None
         gene_index = np.asarray(cd["gene_index"].values, dtype=np.int64)
-        post = flat_draws(tree, ("sigma2", "tau", "omega", "W", "lambda1", "lambda2"), draws)
+        post = flat_draws(tree, ("sigma2", "tau", "omega", "W", "lambda1", "lambda2")
+                          + tuple(self._noise_sites), draws)
         sigma2 = np.asarray(post["sigma2"], dtype=float)
         note = "W and Γ integrated out given σ², τ, ω"
         if "tau" not in post or "omega" not in post:
@@ -282,9 +289,19 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             prior_var = np.hstack([prior_var,
                                    np.full((sigma2.shape[0], Z.shape[1]),
                                            self.covariate_scale**2)])
-        log_lik = gaussian_loo_given_prior(design, Y, sigma2, prior_var)
+        log_lik = self._integrated_loglik(design, Y, sigma2, prior_var, post, tree)
         theta = {"sigma2": ((), sigma2), "tau": (("gene",), tau), "omega": (("snp",), omega)}
+        theta.update({name: ((), np.asarray(post[name], float)) for name in self._noise_sites})
         return log_lik, theta, note
+
+    #: scalar noise sites besides σ² that the integrated LOO conditions on
+    _noise_sites: tuple[str, ...] = ()
+
+    @staticmethod
+    def _integrated_loglik(design, Y, sigma2, prior_var, post, tree):
+        """log p(y_i | y_{-i}, θ) (S, n), coefficients integrated out, iid N(0, σ²) noise."""
+        from bayesimg.models.core.predict import gaussian_loo_given_prior
+        return gaussian_loo_given_prior(design, Y, sigma2, prior_var)
 
     # ------------------------------------------------------------ the model
     def numpyro_model(self, method: str = "nuts"):
@@ -293,8 +310,10 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         hyperprior = self.hyperprior
         covariate_scale = self.covariate_scale
 
+        noise_params, observe = self._noise_params, self._observe
+
         def gsmtr_model(X, Y, Z, gene_index, gene_sizes, lambda1, lambda2, whitener,
-                        n_phenotypes=None, subsample_size=None):
+                        n_phenotypes=None, subsample_size=None, **noise_args):
             n, d = X.shape
             c = Y.shape[1] if Y is not None else n_phenotypes
             if c is None:
@@ -341,25 +360,42 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             numpyro.deterministic(
                 "gene_norm",
                 jnp.sqrt(jax.ops.segment_sum(row_sq, gene_index, num_segments=n_genes)))
+            gamma = None
             if Z is not None:
                 gamma = numpyro.sample(
                     "gamma", dist.Normal(0.0, covariate_scale).expand([Z.shape[1], c]).to_event(2))
-            # subsample_size (SVI only): the likelihood of a random minibatch of subjects,
-            # scaled by n / batch (NumPyro's subsampling plate)
-            with numpyro.plate("subject", n, subsample_size=subsample_size, dim=-2) as rows:
+            noise = noise_params(sigma2, c, noise_args)
+
+            def batch_mean(rows):
+                # subsample_size (SVI only): the likelihood of a random minibatch of subjects,
+                # scaled by n / batch (NumPyro's subsampling plate)
                 if subsample_size is None:
-                    Xb, Yb, Zb = X, Y, Z
-                else:
-                    Xb = X[rows]
-                    Yb = None if Y is None else Y[rows]
-                    Zb = None if Z is None else Z[rows]
-                mean = Xb @ W
+                    mean, Yb = X @ W, Y
+                    if Z is not None:
+                        mean = mean + Z @ gamma
+                    return mean, Yb
+                mean = X[rows] @ W
                 if Z is not None:
-                    mean = mean + Zb @ gamma
-                with numpyro.plate("phenotype", c, dim=-1):
-                    numpyro.sample("y", dist.Normal(mean, sigma), obs=Yb)
+                    mean = mean + Z[rows] @ gamma
+                return mean, None if Y is None else Y[rows]
+
+            observe(n, c, subsample_size, batch_mean, noise)
 
         return gsmtr_model
+
+    # the noise model (a subclass with correlated noise overrides both)
+    @staticmethod
+    def _noise_params(sigma2, c, noise_args) -> dict:
+        """Noise sites sampled before the likelihood; here only σ² (already drawn)."""
+        return {"sigma": jnp.sqrt(sigma2)}
+
+    @staticmethod
+    def _observe(n, c, subsample_size, batch_mean, noise) -> None:
+        """y_lj ~ N(mean_lj, σ²) independently over subjects l and phenotypes j."""
+        with numpyro.plate("subject", n, subsample_size=subsample_size, dim=-2) as rows:
+            mean, Yb = batch_mean(rows)
+            with numpyro.plate("phenotype", c, dim=-1):
+                numpyro.sample("y", dist.Normal(mean, noise["sigma"]), obs=Yb)
 
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.gibbs`)."""
