@@ -18,9 +18,23 @@
   fraction of a second; tracing the model in Python remains).  It is on by
   default in ``$XDG_CACHE_HOME/bayesimg/jax`` (``~/.cache/bayesimg/jax``); only
   programs that took at least :data:`CACHE_MIN_COMPILE_SECONDS` to compile are
-  written.  ``BAYESIMG_COMPILATION_CACHE=0`` turns it off, ``=<folder>`` moves
-  it; a cache folder already chosen through JAX (``JAX_COMPILATION_CACHE_DIR``
-  or ``jax.config``) is left alone.
+  written.  ``BAYESIMG_COMPILATION_CACHE=0`` turns it off; a cache folder
+  already chosen through JAX (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is
+  left alone.
+
+  *Only bayesimg's own folder.*  Beyond the size cap JAX deletes cache entries
+  (files named ``*-cache`` and ``*-atime``) in the folder it is given, so that
+  folder must never be one holding the user's files.  ``BAYESIMG_COMPILATION_CACHE=<folder>``
+  therefore does not hand ``<folder>`` itself to JAX: the cache goes into a
+  subfolder bayesimg creates there, ``<folder>/bayesimg-jax-cache``, carrying the
+  marker :data:`CACHE_MARKER` (:mod:`bayesimg.folder_marker`), and eviction only
+  ever sees bayesimg's entries.  (The alternative -- use ``<folder>`` itself when it
+  is new or empty, refuse it otherwise -- would turn away the natural choices, a
+  scratch or project folder, for no gain.)  If that subfolder exists but is not
+  bayesimg's (non-empty without the marker, a file, a symlink) the cache stays off
+  for the process with one warning naming it; nothing there is touched.  The
+  default folder lies inside bayesimg's own ``.../bayesimg/`` namespace and is used
+  directly (earlier versions created it without a marker; it is marked on first use).
 
   *Size cap and concurrent processes.*  The folder is capped at
   :data:`CACHE_MAX_BYTES` (``BAYESIMG_COMPILATION_CACHE_MAX_SIZE``, bytes or
@@ -60,6 +74,8 @@ from pathlib import Path
 
 import jax
 
+from bayesimg.folder_marker import claim_folder, is_marked, write_marker
+
 _state = {"cpu_devices_set": False}
 
 #: Programs compiling faster than this (seconds) are not written to the cache.
@@ -67,6 +83,10 @@ CACHE_MIN_COMPILE_SECONDS = 0.5
 #: Default cap on the cache folder (bytes); least recently used programs go first.
 #: A small model's programs take 10-200 kB each, a large Gibbs sweep a few MB.
 CACHE_MAX_BYTES = 1024**3
+#: Subfolder of a ``BAYESIMG_COMPILATION_CACHE`` folder that holds the cache.
+CACHE_SUBFOLDER = "bayesimg-jax-cache"
+#: Marker file of a cache folder bayesimg created (:mod:`bayesimg.folder_marker`).
+CACHE_MARKER = ".bayesimg-cache.json"
 _OFF = ("0", "false", "no", "off")
 _ON = ("1", "true", "yes", "on")
 _SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3}
@@ -122,6 +142,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "bayesimg" / "jax"
 
 
+def _cache_folder(wanted: str) -> Path:
+    """The cache folder for ``BAYESIMG_COMPILATION_CACHE=wanted`` (empty or "1": the default)."""
+    if not wanted or wanted.lower() in _ON:
+        return default_cache_dir()
+    return Path(wanted).expanduser() / CACHE_SUBFOLDER
+
+
 def compilation_cache_dir() -> str | None:
     """The persistent compilation cache folder in use (``None``: cache off)."""
     configure()
@@ -147,9 +174,20 @@ def _cache_max_bytes() -> int:
 
 
 def _cache_folder_problem(path: Path) -> str | None:
-    """Why ``path`` cannot hold the cache (``None``: it can)."""
+    """Why ``path`` cannot hold the cache (``None``: it can, and it is bayesimg's, marked)."""
+    if not is_marked(path, CACHE_MARKER) and path == default_cache_dir() and path.is_dir() \
+            and not path.is_symlink():
+        # bayesimg's own namespace; earlier versions made it without a marker
+        problem = None
+        try:
+            write_marker(path, CACHE_MARKER)
+        except OSError as err:
+            problem = f"folder {str(path)!r} is not writable ({err.strerror or err})"
+    else:
+        problem = claim_folder(path, CACHE_MARKER)
+    if problem:
+        return problem
     try:
-        path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):   # writable, not just present
             pass
     except OSError as err:
@@ -167,15 +205,15 @@ def _configure_compilation_cache() -> None:
         return
     if jax.config.jax_compilation_cache_dir:   # chosen through JAX already: keep it
         return
-    path = Path(wanted).expanduser() if wanted and wanted.lower() not in _ON \
-        else default_cache_dir()
+    path = _cache_folder(wanted)
     max_bytes = _cache_max_bytes()
     problem = _cache_folder_problem(path)
     if problem:
         warnings.warn(
             f"bayesimg: JAX persistent compilation cache off, {problem}; every new process "
             "compiles its programs again. Set BAYESIMG_COMPILATION_CACHE to a writable "
-            "folder, or to 0 to silence this.", RuntimeWarning, stacklevel=3)
+            "folder (bayesimg keeps its cache in a subfolder it creates there, "
+            f"{CACHE_SUBFOLDER!r}), or to 0 to silence this.", RuntimeWarning, stacklevel=3)
         return
     jax.config.update("jax_compilation_cache_max_size", max_bytes)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)

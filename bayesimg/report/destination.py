@@ -1,6 +1,7 @@
 """Where reports may be written: never over anything bayesimg did not create.
 
-A report folder written by bayesimg carries a marker file (:data:`MARKER`).  A
+A report folder written by bayesimg carries a marker file (:data:`MARKER`, see
+:mod:`bayesimg.folder_marker`).  A
 destination is accepted when
 
 * nothing exists there yet (the folder, and any missing parents, are created), or
@@ -14,13 +15,13 @@ compiled, so neither a user's files nor the time of a long run are lost.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from bayesimg.errors import OutputFolderError
+from bayesimg.folder_marker import is_marked
+from bayesimg.folder_marker import write_marker as write_folder_marker
 
 #: File that marks a folder as a bayesimg report (JSON: creator, version, time).
 MARKER = ".bayesimg-report.json"
@@ -28,14 +29,7 @@ MARKER = ".bayesimg-report.json"
 
 def is_bayesimg_report(folder: str | os.PathLike) -> bool:
     """True when ``folder`` is a real folder (not a symlink) holding the report marker."""
-    folder = Path(folder)
-    marker = folder / MARKER
-    if folder.is_symlink() or not folder.is_dir() or not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text()).get("created_by") == "bayesimg"
-    except (OSError, ValueError, AttributeError):
-        return False
+    return is_marked(folder, MARKER)
 
 
 def check_destination(folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -84,7 +78,4 @@ def check_destination(folder: str | os.PathLike, *, overwrite: bool = False) -> 
 
 def write_marker(folder: Path) -> None:
     """Mark ``folder`` (being built) as a bayesimg report."""
-    from bayesimg import __version__
-    (folder / MARKER).write_text(json.dumps({
-        "created_by": "bayesimg", "version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+    write_folder_marker(folder, MARKER)

@@ -2,8 +2,12 @@
 
 Each check runs a fresh interpreter (the cache is configured once, at import):
 
-* ``BAYESIMG_COMPILATION_CACHE=<folder>`` puts the cache there, and a second
-  process gets a cache hit for a program the first one compiled;
+* ``BAYESIMG_COMPILATION_CACHE=<folder>`` puts the cache in a marked subfolder
+  bayesimg creates there, and a second process gets a cache hit for a program the
+  first one compiled;
+* the user's files in that folder survive fills beyond the size cap (JAX's
+  eviction sees only the subfolder), and a subfolder of that name that bayesimg did
+  not make is refused (cache off, one warning naming it, nothing touched);
 * ``=0`` turns it off;
 * a folder that cannot be created leaves the cache off with exactly one warning,
   and JAX still compiles and runs;
@@ -27,6 +31,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from bayesimg._jax_setup import CACHE_MARKER, CACHE_SUBFOLDER
+from bayesimg.folder_marker import claim_folder, is_marked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,29 +80,70 @@ def _env(**env_vars):
 
 def test_cache_folder_and_hit_in_a_second_process(tmp_path):
     folder = tmp_path / "cache"
-    first = _run(BAYESIMG_COMPILATION_CACHE=str(folder))
-    assert first["dir"] == str(folder) and first["hits"] == 0 and not first["warnings"]
-    assert any(folder.iterdir())
+    first = _run(BAYESIMG_COMPILATION_CACHE=str(folder))   # a new folder: created
+    cache = folder / CACHE_SUBFOLDER
+    assert first["dir"] == str(cache) and first["hits"] == 0 and not first["warnings"]
+    assert is_marked(cache, CACHE_MARKER) and any(cache.glob("*-cache"))
     second = _run(BAYESIMG_COMPILATION_CACHE=str(folder))
     assert second["hits"] >= 1 and second["value"] == first["value"]
 
 
 def test_cache_on_by_default_off_on_request(tmp_path):
     assert _run(BAYESIMG_COMPILATION_CACHE="0")["dir"] is None
+    # the default folder, made unmarked by an earlier version, is bayesimg's: adopted
+    legacy = tmp_path / "bayesimg" / "jax"
+    legacy.mkdir(parents=True)
+    (legacy / "0123-cache").write_bytes(b"old entry")
     default = _run(XDG_CACHE_HOME=str(tmp_path))
-    assert default["dir"] == str(tmp_path / "bayesimg" / "jax")
+    assert default["dir"] == str(legacy) and is_marked(legacy, CACHE_MARKER)
     assert default["max_size"] == 1024**3 and not default["warnings"]
 
 
-def test_size_cap_evicts_least_recently_used(tmp_path):
-    folder = tmp_path / "capped"
+def test_size_cap_evicts_only_bayesimg_entries(tmp_path):
+    # a user's existing folder, with files whose names JAX's eviction would match
+    folder = tmp_path / "project"
+    folder.mkdir()
+    user_files = {"notes.txt": b"mine", "results-cache": b"x" * 50_000, "run-atime": b"1"}
+    for name, data in user_files.items():
+        (folder / name).write_bytes(data)
     out = _run(BAYESIMG_COMPILATION_CACHE=str(folder), BAYESIMG_COMPILATION_CACHE_MAX_SIZE="40K",
                EXTRA_PROGRAMS="12")
     assert out["max_size"] == 40 * 1024 and not out["warnings"]
-    entries = list(folder.glob("*-cache"))
+    entries = list((folder / CACHE_SUBFOLDER).glob("*-cache"))
     # 13 programs of ~5-10 kB were written; only the most recent that fit remain
     assert 1 <= len(entries) < 13
     assert sum(p.stat().st_size for p in entries) <= 40 * 1024
+    for name, data in user_files.items():
+        assert (folder / name).read_bytes() == data
+
+
+def test_subfolder_not_made_by_bayesimg_is_refused(tmp_path):
+    foreign = tmp_path / "scratch" / CACHE_SUBFOLDER
+    foreign.mkdir(parents=True)
+    (foreign / "keep-cache").write_bytes(b"not ours")
+    out = _run(BAYESIMG_COMPILATION_CACHE=str(tmp_path / "scratch"))
+    assert out["dir"] is None
+    assert len(out["warnings"]) == 1 and str(foreign) in out["warnings"][0]
+    assert sorted(p.name for p in foreign.iterdir()) == ["keep-cache"]
+
+
+def test_claim_folder(tmp_path):
+    marker = ".bayesimg-test.json"
+    assert claim_folder(tmp_path / "new" / "deep", marker) is None     # created, parents too
+    assert is_marked(tmp_path / "new" / "deep", marker)
+    assert claim_folder(tmp_path / "new" / "deep", marker) is None     # ours already
+    (tmp_path / "empty").mkdir()
+    assert claim_folder(tmp_path / "empty", marker) is None
+    assert is_marked(tmp_path / "empty", marker)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "a.txt").write_text("mine")
+    assert "did not create" in claim_folder(tmp_path / "full", marker)
+    assert not (tmp_path / "full" / marker).exists()
+    (tmp_path / "file").write_text("mine")
+    assert "is a file" in claim_folder(tmp_path / "file", marker)
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    assert "symlink" in claim_folder(tmp_path / "link", marker)
+    assert not [p for p in tmp_path.iterdir() if ".claim." in p.name]    # no staging left
 
 
 def test_unwritable_folder_fails_soft(tmp_path):
@@ -139,7 +189,6 @@ print(json.dumps({"draws": draws, "hits": len(hits), "maps": counts,
 
 def test_processes_sharing_a_fresh_cache_and_programs_freed(tmp_path):
     if not Path("/proc/self/maps").exists():   # pragma: no cover - Linux only
-        import pytest
         pytest.skip("needs /proc/self/maps")
     env = _env(BAYESIMG_COMPILATION_CACHE=str(tmp_path / "shared"))
 
