@@ -24,6 +24,9 @@ fits, on the same device layout (``pmap`` over CPU devices) as a single fit.
   GSMTR); NUTS trajectories amplify rounding, so over long runs (hundreds of
   warm-up iterations) a batched NUTS fit draws a different, equally valid
   sequence from the same posterior.
+* Fits on nearby subject counts share a program where the model's sampler allows
+  zero-padded subjects (:mod:`bayesimg.inference.padding`: the folds of a K-fold
+  split, 42 and 43 subjects, run as one batch of 44-row arguments).
 * The program is compiled once per (model structure, kernel settings, number
   of fits, which arguments are shared, shapes) and cached like single fits
   (:func:`~bayesimg.inference.mcmc.compiled_mcmc`).
@@ -53,6 +56,13 @@ from bayesimg.inference.mcmc import (
     choose_layout,
     compiled_mcmc,
     program_warmup,
+)
+from bayesimg.inference.padding import (
+    drop_padding,
+    pad_subjects,
+    record_without_count,
+    subject_bucket,
+    without_count,
 )
 from bayesimg.inference.sampling import _stored_sizes, mcmc_fit, mcmc_kernel
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, StoragePlan, plan_storage
@@ -289,11 +299,14 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
                                                target_accept=target_accept,
                                                max_tree_depth=max_tree_depth,
                                                dense_mass=dense_mass)
-    merged, axes = stack_arguments([m.model_args(d, kernel) for m, d in zip(models, datas,
-                                                                            strict=True)])
+    # subjects padded to one bucket size where the sampler allows it (padding.py): folds
+    # of 42 and 43 subjects share a program
+    n_to = subject_bucket(max(d.n_subjects for d in datas))
+    merged, axes = stack_arguments([pad_subjects(m, d, kernel, m.model_args(d, kernel), n_to)
+                                    for m, d in zip(models, datas, strict=True)])
     kwargs = device_args(merged)
     n_fits = len(models)
-    one = {k: (v[0] if axes[k] == 0 else v) for k, v in kwargs.items()}
+    one = without_count({k: (v[0] if axes[k] == 0 else v) for k, v in kwargs.items()})
     storage, sizes = batch_storage(model, data, kernel, chains=chains, draws=draws,
                                    max_draw_bytes=max_draw_bytes,
                                    importance_threshold=importance_threshold, kwargs=one)
@@ -308,17 +321,21 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
         (key, kernel, tuple(sorted(kernel_settings.items()))), make_kernel,
         program_class=BatchedMCMC, n_fits=n_fits, fit_axes=tuple(sorted(axes.items())),
         fit_layout=layout, num_warmup=program_warmup(kernel, warmup), chunk=batch_chunk,
-        repeat_per_chain=repeat, record_extra=pointwise_loglik_fn(model_fn, model.observed),
+        repeat_per_chain=repeat,
+        record_extra=record_without_count(pointwise_loglik_fn(model_fn, model.observed)),
         drop_sites=model.hidden_sites)
     rng = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     out = program.run(rng, kwargs, num_samples=draws, thin=thin, progress=progress,
                       desc=f"{kernel.upper()} {model.name} ×{n_wanted}", num_warmup=warmup)
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
                 "chain_method": layout.method, "devices": layout.n_devices, **kernel_settings}
+    per_fit = program.split_fits(out, n_wanted)
+    for d, o in zip(datas, per_fit, strict=False):
+        o["extra"] = drop_padding(o["extra"], d.n_subjects)
     return [mcmc_fit(m, d, kernel=kernel, seed=s, settings=settings, out=o, storage=storage,
                      stacklevel=4 if warn else None)
             for m, d, s, o in zip(models[:n_wanted], datas[:n_wanted], seeds[:n_wanted],
-                                  program.split_fits(out, n_wanted), strict=True)]
+                                  per_fit, strict=True)]
 
 
 def fit_bucket(n_fits: int) -> int:

@@ -10,7 +10,8 @@
 are checked before any work starts (named errors).
 
 **Batching.**  MCMC jobs with one model structure (``static_key``), method,
-options other than ``seed`` and model-argument shapes form a group; a group
+options other than ``seed`` and model-argument shapes (after padding the subjects to a
+bucket size where the sampler allows it, :mod:`bayesimg.inference.padding`) form a group; a group
 runs as batches of one compiled program vmapped over fits
 (:mod:`bayesimg.inference.batched`: arguments equal in all fits, such as X
 across a λ grid, are passed once; a batch is padded to the next power of two
@@ -72,6 +73,7 @@ from bayesimg.errors import LIBRARY_FILES, FitManyError, ModelSpecError, ResultF
 from bayesimg.inference.common import check_inputs, check_positive_int, device_args
 from bayesimg.inference.convert import _json_default
 from bayesimg.inference.fit import Fit, load
+from bayesimg.inference.padding import pad_subjects, without_count
 from bayesimg.models.core.base import Model
 
 #: attributes written into every saved fit
@@ -427,13 +429,16 @@ def _prepare(index: int, name: str, job: FitJob, size_cache: dict) -> _Prepared:
         raise
     if full.get("checkpoint") or full.get("shard_data"):
         return p  # these run alone, through bayesimg.fit
+    # shapes after the subject padding sample_batch applies (fits on nearby subject
+    # counts group together; padding.py)
+    args = pad_subjects(job.model, job.data, method, args)
     structure = (method, f"{type(job.model).__module__}.{type(job.model).__qualname__}",
                  repr(job.model.static_key(job.data)), _arg_signature(args))
     sizes = size_cache.get(structure)
     if sizes is None:
         from bayesimg.inference.batched import batch_storage
         _, sizes = batch_storage(job.model, job.data, method, chains=chains, draws=draws,
-                                 kwargs=device_args(args))
+                                 kwargs=device_args(without_count(args)))
         size_cache[structure] = sizes
     from bayesimg.inference.storage import plan_storage
     plan = plan_storage(sizes, chains, draws, max_draw_bytes=full["max_draw_bytes"],

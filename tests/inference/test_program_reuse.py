@@ -7,6 +7,9 @@
   power of two with copies of their last fit (``batched.fit_bucket``): a 3-value and a
   4-value grid run one program, and the padding changes no draw -- the three λ values
   shared by both grids get bit-identical draws.
+* Fits on nearby subject counts (K-fold training sets) share a program where the
+  sampler allows zero-padded subjects (``padding.subject_bucket``; GSMTR Gibbs): the
+  padded fit equals the unpadded one up to rounding, log_likelihood included.
 * The pointwise log-likelihood of SVI/MAP draws is computed in chunks of one fixed
   length, the last padded, so its program does not depend on ``num_draws``; the padded
   result equals the per-draw computation.
@@ -23,6 +26,7 @@ import numpyro.distributions as dist
 import bayesimg as bi
 from bayesimg.inference.batched import fit_bucket
 from bayesimg.inference.loglik import batched_loglik, pointwise_loglik_fn
+from bayesimg.inference.padding import subject_bucket
 
 
 def test_fit_bucket_is_next_power_of_two():
@@ -71,3 +75,30 @@ def test_padded_loglik_chunks_equal_per_draw_values():
         assert got.shape == (n, 9)
         np.testing.assert_allclose(got, want, rtol=1e-12)
     assert jax.config.jax_enable_x64
+
+
+def test_subject_buckets():
+    assert [subject_bucket(n) for n in (5, 16, 17, 42, 43, 44, 100, 1000)] == \
+        [5, 16, 18, 44, 44, 44, 104, 1024]
+    assert all(n <= subject_bucket(n) <= n * 1.125 for n in range(1, 3000))
+
+
+def test_folds_of_nearby_sizes_share_a_program_with_unchanged_draws():
+    """Two training sets of 41 and 43 subjects (with covariates) run as one batch of
+    44-row arguments; each fit equals the unpadded single fit up to rounding, its
+    log_likelihood included (padded rows dropped)."""
+    data, _ = bi.data.simulate_gsmtr(n_subjects=45, n_snps=5, n_genes=2, n_phenotypes=2,
+                                     n_covariates=1, seed=8)
+    model = bi.models.GroupSparseMTR(lambda1=3.0, lambda2=3.0)
+    assert model.pads_subjects(data, "gibbs") and not model.pads_subjects(data, "nuts")
+    run = {"chains": 1, "warmup": 3, "draws": 5, "progress": False, "seed": 2}
+    parts = {"a": data.subset_subjects(np.arange(41)), "b": data.subset_subjects(np.arange(2, 45))}
+    fits = bi.fit_many({k: bi.FitJob(model, d, "gibbs", run) for k, d in parts.items()})
+    assert {fits[k].timings["batched_fits"] for k in parts} == {2}
+    single = bi.fit(model, parts["a"], method="gibbs", **run)
+    for site in ("W", "sigma2", "gamma", "tau"):
+        np.testing.assert_allclose(fits["a"].posterior[site].values,
+                                   single.posterior[site].values, rtol=1e-9, atol=1e-12)
+    got, want = fits["a"].log_likelihood["y"], single.log_likelihood["y"]
+    assert got.shape == want.shape == (1, 5, 41)
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-9)

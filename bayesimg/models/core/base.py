@@ -37,6 +37,10 @@ from numpyro.infer import init_to_uniform
 from bayesimg.data.base import SubjectData
 from bayesimg.errors import ModelSpecError
 
+#: argument through which a sampler that takes zero-padded subject rows gets the real
+#: subject count (:meth:`Model.pads_subjects`, :mod:`bayesimg.inference.padding`)
+REAL_SUBJECTS_ARG = "n_real_subjects"
+
 
 class Model(abc.ABC):
     """Base class of every bayesimg model family.
@@ -113,6 +117,19 @@ class Model(abc.ABC):
     def constant_data(self, data: SubjectData) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """Non-observed inputs worth keeping with a fit: name → (dims, array)."""
         return {}
+
+    def pads_subjects(self, data: SubjectData, method: str) -> bool:
+        """True when ``method``'s sampler gives the same draws on zero-padded subjects.
+
+        That is: with every :meth:`subject_axis_args` array padded with zero rows and
+        the real count passed as the argument :data:`REAL_SUBJECTS_ARG`, the kernel's
+        draws are those of the unpadded data with the same keys (it sees the rows only
+        through sums over them, where zero rows add nothing, and draws nothing per
+        subject), and no stored site has a subject axis.  Batched fits of such a model
+        on nearby subject counts then share one compiled program
+        (:mod:`bayesimg.inference.padding`).  Default False.
+        """
+        return False
 
     def subject_axis_args(self, data: SubjectData, method: str = "nuts", *,
                           args: Mapping[str, Any] | None = None) -> frozenset[str]:

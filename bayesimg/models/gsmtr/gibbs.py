@@ -22,6 +22,10 @@ One sweep draws every block from its full conditional:
 For d ≤ n the sweep touches the data only through sufficient statistics computed
 once at initialisation and carried in the state — XᵀX, XᵀY, ‖Y‖²_F (and XᵀZ,
 ZᵀY, ZᵀZ with covariates) — so its cost, d³/3 + O(d²c), does not grow with n.
+Zero rows appended to X, Y (and Z) change none of these statistics; given the real
+count (``n_real_subjects``) the sweep draws exactly as on the unpadded data, which is
+how batched fits on nearby subject counts share one program
+(:mod:`bayesimg.inference.padding`).
 The joint density is MODELS.md §1 (bgsmtr's), whose σ² full conditional given W,
 InvGamma(nc/2 + dc/2 + 3, ‖T − XW‖²/2 + Σ_i ‖w_i‖²(1/τ_k(i) + 1/ω_i)/2 + 1), is what
 the collapsed draw above integrates.  The
@@ -35,6 +39,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bayesimg.models.core.base import REAL_SUBJECTS_ARG
 from bayesimg.models.core.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
@@ -131,8 +136,11 @@ class GSMTRGibbs(ExactGibbsKernel):
         # (σ², W) | τ, ω, Γ: σ² with W integrated out, then W | σ² (one factorisation)
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
 
+        # subjects: X's rows, or the real count when the rows are zero-padded (narrow only)
+        n_obs = kw.get(REAL_SUBJECTS_ARG, n)
+
         def draw_sigma2(q):
-            return (q / 2.0 + 1.0) / jax.random.gamma(keys[3], n * c / 2.0 + 3.0,
+            return (q / 2.0 + 1.0) / jax.random.gamma(keys[3], n_obs * c / 2.0 + 3.0,
                                                       dtype=X.dtype)
 
         if narrow:

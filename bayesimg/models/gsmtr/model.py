@@ -397,6 +397,13 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             with numpyro.plate("phenotype", c, dim=-1):
                 numpyro.sample("y", dist.Normal(mean, noise["sigma"]), obs=Yb)
 
+    def pads_subjects(self, data: Dataset, method: str) -> bool:
+        """The Gibbs kernel on d ≤ n works on XᵀX, XᵀY, ‖Y‖², ZᵀZ, ... and n only (see
+        :mod:`bayesimg.models.gsmtr.gibbs`): zero-padded subjects change nothing.  Only
+        for that kernel: a subclass with its own (e.g. the bilateral one) does not pad."""
+        return (method == "gibbs" and data.n_snps <= data.n_subjects
+                and type(self).gibbs_kernel is GroupSparseMTR.gibbs_kernel)
+
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.gibbs`)."""
         from bayesimg.models.gsmtr.gibbs import GSMTRGibbs
