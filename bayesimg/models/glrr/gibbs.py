@@ -75,7 +75,8 @@ Every step is an exact draw from a full conditional of the augmented posterior, 
 collapsed steps are valid partially collapsed Gibbs orders (van Dyk & Park 2008): η is
 drawn (step 3) before anything conditions on it, and s, φ are redrawn from their
 conditionals right after the moves that integrate them out.  All Gamma variates of a
-sweep come from one ``jax.random.gamma`` call (their shapes are known in advance; each
+sweep come from one call of :func:`bayesimg.models.core.gamma.gamma` (a smaller program
+than ``jax.random.gamma``; their shapes are known in advance; each
 call costs seconds of compilation).  The recorded draws are the NUTS model's own sites
 (U, V, δ, the MGP increments, ψ, Γ, the non-centred noise loadings t = Λτ^{1/2} and
 ξ) with every deterministic site computed by the NUTS model function itself, so
@@ -122,6 +123,7 @@ from bayesimg.models.core.conditionals import (
     inverse_gaussian,
     matrix_normal_kron,
 )
+from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 
 #: degrees of freedom of the Student-t noise loadings (ν of the MGP, as in glrr.py)
@@ -267,7 +269,7 @@ def _laplace_inverse_variance(key, x, rate):
 
 
 class _GammaPool:
-    """All Gamma(shape, 1) variates of a sweep from one ``jax.random.gamma`` call.
+    """All Gamma(shape, 1) variates of a sweep from one call of :func:`gamma`.
 
     The shapes of every Gamma conditional are known before the sweep starts (only the
     rates depend on the state), and each separate ``jax.random.gamma`` call costs
@@ -279,7 +281,7 @@ class _GammaPool:
     def __init__(self, key, blocks, dtype):
         self.sizes = [int(jnp.size(b)) for b in blocks]
         shapes = jnp.concatenate([jnp.ravel(jnp.asarray(b, dtype)) for b in blocks])
-        self.draws = jax.random.gamma(key, shapes, dtype=dtype)
+        self.draws = gamma(key, shapes, dtype=dtype)
         self.offset = 0
         self.block = 0
 

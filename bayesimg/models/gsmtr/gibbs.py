@@ -28,8 +28,10 @@ how batched fits on nearby subject counts share one program
 (:mod:`bayesimg.inference.padding`).
 The joint density is MODELS.md §1 (bgsmtr's), whose σ² full conditional given W,
 InvGamma(nc/2 + dc/2 + 3, ‖T − XW‖²/2 + Σ_i ‖w_i‖²(1/τ_k(i) + 1/ω_i)/2 + 1), is what
-the collapsed draw above integrates.  The
-kernel is a NumPyro ``MCMCKernel``, so the shared MCMC driver runs it like NUTS.
+the collapsed draw above integrates.  All Gamma variates of a sweep (σ², and λ₁, λ₂
+under a hyperprior) come from one call of :func:`bayesimg.models.core.gamma.gamma` (a
+small Marsaglia–Tsang program; each ``jax.random.gamma`` call site cost ~3 CPU-s of
+compile).  The kernel is a NumPyro ``MCMCKernel``, so the shared MCMC driver runs it like NUTS.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bayesimg.models.core.conditionals import (
     gaussian_columns_wide,
     inverse_gaussian,
 )
+from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 from bayesimg.models.core.linalg import cho_solve, factor_and_apply, solve_lower_t
 
@@ -78,15 +81,17 @@ class GSMTRGibbs(ExactGibbsKernel):
         n, d = X.shape
         c = Y.shape[1]
         n_genes = kw["gene_sizes"].shape[0]
-        k_tau, k_omega, k_state = jax.random.split(rng_key, 3)
+        k_scales, _, k_state = jax.random.split(rng_key, 3)
         lam1, lam2 = kw["lambda1"], kw["lambda2"]
         if self.hyperprior is not None:
             lam1 = lam2 = jnp.asarray(self.hyperprior[0] / self.hyperprior[1], X.dtype)
+        # τ and ω from their priors, in one Gamma call (each call site compiles its own)
+        scales = gamma(k_scales, jnp.concatenate([
+            (kw["gene_sizes"] * c + 1.0) / 2.0, jnp.full((d,), (c + 1.0) / 2.0, X.dtype)]))
         z = {
             "sigma2": jnp.var(Y) * jnp.ones((), X.dtype),
-            "tau": jax.random.gamma(k_tau, (kw["gene_sizes"] * c + 1.0) / 2.0) * 2.0 / lam1,
-            "omega": jax.random.gamma(k_omega, jnp.full((d,), (c + 1.0) / 2.0, X.dtype))
-            * 2.0 / lam2,
+            "tau": scales[:n_genes] * 2.0 / lam1,
+            "omega": scales[n_genes:] * 2.0 / lam2,
             "W": jnp.zeros((d, c), X.dtype),
         }
         if Z is not None:
@@ -139,9 +144,16 @@ class GSMTRGibbs(ExactGibbsKernel):
         # subjects: X's rows, or the real count when the rows are zero-padded (narrow only)
         n_obs = kw.get(REAL_SUBJECTS_ARG, n)
 
+        # every Gamma(shape, 1) variate of the sweep in one call: σ²'s, then λ₁'s and λ₂'s
+        # (hyperprior); their shapes are fixed, the state only enters their rates
+        shapes = [n_obs * c / 2.0 + 3.0]
+        if self.hyperprior is not None:
+            a, b = self.hyperprior
+            shapes += [a + jnp.sum(gene_sizes * c + 1.0) / 2.0, a + d * (c + 1.0) / 2.0]
+        unit_gammas = gamma(keys[3], jnp.stack([jnp.asarray(x, X.dtype) for x in shapes]))
+
         def draw_sigma2(q):
-            return (q / 2.0 + 1.0) / jax.random.gamma(keys[3], n_obs * c / 2.0 + 3.0,
-                                                      dtype=X.dtype)
+            return (q / 2.0 + 1.0) / unit_gammas[0]
 
         if narrow:
             W, sigma2, n_jitter = gaussian_columns_given_precision(
@@ -164,7 +176,9 @@ class GSMTRGibbs(ExactGibbsKernel):
             n_jitter = n_jitter + gamma_jitter
 
         # λ | τ, ω (hyperprior)
-        self._draw_lambdas(keys[5], keys[6], z, gene_sizes, d, c)
+        if self.hyperprior is not None:
+            z["lambda1"] = unit_gammas[1] / (b + jnp.sum(z["tau"]) / 2.0)
+            z["lambda2"] = unit_gammas[2] / (b + jnp.sum(z["omega"]) / 2.0)
 
         return GSMTRGibbsState(state.i + 1, z, state.cache,
                                jax.random.split(state.rng_key, 1)[0],
@@ -192,7 +206,8 @@ class GSMTRGibbs(ExactGibbsKernel):
             P, lambda L: cho_solve(L, zt_resid / noise_var) + solve_lower_t(L, noise))
 
     def _draw_lambdas(self, key1, key2, z, gene_sizes, d, c):
-        """λ₁, λ₂ | τ, ω under the Gamma(a, b) hyperprior (in place in ``z``)."""
+        """λ₁, λ₂ | τ, ω under the Gamma(a, b) hyperprior (in place in ``z``; the bilateral
+        kernel's; this kernel draws them from its sweep's single Gamma call)."""
         if self.hyperprior is None:
             return
         a, b = self.hyperprior

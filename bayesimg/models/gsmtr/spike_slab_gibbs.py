@@ -55,6 +55,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from bayesimg.models.core.conditionals import matrix_normal_kron
+from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 from bayesimg.models.core.linalg import robust_cholesky, solve_lower
 
@@ -402,7 +403,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                        a_s + n_snps_in, b_s + eligible - n_snps_in]).astype(dtype),
             jnp.where(kw["dirichlet_alpha"] > 0, kw["dirichlet_alpha"] + counts, 1.0),
             sigma_shapes])
-        gam = jnp.maximum(jax.random.gamma(keys[3], shapes, dtype=dtype),
+        gam = jnp.maximum(gamma(keys[3], shapes, dtype=dtype),
                           jnp.finfo(dtype).tiny)
         n_comp = counts.shape[0]
         z["pi_gene"] = _inside_unit(gam[0] / (gam[0] + gam[1]))
