@@ -78,12 +78,12 @@ def child(family: str) -> dict:
     """Profile one family's programs in this (fresh) process."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import jax
+    from first_fit import _problem
 
     from bayesimg.inference.batched import batch_storage
     from bayesimg.inference.common import device_args
     from bayesimg.inference.loglik import pointwise_loglik_fn
     from bayesimg.inference.mcmc import chain_programs
-    from first_fit import _problem
 
     model, data = _problem(family)
     kwargs = device_args(model.model_args(data, "gibbs"))
