@@ -38,17 +38,33 @@ discovery.  Per scenario and method, pooled over replicates:
   empirical FDR ≤ 0.05 — methods compared at *equal* realised FDR;
 * ``pip_calibration`` (methods with PIPs): per bin of SNP × ROI PIP, mean PIP vs fraction
   truly causal (strict: the SNP itself is causal for that ROI);
+* ``pip_calibration_credible_set_units`` (SpikeSlabMTR): the same per discovery unit —
+  credible set × ROI (PIP = P(some SNP of the set's signal block affects the ROI); causal
+  when the block holds a SNP causal for that ROI) and SNP × ROI outside the sets — so LD
+  proxies that split one signal's PIP are one unit, as the calls are; and
+  ``pip_calibration_snp``: SNP PIP against "the SNP is causal for some ROI";
 * ``coverage_95_causal``: coverage of the 95% intervals of the causal effects;
   ``rmse_all`` / ``rmse_causal``: RMSE of the point estimates (posterior mean, OLS β̂) over
   all SNP × ROI entries / the causal ones (per allele, phenotype SD units);
 * CPU seconds per fit (``time.process_time`` of this process: all threads; the LOO grid's
   cost is its total, i.e. all grid fits plus LOO).
 
-Ratios: ``power_ratio_vs_ols_bh`` (nominal power over OLS+BH's) and
-``power_at_fdr05_ratio_vs_ols`` (power at empirical FDR 0.05 over OLS's, same p-value
-ranking for Bonferroni and BH).  Targets (booleans in ``targets``): power ≥ OLS+BH at no
-higher empirical FDR in every scenario, ≥ 1.3× it in ``shared``; PIP calibration within
-±0.1 in every bin holding ≥ ``--calibration-min-count`` SNP × ROI pairs; CPU time recorded.
+Ratios (per scenario and method), each named for what it compares:
+
+* ``power_ratio_vs_ols_bh`` — the method's own calls at 0.05 over OLS+BH's calls at 0.05
+  (nominal: each at whatever empirical FDR it realised; BH's realise 0.4–0.65 under the
+  r² ≥ 0.5 rule, since LD proxies of one causal SNP are separate BH calls);
+* ``power_ratio_vs_ols_at_matched_empirical_fdr`` — the method's own calls at 0.05 over
+  OLS's p-value ranking cut where its pooled empirical FDR is no higher than the method's
+  (``ols_at_matched_empirical_fdr`` in each method's summary): the issue's "power ≥ OLS+BH
+  at no higher empirical FDR" read at equal realised FDR;
+* ``power_at_fdr05_ratio_vs_ols`` — best threshold of each ranking at empirical FDR 0.05.
+
+Targets (booleans in ``targets``): power ≥ OLS at no higher empirical FDR in every
+scenario, ≥ 1.3× it in ``shared`` — stated three ways (nominal against BH's calls *and*
+FDR ≤ BH's; at matched empirical FDR; at empirical FDR 0.05); PIP calibration within ±0.1
+in every bin holding ≥ ``--calibration-min-count`` units (per SNP × ROI, strict truth; and
+per credible set × ROI, see below); CPU time recorded.
 
     python benchmarks/discovery.py                     # 20 replicates, all scenarios
     python benchmarks/discovery.py --quick             # 2 replicates, end-to-end check
@@ -135,6 +151,20 @@ def _lfsr_fdr_calls(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     mean_lfsr = np.cumsum(ranked["lfsr"].to_numpy()) / np.arange(1, len(ranked) + 1)
     n = int(np.max(np.flatnonzero(mean_lfsr <= alpha), initial=-1)) + 1
     return ranked.iloc[:n]
+
+
+def _unit_calibration_inputs(units: pd.DataFrame, truth) -> tuple[np.ndarray, np.ndarray]:
+    """(PIP, truly causal) per discovery unit — credible set (its signal block) × ROI, and
+    SNP × ROI outside the sets: a set's PIP is P(some SNP of the block affects the ROI),
+    and it is causal when the block holds a SNP causal for that ROI (strict: no proxies)."""
+    causal = set(zip(truth.effects["snp"], truth.effects["phenotype"], strict=True))
+    flags = []
+    for snp, roi, members in zip(units["snp"], units["phenotype"], units["cs_snps"],
+                                 strict=True):
+        snps = [x for x in str(members).split(",") if x] if isinstance(members, str) \
+            else [snp]
+        flags.append(any((x, roi) in causal for x in snps))
+    return units["pip"].to_numpy(dtype=float), np.asarray(flags, dtype=bool)
 
 
 def _interval_calls(table: pd.DataFrame) -> pd.DataFrame:
@@ -350,12 +380,20 @@ def run_replicate(scenario: str, seed: int, args, mvsusie: dict,
                 ["snp", "phenotype", "score", "credible_set"]]
             unit_members = _set_members(everything, fit)
             ranking = "units of fit.discoveries (credible set x ROI, SNP x ROI) by lfsr"
+            unit_pips, unit_causal = _unit_calibration_inputs(everything, truth)
+            probs = bi.report.inclusion_probabilities(fit)
+            causal_snps = set(truth.effects["snp"])
+            snp_level = (probs["snp_pip"].values,
+                         np.array([s in causal_snps for s in probs.coords["snp"].values]))
         else:
             calls = _lfsr_fdr_calls(post, ALPHA)
             rule = "benchmark fallback: mean lfsr of the calls <= 0.05 (no fit.discoveries)"
             ranking = "SNP x ROI by lfsr"
-        records.append(_record("spike_slab", calls, post, truth, cpu, wall,
-                               {"rule": rule, "ranking": ranking},
+        extra = {"rule": rule, "ranking": ranking}
+        if units is not None:
+            extra.update(unit_pips=unit_pips, unit_causal=unit_causal,
+                         snp_pips=snp_level[0], snp_causal=snp_level[1])
+        records.append(_record("spike_slab", calls, post, truth, cpu, wall, extra,
                                set_members=_set_members(calls, fit), units=units,
                                unit_members=unit_members))
 
@@ -383,12 +421,13 @@ def _thin_curve(curve: pd.DataFrame) -> dict:
 
 
 def summarise(records: list[dict], args) -> dict:
-    out = {}
+    out, curves = {}, {}
     for method in dict.fromkeys(r["method"] for r in records):
         recs = [r for r in records if r["method"] == method]
         nom = pd.DataFrame([r["nominal"] for r in recs])
         n_causal = nom["n_causal"].to_numpy()
         curve = power_fdr_curve([r["labelled"] for r in recs], n_causal, "score")
+        curves[method] = curve
         at = power_at_fdr(curve, ALPHA)
         cpu = np.array([r["cpu_seconds"] for r in recs])
         entry = {
@@ -431,9 +470,25 @@ def summarise(records: list[dict], args) -> dict:
             proxy = np.concatenate([r["pip_causal_or_proxy"] for r in recs])
             entry["pip_calibration_causal_or_ld_proxy"] = pip_calibration(
                 pips, proxy, bins=args.calibration_bins).to_dict(orient="list")
+        if all("unit_pips" in r for r in recs):
+            for key, (pk, ck) in {"pip_calibration_credible_set_units": ("unit_pips",
+                                                                        "unit_causal"),
+                                  "pip_calibration_snp": ("snp_pips", "snp_causal")}.items():
+                entry[key] = pip_calibration(
+                    np.concatenate([r[pk] for r in recs]),
+                    np.concatenate([r[ck] for r in recs]),
+                    bins=args.calibration_bins).to_dict(orient="list")
         if "ranking" in recs[0]:
             entry["ranking"] = sorted({r["ranking"] for r in recs})
         out[method] = entry
+    # OLS at the empirical FDR each method's own calls reached: the most power OLS's p-value
+    # ranking has at a pooled empirical FDR no higher than the method's
+    if "ols_bh" in curves:
+        for method, entry in out.items():
+            if method.startswith("ols"):
+                continue
+            entry["ols_at_matched_empirical_fdr"] = power_at_fdr(
+                curves["ols_bh"], entry["nominal"]["fdr"])
     return out
 
 
@@ -449,8 +504,16 @@ def _ratios_and_targets(summary: dict, args) -> tuple[dict, dict]:
             nominal_ratio = (m["nominal"]["power"] / bh["nominal"]["power"]
                              if bh["nominal"]["power"] > 0 else None)
             at_ratio = (m["at_empirical_fdr_0.05"]["power"] / ols_at if ols_at > 0 else None)
-            ratios[scenario][method] = {"power_ratio_vs_ols_bh": nominal_ratio,
-                                        "power_at_fdr05_ratio_vs_ols": at_ratio}
+            matched = m.get("ols_at_matched_empirical_fdr", {}).get("power")
+            matched_ratio = (m["nominal"]["power"] / matched if matched else None)
+            ratios[scenario][method] = {
+                # own calls at 0.05 against BH's calls at 0.05, whatever FDR each realised
+                "power_ratio_vs_ols_bh": nominal_ratio,
+                # own calls at 0.05 against OLS's p-value ranking cut at the same (pooled)
+                # empirical FDR as those calls
+                "power_ratio_vs_ols_at_matched_empirical_fdr": matched_ratio,
+                # best threshold of each ranking at empirical FDR 0.05
+                "power_at_fdr05_ratio_vs_ols": at_ratio}
     for method in sorted({m for s in summary.values() for m in s if not m.startswith("ols")}):
         per = {}
         for scenario, methods in summary.items():
@@ -464,8 +527,12 @@ def _ratios_and_targets(summary: dict, args) -> tuple[dict, dict]:
                                   and m["nominal"]["fdr"] <= max(bh["nominal"]["fdr"], ALPHA))
             at_ok = (m["at_empirical_fdr_0.05"]["power"]
                      >= need * bh["at_empirical_fdr_0.05"]["power"])
+            matched = m.get("ols_at_matched_empirical_fdr")
+            matched_ok = (None if matched is None
+                          else m["nominal"]["power"] >= need * matched["power"])
             entry = {
                 "required_power_ratio": need,
+                "nominal_power_ge_ols_at_matched_empirical_fdr": matched_ok,
                 "nominal_power_ge_ols_bh_at_no_higher_empirical_fdr": bool(nominal_ok),
                 "nominal_power_ge_ols_bh_and_fdr_le_max_of_ols_bh_fdr_and_0.05":
                     bool(nominal_ok_lenient),
@@ -479,20 +546,29 @@ def _ratios_and_targets(summary: dict, args) -> tuple[dict, dict]:
                     (ok_bins["difference"].abs() <= 0.1).all()) if len(ok_bins) else None
                 entry["pip_calibration_max_abs_difference"] = float(
                     ok_bins["difference"].abs().max()) if len(ok_bins) else None
-                proxy = pd.DataFrame(m["pip_calibration_causal_or_ld_proxy"])
-                proxy = proxy[proxy["n"] >= args.calibration_min_count]
-                entry["pip_calibration_causal_or_ld_proxy_within_0.1"] = bool(
-                    (proxy["difference"].abs() <= 0.1).all()) if len(proxy) else None
+                for key in ("pip_calibration_causal_or_ld_proxy",
+                            "pip_calibration_credible_set_units", "pip_calibration_snp"):
+                    if key not in m:
+                        continue
+                    other = pd.DataFrame(m[key])
+                    other = other[other["n"] >= args.calibration_min_count]
+                    entry[f"{key}_within_0.1"] = bool(
+                        (other["difference"].abs() <= 0.1).all()) if len(other) else None
+                    entry[f"{key}_max_abs_difference"] = float(
+                        other["difference"].abs().max()) if len(other) else None
             per[scenario] = entry
         all_nominal = all(e["nominal_power_ge_ols_bh_at_no_higher_empirical_fdr"]
                           for e in per.values())
         all_at = all(e["power_at_empirical_fdr05_ge_ols"] for e in per.values())
+        all_matched = all(bool(e["nominal_power_ge_ols_at_matched_empirical_fdr"])
+                          for e in per.values())
         cal_flags = [e.get("pip_calibration_within_0.1") for e in per.values()
                      if e.get("pip_calibration_within_0.1") is not None]
         targets[method] = {
             "per_scenario": per,
             "power_target_met_every_scenario_nominal": bool(all_nominal),
             "power_target_met_every_scenario_at_empirical_fdr05": bool(all_at),
+            "power_target_met_every_scenario_at_matched_empirical_fdr": bool(all_matched),
             "pip_calibration_within_0.1_every_scenario": (bool(all(cal_flags))
                                                           if cal_flags else None),
             "cpu_time_recorded": True,

@@ -25,15 +25,21 @@ else, except an optional LD matrix for the credible sets when the fit carries no
   so the set stays pure — until P(at least one of the set included) ≥ ``coverage``.  The
   set's purity is the smallest |r| between any two of its SNPs; sets with purity <
   ``min_purity`` are dropped (as SuSiE does) and leads that cannot reach the coverage form
-  none.  A set's members are not reused.  LD is the correlation of
+  none.  The candidates left after the coverage is reached that keep the set pure extend it
+  to its **signal block** (the set plus every other pure alternative to its lead): in a
+  block of 40–100 near-copies the sampler spreads one signal thinly over all of them, the
+  95% set stops at coverage ≈ 0.95, and the draws where the signal sits on a copy outside it
+  would put a zero on both signs (lfsr ≥ 1 − coverage ≈ 0.05, never callable at α = 0.05).
+  A block's SNPs are not reused.  LD is the correlation of
   the genotypes in the fit's ``constant_data`` (or an ``ld`` matrix passed in).
 * **Discoveries at Bayesian FDR α** (Müller, Parmigiani, Robert & Rousseau 2004, JASA;
   Stephens 2017): the units are (credible set, ROI) for every credible set — the set's
-  effect on ROI k is the sum of its SNPs' effects in each draw (each signed by the sign of
-  its correlation with the lead SNP, so all are on the lead's allele), so LD proxies sharing one
-  signal are one discovery, not ten — and (SNP, ROI) for every SNP outside the sets.  The
-  units are sorted by lfsr and the largest leading group whose mean lfsr ≤ α is reported:
-  its expected false sign (or false discovery) proportion is at most α.
+  effect on ROI k is the sum of the effects of its signal block's SNPs in each draw (each
+  signed by the sign of its correlation with the lead SNP, so all are on the lead's
+  allele), so LD proxies sharing one signal are one discovery, not ten — and (SNP, ROI)
+  for every SNP outside the sets.  The units are sorted by lfsr and the largest leading
+  group whose mean lfsr ≤ α is reported: its expected false sign (or false discovery)
+  proportion is at most α.
 
 Effects and 95% equal-tailed intervals are in the phenotype's original units per copy of the
 counted allele when the fit carries the standardisation constants (``phenotype_scale``,
@@ -218,24 +224,30 @@ def _credible_sets(tree, coverage, min_purity, ld) -> tuple[list[dict], xr.Datas
         # added in PIP order, each only if it keeps the set pure (|r| ≥ min_purity with every
         # member): in a long LD block the set stays a block of near-copies of the lead
         members, covered, reached = [lead], inc[:, lead].copy(), inc[:, lead].mean()
+        n_set = None
         for j in cands:
-            if reached >= coverage:
-                break
+            if reached >= coverage and n_set is None:
+                n_set = len(members)          # the credible set ends here ...
             if np.min(np.abs(corr.cross([j], members))) < min_purity:
                 continue
-            members.append(j)
+            members.append(j)                 # ... its signal block goes on
             covered |= inc[:, j]
-            reached = covered.mean()
+            if n_set is None:
+                reached = covered.mean()
+        n_set = len(members) if n_set is None else n_set
         if reached < coverage:
             continue
-        purity = float(np.min(np.abs(corr.block(members)))) if len(members) > 1 else 1.0
+        purity = float(np.min(np.abs(corr.block(members[:n_set])))) if n_set > 1 else 1.0
         free[members] = False
         if purity < min_purity:
             continue
+        block_purity = (float(np.min(np.abs(corr.block(members)))) if len(members) > 1
+                        else 1.0)
         # a proxy counted on the other allele (r < 0) carries the signal with the other sign
         signs = np.where(r_lead[members] < 0, -1.0, 1.0)
-        sets.append({"members": members, "coverage": float(reached), "purity": purity,
-                     "signs": signs})
+        sets.append({"members": members[:n_set], "block": members, "coverage": float(reached),
+                     "purity": purity, "block_purity": block_purity,
+                     "block_coverage": float(covered.mean()), "signs": signs})
     for k, s in enumerate(sets, start=1):
         s["name"] = f"CS{k}"
     return sets, probs
@@ -259,7 +271,9 @@ def credible_sets(fit: Any, coverage: float = 0.95, min_purity: float = 0.5, *,
     -------
     pandas.DataFrame
         ``credible_set, lead_snp, gene, size, coverage, purity, lead_pip, snps`` (the
-        members in PIP order, comma-separated).  Empty for fits without indicators.
+        members in PIP order, comma-separated), and the set's signal block (the unit
+        :func:`discoveries` calls): ``block_size``, ``block_coverage`` (P(some SNP of the
+        block included)), ``block_purity``.  Empty for fits without indicators.
     """
     _check_fraction("coverage", coverage)
     _check_fraction("min_purity", min_purity, closed=True)
@@ -272,9 +286,12 @@ def credible_sets(fit: Any, coverage: float = 0.95, min_purity: float = 0.5, *,
              "gene": genes[s["members"][0]], "size": len(s["members"]),
              "coverage": s["coverage"], "purity": s["purity"],
              "lead_pip": float(pip[s["members"][0]]),
-             "snps": ",".join(str(snps[j]) for j in s["members"])} for s in sets]
+             "snps": ",".join(str(snps[j]) for j in s["members"]),
+             "block_size": len(s["block"]), "block_coverage": s["block_coverage"],
+             "block_purity": s["block_purity"]} for s in sets]
     return pd.DataFrame(rows, columns=["credible_set", "lead_snp", "gene", "size", "coverage",
-                                       "purity", "lead_pip", "snps"])
+                                       "purity", "lead_pip", "snps", "block_size",
+                                       "block_coverage", "block_purity"])
 
 
 # ---------------------------------------------------------------------------- discoveries
@@ -308,11 +325,12 @@ def discoveries(fit: Any, fdr: float = 0.05, *, coverage: float = 0.95,
     pandas.DataFrame
         One row per discovery, by increasing lfsr: ``gene, snp, phenotype, effect, lower,
         upper, pip, lfsr, credible_set, cs_purity, cs_snps``.  For a credible set ``snp`` is
-        its lead SNP, ``effect`` the posterior mean of the set's summed effect and ``pip``
-        P(some SNP of the set affects the ROI); ``credible_set`` and ``cs_snps`` (the set's
-        SNPs, comma-separated) are None and ``cs_purity`` NaN for single SNPs.  ``effect``,
-        ``lower``, ``upper`` (95% equal-tailed interval) are in the units named by
-        ``attrs["units"]``.  ``attrs`` also hold ``fdr``,
+        its lead SNP, ``effect`` the posterior mean of the summed effect of the set's signal
+        block and ``pip`` P(some SNP of the block affects the ROI); ``cs_snps`` are the
+        block's SNPs (comma-separated) and ``cs_purity`` the block's purity;
+        ``credible_set`` and ``cs_snps`` are None and ``cs_purity`` NaN for single SNPs.
+        ``effect``, ``lower``, ``upper`` (95% equal-tailed interval) are in the units named
+        by ``attrs["units"]``.  ``attrs`` also hold ``fdr``,
         ``n_units`` (units ranked), ``expected_false`` (sum of the selected lfsr) and
         ``pip_defined``.
     """
@@ -333,7 +351,7 @@ def discoveries(fit: Any, fdr: float = 0.05, *, coverage: float = 0.95,
     rows = []
     in_set = np.zeros(len(snps), bool)
     for s in sets:
-        members = s["members"]
+        members = s["block"]
         in_set[members] = True
         # the set's effect, on the lead SNP's allele: members signed by their LD with the lead
         summed = np.einsum("sjc,j->sc", original[:, members, :], s["signs"])
@@ -341,7 +359,7 @@ def discoveries(fit: Any, fdr: float = 0.05, *, coverage: float = 0.95,
         set_lfsr = _lfsr(summed)
         for k in range(len(phen)):
             rows.append((members[0], k, summed[:, k], float(nonzero[k]), float(set_lfsr[k]),
-                         s["name"], s["purity"], ",".join(str(snps[j]) for j in members)))
+                         s["name"], s["block_purity"], ",".join(str(snps[j]) for j in members)))
     for j in np.flatnonzero(~in_set):
         for k in range(len(phen)):
             rows.append((j, k, None, float(snp_roi_pip[j, k]) if has_pip else np.nan,

@@ -133,3 +133,38 @@ def test_near_copies_in_together_form_one_set_and_one_discovery():
     table = discoveries(tree, fdr=0.05)
     assert list(table["credible_set"]) == ["CS1"]
     assert abs(table["effect"].iloc[0] - 0.4) < 1e-9
+
+
+def test_signal_thinned_over_a_block_of_near_copies_is_one_callable_discovery():
+    """A signal the sampler spreads over 46 near-copies (10% of the draws on one, 2% on each
+    other): the 95% set stops at coverage 0.96, so its own summed effect is 0 in 4% of the
+    draws (lfsr ≥ 0.04, not callable at α = 0.01); the set's signal block (every pure copy)
+    carries it in all draws and is one discovery.  A block that carries a signal in only
+    half the draws is not called, and no single copy is called beside the block."""
+    rng = np.random.default_rng(1)
+    n, S, copies = 400, 1000, 46
+    base = rng.standard_normal(n)
+    X = np.column_stack([base[:, None] + 0.15 * rng.standard_normal((n, copies)),
+                         rng.standard_normal((n, 1))])            # last: an unlinked SNP
+    d = X.shape[1]
+    # the lead copy carries it in 10% of the draws, each other copy in 2%
+    carrier = np.concatenate([np.zeros(100, int), np.repeat(np.arange(1, copies), 20)])
+    rng.shuffle(carrier)
+    snp_in = np.zeros((S, d), bool)
+    snp_in[np.arange(S), carrier] = True
+    W = np.zeros((S, d, 1))
+    W[np.arange(S), carrier, 0] = 0.4
+    tree = _synthetic_fit(X, snp_in, W)
+    sets = credible_sets(tree)
+    assert len(sets) == 1
+    assert sets["size"].iloc[0] < copies and sets["coverage"].iloc[0] < 0.99
+    assert sets["block_size"].iloc[0] == copies and sets["block_coverage"].iloc[0] == 1.0
+    table = discoveries(tree, fdr=0.01)
+    assert list(table["credible_set"]) == ["CS1"]
+    assert table["lfsr"].iloc[0] == 0.0 and len(table["cs_snps"].iloc[0].split(",")) == copies
+    # the same block with the signal absent in half the draws: lfsr 0.5, nothing called
+    W_half = W.copy()
+    W_half[: S // 2] = 0.0
+    snp_in_half = snp_in.copy()
+    snp_in_half[: S // 2] = False
+    assert discoveries(_synthetic_fit(X, snp_in_half, W_half), fdr=0.05).empty
