@@ -137,13 +137,15 @@ def discovery_comparison(fits: dict, dataset, truth: pd.DataFrame
     from bayesimg.baselines import ols_scan, scan_discoveries
     from bayesimg.data.simulate_discovery import ld_r2
     from bayesimg.metrics import label_discoveries
-    from bayesimg.report.discovery import credible_sets, discoveries
+    from bayesimg.report.discovery import discoveries
 
     r2 = ld_r2(dataset)
     planted = truth[["snp", "phenotype"]].astype(str)
     calls = {name: discoveries(f, fdr=0.05) for name, f in fits.items()}
-    members = {name: {row.credible_set: row.snps.split(",")
-                      for row in credible_sets(f).itertuples()} for name, f in fits.items()}
+    # a credible-set discovery is its signal block: the SNPs whose effects it sums
+    members = {name: {row.credible_set: row.cs_snps.split(",")
+                      for row in table_.dropna(subset=["credible_set"]).itertuples()}
+               for name, table_ in calls.items()}
     calls["ols_bonferroni"] = scan_discoveries(ols_scan(dataset), "bonferroni", 0.05)
     rows, labelled = [], {}
     for name, table_ in calls.items():

@@ -3,7 +3,8 @@ the calibration of its posterior inclusion probabilities.
 
 Replicates r = 1..R: genotypes X_r (n = 40, d = 6 SNPs in 2 genes of 3, c = 2 ROIs), every
 parameter drawn from the model's prior — π_gene, π_snp ~ Beta(1, 1), γ_g, δ_j, mixture
-weights ~ Dirichlet(1), a component per included SNP, w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
+weights ω_p ρ_t (pattern and slab-scale weights ~ Dirichlet(1) each), a component per
+included SNP, w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
 I) — and Y = XW + E, rows of E ~ N(0, Σ); then the posterior is sampled.  Two SNPs are LD
 proxies of others (r ≈ 0.8; one pair within a gene, one across genes), so the pair moves
 run.  If the sampler targets the posterior, the rank of every true scalar among L thinned
@@ -42,7 +43,9 @@ def _prior_draw(rng, gene_index):
     pi_gene, pi_snp = rng.beta(1, 1), rng.beta(1, 1)
     gene_in = rng.random(gene_index.max() + 1) < pi_gene
     snp_in = gene_in[gene_index] & (rng.random(D) < pi_snp)
-    weights = rng.dirichlet(np.ones(n_comp))
+    # the default product prior: pattern weights × slab-scale weights, Dirichlet(1) each
+    weights = np.outer(rng.dirichlet(np.ones(n_comp // len(SCALES))),
+                       rng.dirichlet(np.ones(len(SCALES)))).ravel()
     W = np.zeros((D, C))
     for j in np.flatnonzero(snp_in):
         m = rng.choice(n_comp, p=weights)

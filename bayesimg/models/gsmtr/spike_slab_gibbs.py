@@ -34,8 +34,12 @@ One sweep:
 2. γ_g | δ, π: 1 if any SNP of g is in, else Bernoulli(π_g(1 − π_s)^{m_g} /
    [π_g(1 − π_s)^{m_g} + 1 − π_g]).
 3. π_gene | γ ~ Beta(a_g + Σγ, b_g + G − Σγ); π_snp | δ, γ ~ Beta(a_s + Σδ,
-   b_s + Σ_g γ_g m_g − Σδ); mixture weights | m, δ ~ Dirichlet(α + counts among δ = 1)
-   over the components with α > 0 (α = 0 marks a padding slot: weight 0, never chosen).
+   b_s + Σ_g γ_g m_g − Σδ); mixture weights: ``mixture_prior="product"`` (default),
+   π_(p,t) = ω_p ρ_t with pattern weights ω | m, δ ~ Dirichlet(α + pattern counts among
+   δ = 1) and scale weights ρ | m, δ ~ Dirichlet(α + scale counts) — the likelihood of the
+   component labels, Π ω_p^{n_p} ρ_t^{n_t}, factorises, so the two are conditionally
+   independent Dirichlets; ``"joint"``: one Dirichlet(α + counts) over all (pattern, scale)
+   pairs.  Patterns with α = 0 are padding slots: weight 0, never chosen.
 4. Σ | W, Γ: full: InvWishart(ν₀ + n, Ψ₀ + EᵀE); diagonal: σ_k² ~ InvGamma(a₀ + n/2,
    b₀ + (EᵀE)_kk/2), E = Y − XW − ZΓ.
 5. Γ | W, Σ (covariates): vec Γ ~ N with precision Σ⁻¹ ⊗ ZᵀZ + I/s_Γ²
@@ -161,9 +165,11 @@ class SpikeSlabGibbs(ExactGibbsKernel):
     effects on the ROIs of the subset, exactly 0 elsewhere; all ones is U = I).
     """
 
-    def __init__(self, *, residual: str = "full", covariate_scale: float = 10.0):
+    def __init__(self, *, residual: str = "full", covariate_scale: float = 10.0,
+                 mixture_prior: str = "product"):
         self.residual = residual
         self.covariate_scale = covariate_scale
+        self.mixture_prior = mixture_prior
 
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
@@ -398,19 +404,34 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         # every Gamma variate of the sweep in ONE call (each call site of jax.random.gamma
         # adds seconds of compile time): π_gene, π_snp (Beta as two Gammas each), the
         # Dirichlet weights, and Σ's
+        alpha = kw["dirichlet_alpha"]
+        if self.mixture_prior == "product":
+            # π_(p,t) = ω_p ρ_t: pattern counts and scale counts, two Dirichlets
+            a_pat, a_scale = alpha.reshape(-1, n_scales)[:, 0], jnp.max(
+                alpha.reshape(-1, n_scales), axis=0)
+            per = counts.reshape(-1, n_scales)
+            weight_shapes = jnp.concatenate([jnp.where(a_pat > 0, a_pat + per.sum(axis=1), 1.0),
+                                             a_scale + per.sum(axis=0)])
+        else:
+            weight_shapes = jnp.where(alpha > 0, alpha + counts, 1.0)
+        n_w = weight_shapes.shape[0]
         shapes = jnp.concatenate([
             jnp.stack([a_g + n_genes_in, b_g + n_genes - n_genes_in,
                        a_s + n_snps_in, b_s + eligible - n_snps_in]).astype(dtype),
-            jnp.where(kw["dirichlet_alpha"] > 0, kw["dirichlet_alpha"] + counts, 1.0),
-            sigma_shapes])
+            weight_shapes, sigma_shapes])
         gam = jnp.maximum(gamma(keys[3], shapes, dtype=dtype),
                           jnp.finfo(dtype).tiny)
-        n_comp = counts.shape[0]
         z["pi_gene"] = _inside_unit(gam[0] / (gam[0] + gam[1]))
         z["pi_snp"] = _inside_unit(gam[2] / (gam[2] + gam[3]))
-        weights = jnp.where(kw["dirichlet_alpha"] > 0, gam[4:4 + n_comp], 0.0)
+        if self.mixture_prior == "product":
+            n_pat = a_pat.shape[0]
+            omega = jnp.where(a_pat > 0, gam[4:4 + n_pat], 0.0)
+            rho = gam[4 + n_pat:4 + n_w]
+            weights = (omega[:, None] / jnp.sum(omega) * (rho / jnp.sum(rho))[None, :]).ravel()
+        else:
+            weights = jnp.where(alpha > 0, gam[4:4 + n_w], 0.0)
         z["mixture_weights"] = weights / jnp.sum(weights)
-        sigma_gammas = gam[4 + n_comp:]
+        sigma_gammas = gam[4 + n_w:]
         if self.residual == "full":
             Sigma = inverse_wishart(keys[6], 2.0 * sigma_gammas, psi0 + ete)
         else:
