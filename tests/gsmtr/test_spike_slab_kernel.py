@@ -157,6 +157,7 @@ def test_inverse_wishart_draws_have_the_right_mean():
     {"snp_prior": (1.0,)},
     {"dirichlet_alpha": 0.0},
     {"covariate_scale": -1.0},
+    {"mixture_prior": "mash"},
 ])
 def test_bad_settings_are_named_errors(kwargs):
     with pytest.raises(ModelSpecError):

@@ -94,6 +94,11 @@ def test_chance_roi_is_not_called_and_padding_has_no_weight():
     unused = np.char.startswith(weights.coords["component"].values.astype(str), "unused")
     assert float(np.abs(weights.values[..., unused]).max()) == 0.0
     np.testing.assert_allclose(weights.sum("component").values, 1.0, rtol=1e-10)
+    # the default product prior: every draw's weights are pattern weights × scale weights
+    n_scales = len(SpikeSlabMTR().slab_scales)
+    table = weights.values.reshape(-1, weights.sizes["component"] // n_scales, n_scales)
+    outer = table.sum(axis=2)[:, :, None] * table.sum(axis=1)[:, None, :]
+    np.testing.assert_allclose(table, outer, atol=1e-12)
 
 
 def _synthetic_fit(X, snp_in, W):
