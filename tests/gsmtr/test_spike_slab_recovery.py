@@ -43,7 +43,9 @@ def _fit(data, seed, **model_kwargs):
 
 def _score(fit, data, truth, fdr=ALPHA):
     table = discoveries(fit, fdr=fdr)
-    members = {row.credible_set: row.snps.split(",") for row in credible_sets(fit).itertuples()}
+    # a credible-set call is its signal block: the SNPs whose effects it sums
+    members = {row.credible_set: row.cs_snps.split(",")
+               for row in table.dropna(subset=["credible_set"]).itertuples()}
     return score_discoveries(table, truth, ld_r2(data), set_members=members), table
 
 
