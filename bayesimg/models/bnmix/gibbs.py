@@ -59,6 +59,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from bayesimg.models.bnmix.math import (
+    adjacent_swap_proposal,
     allowed_from_position,
     component_loglik,
     label_mask,
@@ -378,13 +379,9 @@ class BNMixGibbs(ExactGibbsKernel):
             key, *phase_keys = jax.random.split(key, 3)
             accepted = proposed = jnp.zeros((), dtype)
             for o, k in zip((0, 1), phase_keys, strict=True):
-                n_pairs = (p - o) // 2
+                n_pairs, group, new = adjacent_swap_proposal(pos, o, p)
                 if n_pairs == 0:
                     continue
-                rel = pos - o
-                paired = (rel >= 0) & (rel < 2 * n_pairs)
-                group = jnp.where(paired, rel // 2, n_pairs)
-                new = jnp.where(paired, jnp.where(rel % 2 == 0, pos + 1, pos - 1), pos)
                 (pos, st, ml, vhat), (a, n) = mh(pos, st, ml, vhat, new, group, n_pairs, k)
                 accepted, proposed = accepted + a, proposed + n
             return (pos, st, ml, vhat, key), (accepted, proposed)

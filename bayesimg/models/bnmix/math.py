@@ -131,3 +131,21 @@ def pooled_node_regression(S, j, sd0, sd, sigma2, n_k, key=None):
     uk = jax.vmap(lambda L, b: solve_triangular(L.T, b, lower=False))(
         Lk, wk - jnp.einsum("kab,b->ka", Wk, u0) + eps)
     return log_ml, sd0 * u0, sd * uk
+
+
+
+def adjacent_swap_proposal(pos, offset: int, p: int):
+    """One phase of disjoint adjacent-position swaps, as used by the order moves.
+
+    Phase ``offset`` (0 or 1) pairs positions (o, o+1), (o+2, o+3), …; a swap changes
+    only its two nodes' predecessor sets, so the decisions within a phase are
+    independent Metropolis steps.  Returns ``(n_pairs, group, proposed)``: ``group``
+    (p,) is each node's pair (``n_pairs`` for an unpaired node) and ``proposed`` the
+    positions after swapping every pair; ``n_pairs`` is 0 when the phase is empty.
+    """
+    n_pairs = (p - offset) // 2
+    rel = pos - offset
+    paired = (rel >= 0) & (rel < 2 * n_pairs)
+    group = jnp.where(paired, rel // 2, n_pairs)
+    proposed = jnp.where(paired, jnp.where(rel % 2 == 0, pos + 1, pos - 1), pos)
+    return n_pairs, group, proposed

@@ -74,6 +74,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
+from bayesimg.models.bnmix.math import adjacent_swap_proposal
+
 LOG_2PI = 1.8378770664093453
 #: largest score table (clusters × nodes × parent sets) ``BNMix`` accepts (~0.4 GB in float64
 #: with its Cholesky intermediates a few times that): beyond it, say so before compiling
@@ -237,13 +239,9 @@ def order_moves(key, position, table, sets, adjacent_passes: int, relocations: i
         key, *phase_keys = jax.random.split(key, 3)
         acc = tot = jnp.zeros((), dtype)
         for o, k in zip((0, 1), phase_keys, strict=True):
-            n_pairs = (p - o) // 2
+            n_pairs, group, new = adjacent_swap_proposal(pos, o, p)
             if n_pairs == 0:
                 continue
-            rel = pos - o
-            paired = (rel >= 0) & (rel < 2 * n_pairs)
-            group = jnp.where(paired, rel // 2, n_pairs)
-            new = jnp.where(paired, jnp.where(rel % 2 == 0, pos + 1, pos - 1), pos)
             pos, ns, a_, n_ = decide(pos, ns, new, group, n_pairs, k)
             acc, tot = acc + a_, tot + n_
         return (pos, ns, key), (acc, tot)
