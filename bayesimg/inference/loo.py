@@ -3,7 +3,9 @@ r"""Integrated LOO: leave-one-subject-out with the coefficients integrated out.
 Plain PSIS-LOO reweights draws of every coefficient; with p ≈ n removing one subject
 moves the coefficients so much that Pareto k̂ > 0.7 for most subjects.  For families
 whose coefficients are Gaussian given hyperparameters θ (GSMTR: θ = (σ², τ, ω); GLRR:
-θ = (diag(δ)Vᵀ, Σ, the prior variances of U), its SNP-side factor U integrated),
+θ = (diag(δ)Vᵀ, Σ, the prior variances of U), its SNP-side factor U integrated;
+SpikeSlabMTR: θ = (inclusion indicators, mixture components, Σ), the included effects
+integrated, :mod:`bayesimg.models.gsmtr.spike_slab_loo`),
 ``Model.loo_given_hyperparameters`` returns log p(y_i | y_{-i}, θ_s) exactly (all
 phenotypes of subject i left out together; see
 :mod:`bayesimg.models.core.predict`), and PSIS then runs over the draws θ_s only, with
@@ -16,7 +18,8 @@ importance ratios 1/p(y_i | y_{-i}, θ_s) (Vehtari, Mononen, Tolvanen, Sivula & 
 The fit carries what this needs (X, Z in ``constant_data``, y in ``observed_data``);
 a fit saved without its data (or a family without the hook) falls back to plain PSIS
 in ``fit.loo()``, which says so.  The cost per draw is one p×p Cholesky and a p×n
-solve (p = SNPs + covariates < n) or one n×n inverse (p ≥ n), in float64 numpy
+solve (p = SNPs + covariates < n) or one n×n inverse (p ≥ n) — for the block forms
+(GLRR, SpikeSlabMTR) one p×p Cholesky and O(n p²) — in float64 numpy
 batched over draws; ``max_draws`` (default 1000) thins the draws evenly per chain —
 the number used is recorded in ``details["draws_used"]``.
 """

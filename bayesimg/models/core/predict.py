@@ -22,8 +22,10 @@ JMLR 17(103), §3).  With M = BᵀB + σ² diag(1/v), hᵢ = bᵢᵀM⁻¹bᵢ a
 (the p×p form, used when p < n); equivalently with C = B diag(v) Bᵀ + σ² I and
 g = C⁻¹y_j: residual gᵢ/[C⁻¹]ᵢᵢ, variance 1/[C⁻¹]ᵢᵢ (the n×n form, p ≥ n).
 The log density of subject i sums over the c columns (leave one *subject* out).
-Low-rank regressions with correlated noise (GLRR) use the block form with one factor
-integrated out: :func:`gaussian_loo_given_layers`.
+Regressions with correlated noise across phenotypes use the block form
+(:func:`gaussian_loo_given_loadings`: each coefficient loads on the phenotypes through a
+fixed vector): GLRR with one factor integrated out (:func:`gaussian_loo_given_layers`),
+SpikeSlabMTR given the inclusion/pattern configuration.
 """
 
 from __future__ import annotations
@@ -309,6 +311,72 @@ def gaussian_loo_given_prior(B: np.ndarray, Y: np.ndarray, sigma2: np.ndarray,
     return out
 
 
+def gaussian_loo_given_loadings(B: np.ndarray, Y: np.ndarray, columns: np.ndarray,
+                                loadings: np.ndarray, prior_var: np.ndarray,
+                                noise_cov: np.ndarray, *, BtB: np.ndarray | None = None,
+                                BtY: np.ndarray | None = None) -> np.ndarray:
+    r"""log p(y_i | y_{-i}, θ) (n,) for one draw θ of a multivariate regression whose
+    coefficients β (p,) are Gaussian given θ and each load on the c phenotypes through a
+    fixed vector.
+
+    Model: y_l = Σ_k β_k B_{l, col_k} g_k + e_l, e_l ~ N_c(0, Σ), β_k ~ N(0, v_k)
+    independently (``columns`` col (p,) into the n×q design ``B``, ``loadings`` g (p, c),
+    ``prior_var`` v (p,), ``noise_cov`` Σ (c, c)).  Subject l's design is the c×p matrix
+    D_l = Gᵀ diag(t_l), t_l = B_{l, col}, so the posterior of β has precision and mean::
+
+        P = (BᵀB)_{col,col} ∘ (G Σ⁻¹ Gᵀ) + diag(1/v),   β̂ = P⁻¹ b,  b_k = g_kᵀΣ⁻¹(BᵀY)_{col_k}
+
+    and H_l = D_l P⁻¹ D_lᵀ (c×c).  Leaving subject l out (all its phenotypes; the block
+    form of the hat-matrix identity, Vehtari et al. 2016 §3)::
+
+        y_l | y_{-l}, θ ~ N(ŷ_l + Σ(Σ − H_l)⁻¹ r_l,  Σ(Σ − H_l)⁻¹Σ),
+        log p = −(c/2) log 2π + ½ log|Σ − H_l| − log|Σ| − ½ r_lᵀ(Σ − H_l)⁻¹ r_l,
+
+    r_l = y_l − ŷ_l.  H_l = Ḡᵀ Q_l Ḡ with Ḡ the m distinct loading vectors and
+    Q_l[a, b] = Σ_{k∈a, k'∈b} t_lk P⁻¹_kk' t_lk' (loading groups a, b), so the cost is
+    one p×p Cholesky and O(n p² + n p m) (GLRR: the layers a_h and the unit vectors of Γ;
+    SpikeSlabMTR: the pattern vectors u and unit vectors).  ``BtB``/``BtY`` may be passed
+    precomputed (they do not depend on θ).
+    """
+    n, c = Y.shape
+    columns = np.asarray(columns, dtype=np.int64)
+    p = columns.size
+    Sig = np.asarray(noise_cov, dtype=float)
+    _, logdet_s = np.linalg.slogdet(Sig)
+    H = np.zeros((n, c, c))
+    fitted = np.zeros((n, c))
+    if p:
+        BtB = B.T @ B if BtB is None else BtB
+        BtY = B.T @ Y if BtY is None else BtY
+        G = np.asarray(loadings, dtype=float).reshape(p, c)
+        distinct, group = np.unique(G, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        E = np.zeros((p, distinct.shape[0]))
+        E[np.arange(p), group] = 1.0
+        Sinv = np.linalg.inv(Sig)
+        GS = G @ Sinv                                                   # (p, c)
+        P = BtB[np.ix_(columns, columns)] * (GS @ G.T)
+        P[np.diag_indices(p)] += 1.0 / np.asarray(prior_var, dtype=float)
+        b = np.sum(GS * BtY[columns], axis=1)
+        chol = np.linalg.cholesky(P)
+        Linv = np.linalg.inv(chol)
+        Pinv = Linv.T @ Linv
+        beta = Pinv @ b
+        T = B[:, columns]                                               # (n, p)
+        fitted = (T * beta) @ G
+        Q = np.empty((n, distinct.shape[0], distinct.shape[0]))
+        for a in range(distinct.shape[0]):
+            idx = np.flatnonzero(group == a)
+            Q[:, a, :] = ((T[:, idx] @ Pinv[idx, :]) * T) @ E
+        H = np.einsum("aj,nab,bk->njk", distinct, Q, distinct)
+    M = Sig[None] - H
+    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+    resid = np.asarray(Y, dtype=float) - fitted
+    _, logdet_m = np.linalg.slogdet(M)
+    quad = np.einsum("nj,nj->n", resid, np.linalg.solve(M, resid[..., None])[..., 0])
+    return -0.5 * c * LOG_2PI + 0.5 * logdet_m - logdet_s - 0.5 * quad
+
+
 def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray,
                               layers: np.ndarray, noise_cov: np.ndarray,
                               snp_prior_var: np.ndarray, covariate_var: float) -> np.ndarray:
@@ -318,20 +386,11 @@ def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray
     U (d×R) ~ N(0, diag s) entrywise and Γ (r×c) ~ N(0, ``covariate_var``) entrywise, given
     θ = (A, Σ, s): ``layers`` (S, R, c) the phenotype-side rows a_h = δ_h v_h,
     ``noise_cov`` (S, c, c), ``snp_prior_var`` (S, d, R).  β = (vec U, vec Γ) is
-    Gaussian given θ, with precision (p = dR + rc)::
-
-        P = [[AΣ⁻¹Aᵀ ⊗ XᵀX, AΣ⁻¹ ⊗ XᵀZ], [Σ⁻¹Aᵀ ⊗ ZᵀX, Σ⁻¹ ⊗ ZᵀZ]] + diag(1/prior var)
-
-    and mean β̂ = P⁻¹b.  Subject i's design is D_i = [Aᵀ ⊗ x_iᵀ, I_c ⊗ z_iᵀ] = Gᵀ E_iᵀ with
-    G = [A; I_c] and E_i holding x_i (z_i) in the block of layer h (phenotype j), so
-    H_i = D_i P⁻¹ D_iᵀ = Gᵀ (E_iᵀ P⁻¹ E_i) G (c×c).  Leaving subject i out (all its
-    phenotypes; the block form of the hat-matrix identity, Vehtari et al. 2016 §3)::
-
-        y_i | y_{-i}, θ ~ N(ŷ_i + Σ(Σ − H_i)⁻¹(y_i − ŷ_i),  Σ(Σ − H_i)⁻¹Σ),
-        log p = −(c/2) log 2π + ½ log|Σ − H_i| − log|Σ| − ½ r_iᵀ(Σ − H_i)⁻¹ r_i,
-
-    r_i = y_i − ŷ_i.  Cost per draw: one p×p inverse and n·d²R² for the quadratic forms
-    (float64 numpy).
+    Gaussian given θ: U_jh enters subject l's mean as x_lj a_h and Γ_qj as z_lq e_j, the
+    form of :func:`gaussian_loo_given_loadings` (p = dR + rc coefficients, R + c distinct
+    loadings), whose precision is the Kronecker one
+    [[AΣ⁻¹Aᵀ ⊗ XᵀX, AΣ⁻¹ ⊗ XᵀZ], [Σ⁻¹Aᵀ ⊗ ZᵀX, Σ⁻¹ ⊗ ZᵀZ]] + diag(1/prior var).
+    Cost per draw: one p×p Cholesky and O(n p²) (float64 numpy).
     """
     X = np.asarray(X, dtype=float)
     Y = np.asarray(Y, dtype=float)
@@ -342,54 +401,18 @@ def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray
     snp_prior_var = np.asarray(snp_prior_var, dtype=float)
     S, R = layers.shape[0], layers.shape[1]
     r = 0 if Z is None else Z.shape[1]
-    Zm = np.zeros((n, 0)) if Z is None else np.asarray(Z, dtype=float)
-    XtX, XtY, XtZ = X.T @ X, X.T @ Y, X.T @ Zm
-    ZtZ, ZtY = Zm.T @ Zm, Zm.T @ Y
-    dR = d * R
+    B = X if Z is None else np.hstack([X, np.asarray(Z, dtype=float)])
+    BtB, BtY = B.T @ B, B.T @ Y
+    # U_jh (h-major), then Γ_qj (j-major)
+    columns = np.concatenate([np.tile(np.arange(d), R),
+                              np.tile(d + np.arange(r), c)]).astype(np.int64)
+    unit = np.repeat(np.eye(c), r, axis=0)                             # (rc, c)
     out = np.empty((S, n))
-    eye_c = np.eye(c)
     for s in range(S):
-        A, Sig = layers[s], noise_cov[s]
-        Sinv = np.linalg.inv(Sig)
-        AS = A @ Sinv                                                  # R×c
-        P = np.empty((dR + r * c, dR + r * c))
-        P[:dR, :dR] = np.kron(AS @ A.T, XtX)
-        P[:dR, :dR][np.diag_indices(dR)] += 1.0 / snp_prior_var[s].T.ravel()
-        if r:
-            P[:dR, dR:] = np.kron(AS, XtZ)
-            P[dR:, :dR] = P[:dR, dR:].T
-            P[dR:, dR:] = np.kron(Sinv, ZtZ)
-            P[dR:, dR:][np.diag_indices(r * c)] += 1.0 / covariate_var
-        b = np.concatenate([(XtY @ AS.T).T.ravel(), (ZtY @ Sinv).T.ravel()])
-        chol = np.linalg.cholesky(P)
-        Pinv = np.linalg.inv(chol)
-        Pinv = Pinv.T @ Pinv
-        beta = Pinv @ b
-        U_hat = beta[:dR].reshape(R, d).T
-        fitted = X @ U_hat @ A
-        if r:
-            fitted = fitted + Zm @ beta[dR:].reshape(c, r).T
-        # Q_i = E_iᵀ P⁻¹ E_i, (R + c)×(R + c) per subject
-        Q = np.zeros((n, R + c, R + c))
-        Suu = Pinv[:dR, :dR].reshape(R, d, R, d)
-        for h in range(R):
-            for k in range(h, R):
-                Q[:, h, k] = Q[:, k, h] = np.sum((X @ Suu[h, :, k, :]) * X, axis=1)
-        if r:
-            Sug = Pinv[:dR, dR:].reshape(R, d, c, r)
-            Q[:, :R, R:] = np.einsum("nd,hdjq,nq->nhj", X, Sug, Zm)
-            Q[:, R:, :R] = np.swapaxes(Q[:, :R, R:], 1, 2)
-            Sgg = Pinv[dR:, dR:].reshape(c, r, c, r)
-            Q[:, R:, R:] = np.einsum("nq,jqkt,nt->njk", Zm, Sgg, Zm)
-        G = np.vstack([A, eye_c])                                      # (R + c)×c
-        H = np.einsum("aj,nab,bk->njk", G, Q, G)                       # (n, c, c)
-        M = Sig[None] - H
-        M = 0.5 * (M + np.swapaxes(M, 1, 2))
-        resid = Y - fitted
-        _, logdet_m = np.linalg.slogdet(M)
-        _, logdet_s = np.linalg.slogdet(Sig)
-        quad = np.einsum("nj,nj->n", resid, np.linalg.solve(M, resid[..., None])[..., 0])
-        out[s] = -0.5 * c * LOG_2PI + 0.5 * logdet_m - logdet_s - 0.5 * quad
+        loadings = np.vstack([np.repeat(layers[s], d, axis=0), unit])
+        prior_var = np.concatenate([snp_prior_var[s].T.ravel(), np.full(r * c, covariate_var)])
+        out[s] = gaussian_loo_given_loadings(B, Y, columns, loadings, prior_var, noise_cov[s],
+                                             BtB=BtB, BtY=BtY)
     return out
 
 

@@ -79,6 +79,8 @@ Stored draws (named dims): ``W`` (snp, phenotype), ``snp_in`` δ (snp), ``gene_i
 labelled ``unused<i>`` with weight 0, so data sets of one shape share one compiled sweep),
 ``Sigma`` (phenotype, phenotype_2), ``gamma`` (covariate, phenotype).  The
 per-subject log-likelihood is the full-Σ Gaussian density of the subject's c phenotypes.
+``fit.loo()`` is integrated LOO (the included effects integrated out given the
+configuration and Σ: :mod:`bayesimg.models.gsmtr.spike_slab_loo`).
 """
 
 from __future__ import annotations
@@ -295,7 +297,26 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             value = prep.get(name)
             if name not in out and value is not None and np.shape(value) == (size,):
                 out[name] = ((dim,), np.asarray(value, dtype=float))
+        out.update(self._component_constants(data))
         return out
+
+    # ------------------------------------------------------------ integrated LOO
+    def _component_constants(self, data: Dataset):
+        """Each mixture component's pattern (u or ROI mask), kind and slab scale, in the
+        kernel's order: what integrated LOO reads from the fit (:mod:`.spike_slab_loo`)."""
+        from bayesimg.models.gsmtr.spike_slab_loo import component_constants
+        rank1, subsets = self._pattern_vectors(data)[0], self._subset_masks(data)[0]
+        k = len(self.slab_scales)
+        return component_constants(
+            np.repeat(np.vstack([rank1, subsets]), k, axis=0),
+            np.repeat([True] * len(rank1) + [False] * len(subsets), k),
+            np.tile(self.slab_scales, len(rank1) + len(subsets)))
+
+    def loo_given_hyperparameters(self, tree, *, draws, rng):
+        """log p(y_i | y_{-i}, δ, component, Σ) with the included effects and Γ integrated
+        out (:func:`bayesimg.models.gsmtr.spike_slab_loo.spike_slab_loo`)."""
+        from bayesimg.models.gsmtr.spike_slab_loo import spike_slab_loo
+        return spike_slab_loo(tree, draws=draws, covariate_scale=self.covariate_scale)
 
     def component_labels(self, data: Dataset) -> np.ndarray:
         """``"<pattern>@<scale>"`` for every mixture component, in the kernel's order."""
