@@ -4,12 +4,14 @@
 default and what it means; the same text is :func:`example` here.  Families:
 
 * ``gsmtr`` — group-sparse multitask regression (bgsmtr prior), λ fixed or over a grid;
+* ``bilateral_gsmtr`` — GSMTR whose residuals couple left/right phenotype pairs with a
+  learned correlation ρ (``[model] pairs``: ``"auto"`` or ``[[left, right], ...]``);
 * ``spike_slab`` — bi-level spike-and-slab multitask regression (PIPs, discoveries);
 * ``glrr`` — generalized low-rank regression;
 * ``factor`` — multi-view factor analysis (``[data] views``);
 * ``bnmix`` — Bayesian-network mixture clustering (``[data] views``).
 
-The first three read genotypes (one of ``[data] plink``, ``pgen``, ``bgen`` or ``dosages``)
+The first four read genotypes (one of ``[data] plink``, ``pgen``, ``bgen`` or ``dosages``)
 and phenotypes; the last two read
 subject-indexed tables, one per view.  Relative paths are resolved against the folder
 holding the config file.  Every key is checked (type, range, allowed values, and that
@@ -29,8 +31,10 @@ from typing import Any
 
 from bayesimg.errors import ConfigError
 
-FAMILIES = ("gsmtr", "spike_slab", "glrr", "factor", "bnmix")
-GENOTYPE_FAMILIES = ("gsmtr", "spike_slab", "glrr")
+FAMILIES = ("gsmtr", "bilateral_gsmtr", "spike_slab", "glrr", "factor", "bnmix")
+GENOTYPE_FAMILIES = ("gsmtr", "bilateral_gsmtr", "spike_slab", "glrr")
+#: families with GSMTR's group-sparse prior (λ₁, λ₂, grid, hyperprior)
+GSMTR_FAMILIES = ("gsmtr", "bilateral_gsmtr")
 VIEW_FAMILIES = ("factor", "bnmix")
 METHODS = ("nuts", "gibbs", "svi", "map")
 
@@ -73,6 +77,11 @@ def _pos_list(v: Any) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(_pos(x) for x in v)
 
 
+def _pairs(v: Any) -> bool:
+    return v == "auto" or (isinstance(v, list) and len(v) > 0 and all(
+        isinstance(p, list) and len(p) == 2 and all(_str(x) for x in p) for p in v))
+
+
 def _path_table(v: Any) -> bool:
     return isinstance(v, dict) and len(v) > 0 and all(_str(k) and _str(p) for k, p in v.items())
 
@@ -99,7 +108,7 @@ class Key:
     group: str | None = None
 
 
-_G, _V = GENOTYPE_FAMILIES, VIEW_FAMILIES
+_G, _V, _GS = GENOTYPE_FAMILIES, VIEW_FAMILIES, GSMTR_FAMILIES
 _MCMC, _OPT = ("nuts", "gibbs"), ("svi", "map")
 
 KEYS: dict[str, dict[str, Key]] = {
@@ -154,21 +163,28 @@ KEYS: dict[str, dict[str, Key]] = {
     },
     "model": {
         "family": Key(_one_of(*FAMILIES), " | ".join(repr(f) for f in FAMILIES), "gsmtr"),
-        "lambda1": Key(_pos, "a positive number", 2.0, families=("gsmtr",),
+        "lambda1": Key(_pos, "a positive number", 2.0, families=_GS,
                        help="gene-level shrinkage"),
-        "lambda2": Key(_pos, "a positive number", 2.0, families=("gsmtr",),
+        "lambda2": Key(_pos, "a positive number", 2.0, families=_GS,
                        help="SNP-level shrinkage"),
         "lambda_grid": Key(lambda v: isinstance(v, list) and len(v) > 0 and all(map(_pair, v)),
                            "a non-empty list of [lambda1, lambda2] pairs of positive numbers",
-                           families=("gsmtr",), help="instead of lambda1/lambda2: choose by ic"),
-        "ic": Key(_one_of("waic", "loo"), "'waic' or 'loo'", families=("gsmtr",),
+                           families=_GS, help="instead of lambda1/lambda2: choose by ic"),
+        "ic": Key(_one_of("waic", "loo"), "'waic' or 'loo'", families=_GS,
                   help="criterion that picks from lambda_grid (default loo)"),
         "hyperprior": Key(_pair, "[shape, rate] of a Gamma prior, both positive",
-                          families=("gsmtr",), help="instead of fixed λ: learn them"),
+                          families=_GS, help="instead of fixed λ: learn them"),
         "parameterization": Key(_one_of("marginal", "hierarchical"),
-                                "'marginal' or 'hierarchical'", "marginal", families=("gsmtr",)),
+                                "'marginal' or 'hierarchical'", "marginal", families=_GS),
         "residual": Key(_one_of("full", "diagonal"), "'full' or 'diagonal'", "full",
                         families=("spike_slab",), help="residual covariance across phenotypes"),
+        "pairs": Key(_pairs, "'auto' or a non-empty list of [left, right] phenotype names",
+                     "auto", families=("bilateral_gsmtr",),
+                     help="left/right pairs with correlated residuals; 'auto' parses "
+                     "lh_/rh_, Left-/Right-, L_/R_, _L/_R names"),
+        "rho_prior": Key(_pair, "[a, b] of a Beta prior on (1 + rho)/2, both positive",
+                         [1.0, 1.0], families=("bilateral_gsmtr",),
+                         help="prior of the left/right correlation rho; [1, 1]: uniform"),
         "slab_scales": Key(_pos_list, "a non-empty list of positive numbers",
                            [0.05, 0.1, 0.2, 0.4], families=("spike_slab",),
                            help="effect sizes (phenotype SD units) of the mixture components"),
@@ -176,7 +192,7 @@ KEYS: dict[str, dict[str, Key]] = {
         "noise_factors": Key(_int_at_least(0), "a whole number >= 0", families=("glrr",),
                              help="latent factors of the residual covariance"),
         "covariate_scale": Key(_pos, "a positive number", 10.0,
-                               families=("gsmtr", "spike_slab", "glrr", "factor"),
+                               families=(*_GS, "spike_slab", "glrr", "factor"),
                                help="prior sd of covariate effects"),
         "n_factors": Key(_int_at_least(1), "a whole number >= 1", 10, families=("factor",)),
         "n_clusters": Key(_int_at_least(1), "a whole number >= 1", 2, families=("bnmix",)),
@@ -333,6 +349,7 @@ def _check_combinations(path: Path, sections: dict[str, dict[str, Any]]) -> None
         raise ConfigError(f"{where}: [inference] method = 'map' uses the point-mass guide; "
                           "remove guide")
     data = sections["data"]
+    _check_pairs(where, model.get("pairs"), data.get("phenotype_columns"))
     if "bgen_sample" in data and "bgen" not in data:
         raise ConfigError(f"{where}: [data] bgen_sample is the sample file of a bgen; add "
                           "bgen or remove bgen_sample")
@@ -350,6 +367,29 @@ def _check_combinations(path: Path, sections: dict[str, dict[str, Any]]) -> None
         raise ConfigError(f"{where}: [data] likelihoods names view(s) "
                           f"{sorted(set(likelihoods) - set(views))} not in views "
                           f"{sorted(views)}")
+
+
+def _check_pairs(where: str, pairs: Any, columns: list[str] | None) -> None:
+    """``[model] pairs`` as far as it can be checked without data: no measure paired with
+    itself or in two pairs, and (with ``phenotype_columns``) only names of those columns.
+    The data-level check (names in the phenotype table, ``"auto"`` finding pairs) is
+    :meth:`BilateralGSMTR.resolve_pairs`, run by :mod:`bayesimg.jobs` before fitting."""
+    if pairs is None or pairs == "auto":
+        return
+    used: dict[str, int] = {}
+    for p, (left, right) in enumerate(pairs):
+        if left == right:
+            raise ConfigError(f"{where}: [model] pairs: pair {p} pairs {left!r} with itself")
+        for name in (left, right):
+            if columns is not None and name not in columns:
+                raise ConfigError(f"{where}: [model] pairs: pair {p} ({left!r}, {right!r}) "
+                                  f"names {name!r}, which is not in [data] phenotype_columns "
+                                  f"{columns}")
+            if name in used:
+                raise ConfigError(f"{where}: [model] pairs: phenotype {name!r} is in pair "
+                                  f"{used[name]} and pair {p}; each measure may belong to "
+                                  "one pair only")
+            used[name] = p
 
 
 def _resolve(base: Path, value: str) -> Path:

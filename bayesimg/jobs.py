@@ -253,6 +253,16 @@ def build_model(config: RunConfig):
                               hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
                               parameterization=m.get("parameterization", "marginal"),
                               covariate_scale=m.get("covariate_scale", 10.0))
+    if family == "bilateral_gsmtr":
+        from bayesimg.models import BilateralGSMTR
+        pairs = m.get("pairs", "auto")
+        return BilateralGSMTR(
+            lambda1=m.get("lambda1", 2.0), lambda2=m.get("lambda2", 2.0),
+            pairs=pairs if pairs == "auto" else [tuple(p) for p in pairs],
+            rho_prior=tuple(m.get("rho_prior", (1.0, 1.0))),
+            hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
+            parameterization=m.get("parameterization", "marginal"),
+            covariate_scale=m.get("covariate_scale", 10.0))
     if family == "spike_slab":
         from bayesimg.models import SpikeSlabMTR
         kwargs = {k: m[k] for k in ("residual", "covariate_scale") if k in m}
@@ -271,13 +281,28 @@ def build_model(config: RunConfig):
     return BNMix(m.get("n_clusters", 2))
 
 
+def check_model_on_data(config: RunConfig, model, dataset) -> None:
+    """The model's checks on the data, before anything compiles; a bilateral model's
+    left/right pairs that do not fit the phenotype table are reported as ``[model] pairs``
+    errors of the configuration (unknown name, a measure in two pairs, ``"auto"`` finding
+    no pairs, sides in different units)."""
+    from bayesimg.errors import ConfigError, DataValidationError
+    from bayesimg.inference.common import check_inputs
+    if config.family == "bilateral_gsmtr":
+        try:
+            model.resolve_pairs(dataset)
+        except DataValidationError as err:
+            raise ConfigError(f"{str(config.path)!r}: [model] pairs = "
+                              f"{config.model.get('pairs', 'auto')!r}: {err}") from err
+    check_inputs(model, dataset)
+
+
 def plan_config(config: RunConfig) -> str:
     """Check everything a run needs without fitting (``bayesimg fit --dry-run``).
 
     Reads and aligns the data, builds and validates the model on them, checks the
     inference options and the output folder, and returns the plan as text.
     """
-    from bayesimg.inference.common import check_inputs
     options = dict(config.inference)
     method = options.pop("method", "gibbs")
     check_fit_options(method, options)
@@ -285,7 +310,7 @@ def plan_config(config: RunConfig) -> str:
                       overwrite=bool(config.output.get("overwrite", False)))
     dataset, inputs = read_config_data(config)
     model = build_model(config)
-    check_inputs(model, dataset)
+    check_model_on_data(config, model, dataset)
     grid = config.model.get("lambda_grid")
     fits = (f"{len(grid)} fits over lambda_grid, chosen by {config.model.get('ic', 'loo')}"
             if grid else "1 fit")
@@ -321,6 +346,7 @@ def run_config(config: RunConfig, *, progress: bool = True,
     dataset, inputs = read_config_data(config)
     _say(progress, f"Data: {dataset!r}")
     model = build_model(config)
+    check_model_on_data(config, model, dataset)
     options.setdefault("progress", progress)
     m = config.model
     if m.get("lambda_grid"):
@@ -331,7 +357,7 @@ def run_config(config: RunConfig, *, progress: bool = True,
         fits = {config.family: fit(model, dataset, method=method, **options)}
         table = None
     n_ppc = config.output.get("posterior_predictive_draws", 100)
-    if n_ppc and config.family in ("gsmtr", "glrr"):
+    if n_ppc and config.family in ("gsmtr", "bilateral_gsmtr", "glrr"):
         fits = {k: add_posterior_predictive(f, num_draws=n_ppc, seed=options.get("seed", 0))
                 for k, f in fits.items()}
     folder = write_report(fits, config.output["folder"], top=config.output.get("top", 20),

@@ -195,6 +195,11 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
     lines = [f"### `{name}` — {tree.attrs.get('method', '?')} "
              f"({', '.join(f'{k}={v}' for k, v in settings.items() if v is not None)})", "",
              "```", str(diag), "```", ""]
+    post_vars = tree["posterior"].to_dataset().data_vars
+    if "rho" in post_vars and post_vars["rho"].ndim == 2:     # (chain, draw): one scalar ρ
+        rho = summary(fit, var_names=["rho"])
+        lines += [f"Left/right residual correlation ρ (posterior mean, {interval_label()} "
+                  "interval):", "", markdown_table(rho), ""]
     if lead and hits is not None:
         lines += [f"Top associations (posterior mean, {interval_label()} interval):", "",
                   markdown_table(hits.head(top)), ""]
