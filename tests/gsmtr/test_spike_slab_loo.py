@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _loo_helpers import exact_loo_by_refits
 
 import bayesimg as bi
 from bayesimg.data import simulate_gsmtr
@@ -145,17 +146,6 @@ def test_spike_slab_integrated_loo_matches_exact_loo_by_refits():
                              n_covariates=1, effect_size=0.6, seed=5)
     model = SpikeSlabMTR(patterns=("shared", "single", "independent"))
     opts = dict(chains=2, warmup=200, draws=500, seed=0)
-    n = data.n_subjects
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = bi.fit(model, data, method="gibbs", progress=False, **opts)
-        refits = bi.fit_many({f"loo{i:02d}": bi.FitJob(
-            model, data.subset_subjects(np.delete(np.arange(n), i)), "gibbs", opts)
-            for i in range(n)}, progress=False)
-        exact = np.array([
-            bi.predict(refits[f"loo{i:02d}"], data.subset_subjects([i]))[
-                "predictions_summary"].dataset["log_pred_density_model"].values[0]
-            for i in range(n)])
-        integ = fit.loo()
+    _, exact, integ = exact_loo_by_refits(model, data, opts)
     assert integ.method == "integrated"
     assert abs(integ.elpd - exact.sum()) < 0.5 * integ.se

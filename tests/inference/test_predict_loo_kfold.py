@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from _loo_helpers import exact_loo_by_refits
 from scipy.special import logsumexp
 
 import bayesimg as bi
@@ -317,15 +318,5 @@ def test_integrated_loo_matches_exact_loo_by_refits():
                              n_covariates=1, seed=1)
     model = GroupSparseMTR(1.0, 1.0)
     opts = dict(chains=2, warmup=100, draws=500, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = bi.fit(model, data, method="gibbs", progress=False, **opts)
-        jobs = {f"loo{i:02d}": bi.FitJob(model, data.subset_subjects(np.delete(np.arange(30), i)),
-                                         "gibbs", opts) for i in range(30)}
-        refits = bi.fit_many(jobs, progress=False)
-        exact = np.array([
-            bi.predict(refits[f"loo{i:02d}"], data.subset_subjects([i]))[
-                "predictions_summary"].dataset["log_pred_density_model"].values[0]
-            for i in range(30)])
-        integ = fit.loo()
+    _, exact, integ = exact_loo_by_refits(model, data, opts)
     assert abs(integ.elpd - exact.sum()) < 0.5 * integ.se
