@@ -4,10 +4,13 @@ A factor model is invariant to Z → ZR, W → WR⁻ᵀ.  With the sparse prior 
 rotation is pinned when the data identify it, but sign flips and relabelling
 remain, and a chain may still settle on a rotated solution.  This module
 
-1. **aligns** every draw of every chain to one reference (MatchAlign-style,
-   Poworoznek et al. 2021, without its varimax step, which the sparse prior
-   makes unnecessary and which would change the target): the loadings of a
-   draw, stacked over views, are matched to the reference's by the assignment
+1. **identifies** every draw, then **aligns** it to one reference (MatchAlign,
+   Poworoznek et al. 2021): each draw is first mapped to the whitened varimax
+   representative of its rotation class (:mod:`bayesimg.models.factor.identify`,
+   exact: ZWᵀ is unchanged draw by draw), so that the split of the factor
+   subspace into factors is a function of the draw's rotation class and not of
+   where the chain happens to be inside it; then the loadings of a draw,
+   stacked over views, are matched to the reference's by the assignment
    maximising Σ|cos| (Hungarian algorithm), signs follow the sign of the
    cosine; the reference is then replaced by the mean of the aligned draws and
    the matching repeated;
@@ -29,8 +32,9 @@ remain, and a chain may still settle on a rotated solution.  This module
    variance shares per view and the cosines of the principal angles between the
    draw's factor span and the posterior-mean span (:func:`identified_summaries`,
    stored in the posterior); :func:`identified_convergence` writes one line
-   saying whether the subspace converged, whether its split into factors did,
-   which factors did not, and about how much longer to run
+   saying whether the subspace converged, whether the identified variance
+   shares, loadings and scores of every active factor did, which did not, and
+   about how much longer to run
    (``convergence_summary``, shown first among the notes of
    :func:`bayesimg.report.diagnostics.diagnose`).
 
@@ -40,7 +44,9 @@ Activity: a factor is *active* when its share of the variance of some view,
 are draws from the shrinkage prior (α's scale wanders freely under the vague
 Gamma prior), as are the scores of a factor off in every view (without an
 outcome), so they are listed under ``convergence_exclude`` and left out of
-R-hat/ESS checks (:mod:`bayesimg.report.diagnostics`).
+R-hat/ESS checks (:mod:`bayesimg.report.diagnostics`).  So are the ARD
+precisions α and inclusion weights of every factor: they belong to the
+sampler's axes, which the identification step rotates away.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_limits
 
 from bayesimg.errors import LIBRARY_FILES, ConvergenceWarning
+from bayesimg.models.factor.identify import identify_draws
 
 ACTIVE_SHARE = 0.01
 AGREE = 0.9
@@ -137,10 +144,10 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
 
 
 def _align(samples, layout, n_iter):
-    # the input arrays are never modified (aligned sites are new arrays), so a shallow
-    # copy of the dict suffices; no (draws, P, K)-sized temporary is made below beyond
-    # the stacked loadings: draws are matched and averaged one at a time
-    samples = dict(samples)
+    # the input arrays are never modified (identified and aligned sites are new arrays);
+    # no (draws, P, K)-sized temporary is made below beyond the stacked loadings: draws
+    # are matched and averaged one at a time
+    samples = identify_draws(samples, layout)
     L = stacked_loadings(samples, layout)                           # (C, S, P, K)
     C, S, P, K = L.shape
     flat = L.reshape(C * S, P, K)
@@ -172,10 +179,11 @@ def _align(samples, layout, n_iter):
 
     info = rotation_diagnostics(samples, layout)
     samples.update(identified_summaries(samples, layout, info))
-    summary = identified_convergence(samples, info)
+    summary = identified_convergence(samples, info, layout)
     if summary:
         info["convergence_summary"] = summary
-    info.update({"method": "sign/permutation matching to the mean loadings (Hungarian, "
+    info.update({"method": "whitened varimax representative of every draw, then "
+                           "sign/permutation matching to the mean loadings (Hungarian, "
                            f"{n_iter} passes)",
                  "draws_relabelled": n_relabelled, "draws_sign_flipped": n_flipped,
                  "within_chain_stability": scores.reshape(C, S, K).mean(axis=(0, 1)).round(4)
@@ -220,15 +228,19 @@ def identified_summaries(samples: dict[str, np.ndarray], layout,
     return out
 
 
-def identified_convergence(samples: dict[str, np.ndarray], info: dict[str, Any]) -> str:
+def identified_convergence(samples: dict[str, np.ndarray], info: dict[str, Any],
+                           layout=None) -> str:
     """One line on the identified quantities, from the coarsest to the finest.
 
     R-hat and ESS (:mod:`bayesimg.mcmc_stats`) of the factor subspace
-    (``subspace_cosine``) and, per active factor, of its variance shares in the
-    views where it is on: the subspace can converge while the split of it into
-    factors still drifts (a slowly mixing rotation within the span), and the
-    line says which of the two it is, which factors, and about how much longer
-    to run.  Empty with fewer than two chains or no active factor.
+    (``subspace_cosine``), then, per active factor, of its variance shares in the
+    views where it is on and (with ``layout``) of its loadings in those views and
+    its scores: the subspace can converge while the split of it into factors
+    still drifts (a slowly mixing rotation within the span), and the line says
+    which of the two it is, which factors and quantities, and about how much
+    longer to run (the largest :func:`~bayesimg.mcmc_stats.longer_run_factor`
+    over everything that failed).  Empty with fewer than two chains or no active
+    factor.
     """
     from bayesimg.mcmc_stats import ESS_MIN, RHAT_MAX, convergence_table, longer_run_factor
 
@@ -238,7 +250,8 @@ def identified_convergence(samples: dict[str, np.ndarray], info: dict[str, Any])
     if C < 2 or not active or S < 4:
         return ""
 
-    def stats(x):                                       # x: (C, S, E) → worst R-hat, ESS
+    def stats(x):                                       # x: (C, S, ...) → worst R-hat, ESS
+        x = x.reshape(C, S, -1)
         t = convergence_table(np.moveaxis(x, -1, 0), stats=("rhat", "ess_bulk", "ess_tail"))
         ess = np.fmin(t["ess_bulk"], t["ess_tail"])
         return float(np.nanmax(t["rhat"])), float(np.nanmin(ess))
@@ -249,25 +262,48 @@ def identified_convergence(samples: dict[str, np.ndarray], info: dict[str, Any])
     sub_r, sub_e = stats(cos[..., :len(active)])
     share = samples["variance_share"]                    # (C, S, M, K)
     on = np.asarray(info["variance_share"]) > ACTIVE_SHARE
-    bad = []
+    quantities = {"variance shares": lambda k, views: share[:, :, views, k]}
+    if layout is not None:
+        def loadings(k, views):
+            return np.concatenate([samples[f"W_{layout.views[m]}"][..., k] for m in views],
+                                  axis=-1)
+        quantities["loadings"] = loadings
+        quantities["scores"] = lambda k, views: samples["Z"][..., k]
+    failed = []                                          # (quantity, factor, R-hat, ESS)
+    worst_r, worst_e = sub_r, sub_e
     for k in active:
         views = np.flatnonzero(on[:, k])
-        r, e = stats(share[:, :, views, k]) if views.size else (np.nan, np.nan)
-        if views.size and not ok(r, e):
-            bad.append((k, r, e))
+        if not views.size:
+            continue
+        for what, get in quantities.items():
+            r, e = stats(get(k, views))
+            worst_r, worst_e = max(worst_r, r), min(worst_e, e)
+            if not ok(r, e):
+                failed.append((what, k, r, e))
     sub = (f"factor subspace {'converged' if ok(sub_r, sub_e) else 'NOT converged'} "
            f"(R-hat {sub_r:.3f}, ESS {sub_e:.0f})")
-    if not bad:
-        return sub + "; every active factor's variance shares converged"
-    names = ", ".join(f"F{k + 1}" for k, _, _ in bad)
-    r = max(b[1] for b in bad)
-    e = min(b[2] for b in bad)
-    more = max(longer_run_factor(b[1], b[2]) for b in bad)
+    checked = " and ".join([", ".join(list(quantities)[:-1]), list(quantities)[-1]]
+                           if len(quantities) > 1 else list(quantities))
+    if not failed and ok(sub_r, sub_e):
+        return (f"{sub}; every active factor's {checked} converged (worst R-hat "
+                f"{worst_r:.3f}, smallest ESS {worst_e:.0f})")
+    parts = []
+    for what in quantities:
+        bad = [f for f in failed if f[0] == what]
+        if bad:
+            names = ", ".join(f"F{k + 1}" for _, k, _, _ in bad)
+            parts.append(f"{what} of {names} (R-hat up to {max(b[2] for b in bad):.3f}, "
+                         f"ESS down to {min(b[3] for b in bad):.0f})")
+    more = max([longer_run_factor(sub_r, sub_e)]
+               + [longer_run_factor(r, e) for _, _, r, e in failed])
+    draws = int(np.ceil(more * S / 100.0) * 100)
+    if not failed:
+        return f"{sub}: run about {more:.0f}x longer (~{draws} draws per chain)"
     what = ("the split of the converged subspace into these factors (a rotation within "
             "their span) mixes slowly: read them jointly, or" if ok(sub_r, sub_e)
             else "the factors themselves have not settled:")
-    return (f"{sub}; variance shares of {names} not converged (R-hat up to {r:.3f}, ESS "
-            f"down to {e:.0f}): {what} run about {more:.0f}x longer")
+    return (f"{sub}; not converged: {'; '.join(parts)}: {what} run about {more:.0f}x "
+            f"longer (~{draws} draws per chain)")
 
 
 def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
@@ -282,7 +318,6 @@ def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
             pairs.append(f"{label} in {where}")
         for v in views:
             elements += [{"var": f"W_{v}", "sel": {"factor": label}},
-                         {"var": "alpha", "sel": {"view": v, "factor": label}},
                          {"var": "variance_share", "sel": {"view": v, "factor": label}}]
         if len(views) == share.shape[0] and not layout.outcome_kind:
             # off everywhere (and no outcome it could carry): its scores are prior noise,
@@ -290,10 +325,14 @@ def switched_off(share: np.ndarray, layout) -> dict[str, Any]:
             elements.append({"var": "Z", "sel": {"factor": label}})
     for v in layout.views:
         elements.append({"var": f"incl_{v}", "sel": {}})
-    reason = ("the horseshoe inclusion weights incl (a function of the local scales, "
-              "whose heavy tails mix slowly and which no other output reads draw by draw)")
+    elements.append({"var": "alpha", "sel": {}})
+    reason = ("the horseshoe inclusion weights incl and the ARD precisions alpha (prior "
+              "scales of the sampler's axes, carried to the identified factors along the "
+              "nearest permutation, so not identified where the split of the subspace is "
+              "free; the identified loadings, scores and variance shares are checked "
+              "instead)")
     if pairs:
-        reason += (f"; the loadings (W), ARD precision alpha and variance share of factors "
+        reason += (f"; the loadings (W) and variance share of factors "
                    f"switched off by ARD (variance share <= {ACTIVE_SHARE:g}; "
                    f"{'; '.join(pairs)}), and the scores Z of factors off in every view, are "
                    "draws from the shrinkage prior, which need not mix")
