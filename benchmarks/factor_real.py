@@ -137,10 +137,10 @@ def run_driver(method: str, npz: str, seed: int, K: int, settings: dict, env=Non
     raise RuntimeError(f"{method} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
-DRIVER_ARGS = {"bayesimg": ("warmup", "draws", "chains"),
+DRIVER_ARGS = {"bayesimg": ("warmup", "draws", "chains", "thin"),
                "mofapy2": ("iter", "convergence_mode"),
                "mofaflex": ("max_epochs",)}
-DEFAULT_SETTINGS = {"bayesimg": {"warmup": 1000, "draws": 500, "chains": 2},
+DEFAULT_SETTINGS = {"bayesimg": {"warmup": 1000, "draws": 500, "chains": 2, "thin": 1},
                     "mofapy2": {"iter": 10000, "convergence_mode": "fast"},
                     "mofaflex": {"max_epochs": 10000}}
 

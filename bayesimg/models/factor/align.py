@@ -4,16 +4,15 @@ A factor model is invariant to Z → ZR, W → WR⁻ᵀ.  With the sparse prior 
 rotation is pinned when the data identify it, but sign flips and relabelling
 remain, and a chain may still settle on a rotated solution.  This module
 
-1. **identifies** every draw, then **aligns** it to one reference (MatchAlign,
-   Poworoznek et al. 2021): each draw is first mapped to the whitened varimax
-   representative of its rotation class (:mod:`bayesimg.models.factor.identify`,
-   exact: ZWᵀ is unchanged draw by draw), so that the split of the factor
-   subspace into factors is a function of the draw's rotation class and not of
-   where the chain happens to be inside it; then the loadings of a draw,
-   stacked over views, are matched to the reference's by the assignment
-   maximising Σ|cos| (Hungarian algorithm), signs follow the sign of the
-   cosine; the reference is then replaced by the mean of the aligned draws and
-   the matching repeated;
+1. **aligns** every draw to one reference (MatchAlign-style, Poworoznek et al.
+   2021): the loadings of a draw, stacked over views, are matched to the
+   reference's by the assignment maximising Σ|cos| (Hungarian algorithm), signs
+   follow the sign of the cosine; the reference is then replaced by the mean of
+   the aligned draws and the matching repeated; then **identifies** it: every
+   draw is rotated onto the varimax rotation of that mean by orthogonal
+   Procrustes (:mod:`bayesimg.models.factor.identify`; exact: ZWᵀ is unchanged
+   draw by draw), so the split of the factor subspace into factors depends on
+   the draw's rotation class only, not on where the chain is inside it;
 2. **diagnoses** what alignment cannot fix, with rotation-invariant quantities:
 
    * ``subspace_agreement``: for every pair of chains, the smallest cosine of
@@ -147,7 +146,7 @@ def _align(samples, layout, n_iter):
     # the input arrays are never modified (identified and aligned sites are new arrays);
     # no (draws, P, K)-sized temporary is made below beyond the stacked loadings: draws
     # are matched and averaged one at a time
-    samples = identify_draws(samples, layout)
+    samples = dict(samples)
     L = stacked_loadings(samples, layout)                           # (C, S, P, K)
     C, S, P, K = L.shape
     flat = L.reshape(C * S, P, K)
@@ -176,15 +175,16 @@ def _align(samples, layout, n_iter):
         if flips:
             x *= signs.reshape((C, S) + (1,) * (x.ndim - 3) + (K,))
         samples[site] = np.moveaxis(x, -1, axis)
+    samples = identify_draws(samples, layout)
 
     info = rotation_diagnostics(samples, layout)
     samples.update(identified_summaries(samples, layout, info))
     summary = identified_convergence(samples, info, layout)
     if summary:
         info["convergence_summary"] = summary
-    info.update({"method": "whitened varimax representative of every draw, then "
-                           "sign/permutation matching to the mean loadings (Hungarian, "
-                           f"{n_iter} passes)",
+    info.update({"method": "sign/permutation matching to the mean loadings (Hungarian, "
+                           f"{n_iter} passes), then orthogonal Procrustes of every draw "
+                           "onto the varimax rotation of the mean",
                  "draws_relabelled": n_relabelled, "draws_sign_flipped": n_flipped,
                  "within_chain_stability": scores.reshape(C, S, K).mean(axis=(0, 1)).round(4)
                  .tolist()})
