@@ -142,7 +142,7 @@ def align_factor_draws(samples: dict[str, np.ndarray], layout, n_iter: int = 3,
     return samples, info
 
 
-def _align(samples, layout, n_iter):
+def _align(samples, layout, n_iter, identify=True):
     # the input arrays are never modified (identified and aligned sites are new arrays);
     # no (draws, P, K)-sized temporary is made below beyond the stacked loadings: draws
     # are matched and averaged one at a time
@@ -175,7 +175,8 @@ def _align(samples, layout, n_iter):
         if flips:
             x *= signs.reshape((C, S) + (1,) * (x.ndim - 3) + (K,))
         samples[site] = np.moveaxis(x, -1, axis)
-    samples = identify_draws(samples, layout)
+    if identify:     # off only to measure what identification changes (benchmarks)
+        samples = identify_draws(samples, layout)
 
     info = rotation_diagnostics(samples, layout)
     samples.update(identified_summaries(samples, layout, info))

@@ -44,9 +44,12 @@ Pólya-Gamma augmentation for Bernoulli/binomial views, data augmentation for
 scattered missing entries), ``"nuts"`` (non-centred loadings) and ``"svi"``;
 every chain starts from a PCA + varimax solution (:func:`pca_varimax_init`).
 Factors are identified only up to rotation, sign and permutation: the sparse
-prior pins the rotation when the data allow it, and :meth:`MultiViewFactor.align_draws`
-matches sign and order across draws and chains and reports rotation-aware
-diagnostics (:mod:`bayesimg.models.factor.align`).
+prior pins the rotation only where the data allow it, so
+:meth:`MultiViewFactor.align_draws` matches sign and order across draws and chains,
+then rotates every draw onto the varimax rotation of the matched mean by orthogonal
+Procrustes (exact: ZWᵀ is unchanged; :mod:`bayesimg.models.factor.identify`), and
+reports rotation-aware diagnostics (:mod:`bayesimg.models.factor.align`).  The
+returned ``Z``, ``W_<view>`` and ``beta`` are these identified draws.
 
 Named outputs: ``Z`` (sample, factor), ``W_<view>`` (feature_<view>, factor),
 ``incl_<view>`` (feature_<view>, factor: the horseshoe's 1 − κ, a posterior
