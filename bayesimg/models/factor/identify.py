@@ -52,6 +52,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+#: entries (draws × P × K) of the weighted loadings held at once
+CHUNK_ENTRIES = 4_000_000
+
 
 def varimax(L: np.ndarray, max_iter: int = 1000, tol: float = 1e-5) -> np.ndarray:
     """Orthogonal T (K, K) maximising Kaiser's varimax criterion of ``L`` (P, K) T.
@@ -108,16 +111,31 @@ def rotate_draws(samples: dict[str, np.ndarray], layout, Q: np.ndarray
 def identify_draws(samples: dict[str, np.ndarray], layout, n_pass: int = 2
                    ) -> dict[str, np.ndarray]:
     """Rotate every draw (site → (chain, draw, ...)) onto the varimax reference by
-    orthogonal Procrustes (module docstring); the input arrays are not modified."""
-    K = samples["Z"].shape[-1]
-    L = np.concatenate([samples[f"W_{v}"] for v in layout.views], axis=2) \
-        * _noise_sd_weights(samples, layout)[..., None]             # (C, S, P, K)
-    Lt = np.swapaxes(L, -1, -2)
-    ref = L.mean(axis=(0, 1))
-    Q = np.broadcast_to(np.eye(K), L.shape[:2] + (K, K))
+    orthogonal Procrustes (module docstring); the input arrays are not modified.
+
+    Loadings are weighted a chunk of draws at a time (at most ``CHUNK_ENTRIES``
+    entries), so no (chain, draw, P, K) temporary is made beyond the output.
+    """
+    C, S, _, K = samples["Z"].shape
+    W = [samples[f"W_{v}"].reshape((C * S,) + samples[f"W_{v}"].shape[2:])
+         for v in layout.views]
+    w = _noise_sd_weights(samples, layout).reshape(C * S, -1)        # (C·S, P)
+    P = w.shape[1]
+    step = max(1, CHUNK_ENTRIES // (P * K))
+
+    def chunks():
+        for a in range(0, C * S, step):
+            b = min(C * S, a + step)
+            yield a, b, np.concatenate([x[a:b] for x in W], axis=1) * w[a:b, :, None]
+
+    ref = sum(L.sum(axis=0) for _, _, L in chunks()) / (C * S)
+    Q = np.empty((C * S, K, K))
     for _ in range(n_pass):
         ref = ref @ varimax(ref)
-        u, _, vt = np.linalg.svd(Lt @ ref)
-        Q = u @ vt
-        ref = np.einsum("cspk,cskl->pl", L, Q) / (L.shape[0] * L.shape[1])
-    return rotate_draws(samples, layout, Q)
+        acc = np.zeros_like(ref)
+        for a, b, L in chunks():
+            u, _, vt = np.linalg.svd(np.swapaxes(L, 1, 2) @ ref)
+            Q[a:b] = u @ vt
+            acc += np.einsum("spk,skl->pl", L, Q[a:b])
+        ref = acc / (C * S)
+    return rotate_draws(samples, layout, Q.reshape(C, S, K, K))
