@@ -231,7 +231,7 @@ def test_gibbs_mixes(fits):
     stats = g.tree["sample_stats"]
     assert int(stats["cholesky_jitter"].sum()) == 0
     assert float(stats["scale_accept"].mean()) > 0.5
-    assert float(stats["noise_ridge_accept"].mean()) > 0.1
+    assert float(stats["noise_hmc_accept"].mean()) > 0.3
     ess_n = arviz_stats.ess(fits["nuts"].tree, var_names=["B", "noise_cov"])
     assert float(ess_n["B"].min()) > 400 and float(ess_n["noise_cov"].min()) > 400
     # the effective rank really varies, so its comparison is informative
@@ -299,3 +299,56 @@ def test_float32_clean():
         assert np.all(np.isfinite(fit.tree["log_likelihood"]["y"].values))
     finally:
         bayesimg.set_precision(before)
+
+
+# ------------------------------------------------------------------ collapsed noise move
+def test_collapsed_noise_logdensity_matches_dense_algebra():
+    """The Woodbury value and hand-written gradient of the noise HMC target equal the
+    dense log N(E; 0, ΛΛᵀ + diag ψ) + priors and its autodiff gradient."""
+    from bayesimg.models.glrr.gibbs import collapsed_noise_logdensity
+
+    rng = np.random.default_rng(0)
+    n, c, K = 40, 6, 3
+    E = rng.standard_normal((n, c)) @ rng.standard_normal((c, c))
+    S = jnp.asarray(E.T @ E)
+    prec = jnp.asarray(rng.uniform(0.5, 2.0, (c, K)))
+    prior = jnp.asarray([1.0, 0.3])
+
+    def dense(lam, log_psi):
+        psi = jnp.exp(log_psi)
+        sig = lam @ lam.T + jnp.diag(psi)
+        return (-0.5 * n * jnp.linalg.slogdet(sig)[1] - 0.5 * jnp.trace(jnp.linalg.solve(sig, S))
+                - 0.5 * jnp.sum(prec * lam**2) - prior[0] * jnp.sum(log_psi)
+                - prior[1] * jnp.sum(1.0 / psi))
+
+    for scale in (0.1, 1.0, 3.0):
+        lam = jnp.asarray(scale * rng.standard_normal((c, K)))
+        log_psi = jnp.asarray(rng.normal(-1.0, 1.0, c))
+        value, (g_lam, g_psi) = collapsed_noise_logdensity(lam, log_psi, prec, S, n, prior)
+        ref_lam, ref_psi = jax.grad(dense, (0, 1))(lam, log_psi)
+        value_2, _ = collapsed_noise_logdensity(1.3 * lam, log_psi + 0.4, prec, S, n, prior)
+        np.testing.assert_allclose(value - value_2,
+                                   dense(lam, log_psi) - dense(1.3 * lam, log_psi + 0.4),
+                                   rtol=1e-9)
+        np.testing.assert_allclose(g_lam, ref_lam, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(g_psi, ref_psi, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_psi_mixes_on_ar1_noise():
+    """Issue 18 item 4: on real 1000 Genomes genotypes with AR(1) noise across 8 ROIs (a Σ
+    that no 4-factor model fits exactly), the default GLRR Gibbs run (4 × (1000 + 1000))
+    reaches R-hat ≤ 1.01 on B, Σ and ψ.  The η-conditional noise block that preceded the
+    collapsed HMC move gave ψ R-hat 1.13 (min ESS 28) here.  benchmarks/glrr_mixing.py
+    records the same fit (and a 2-factor-noise case)."""
+    from bayesimg.data import simulate_discovery
+    from bayesimg.mcmc_stats import ess_bulk, rhat_rank
+
+    data, _ = simulate_discovery("ar_noise", seed=0)
+    fit = bayesimg.fit(GLRR(rank=3), data, method="gibbs", chains=4, warmup=1000, draws=1000,
+                       seed=0, progress=False)
+    for name in ("B", "noise_cov", "psi"):
+        x = np.asarray(fit.posterior[name].values)
+        flat = np.moveaxis(x.reshape(x.shape[0], x.shape[1], -1), 2, 0)
+        assert np.nanmax(rhat_rank(flat)) <= 1.01, name
+        assert np.nanmin(ess_bulk(flat)) >= 200, name

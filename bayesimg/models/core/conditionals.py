@@ -35,23 +35,27 @@ __all__ = ["JITTER_START", "JITTER_TRIES", "gaussian_column_groups",
            "matrix_normal_kron", "robust_cholesky", "slice_bounded"]
 
 
-def inverse_gaussian(key, mean, shape):
+def inverse_gaussian(key, mean, shape, *, normal=None, uniform=None):
     r"""Draw from InvGauss(μ = ``mean``, λ = ``shape``) (Michael, Schucany & Haas 1976).
 
     With ν ~ N(0,1), y = ν², the smaller root of the chi-square transform is
     written in the cancellation-free form
     x = 4λ / (y (1 + √(1 + 4λ/(μy)))²), which stays exact as μ → ∞ (where the
     distribution tends to the Lévy law and x → λ/y); then x is kept with
-    probability μ/(μ + x), else μ²/x.
+    probability μ/(μ + x), else μ²/x.  ``normal``/``uniform``: the N(0, 1) and U(0, 1)
+    variates to use (shaped as ``mean``) instead of drawing them from ``key`` (a caller
+    that draws all of a sweep's variates in one call compiles a smaller program).
     """
     mean = jnp.asarray(mean)
     shape = jnp.broadcast_to(jnp.asarray(shape, mean.dtype), mean.shape)
-    k_norm, k_unif = jax.random.split(key)
-    nu = jax.random.normal(k_norm, mean.shape, mean.dtype)
+    if normal is None or uniform is None:
+        k_norm, k_unif = jax.random.split(key)
+        normal = jax.random.normal(k_norm, mean.shape, mean.dtype)
+        uniform = jax.random.uniform(k_unif, mean.shape, mean.dtype)
+    nu = jnp.reshape(normal, mean.shape)
     y = jnp.maximum(nu * nu, jnp.finfo(mean.dtype).tiny)
     x = 4.0 * shape / (y * (1.0 + jnp.sqrt(1.0 + 4.0 * shape / (mean * y))) ** 2)
-    u = jax.random.uniform(k_unif, mean.shape, mean.dtype)
-    keep_x = u * (mean + x) <= mean
+    keep_x = jnp.reshape(uniform, mean.shape) * (mean + x) <= mean
     return jnp.where(keep_x, x, mean * (mean / x))
 
 
@@ -72,7 +76,7 @@ def _returned(draw, variance, n_jitter, return_jitter):
 
 
 def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
-                                     rhs_sq=None, return_jitter=False):
+                                     rhs_sq=None, return_jitter=False, noise=None):
     """Draw every column j of B ~ N(A⁻¹ rhs_j, σ² A⁻¹), A = gram + diag(prior_precision).
 
     One Cholesky A = LLᵀ of the d×d matrix serves all columns, and two triangular
@@ -88,12 +92,17 @@ def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
     ‖T‖²_F: the same factor then gives q and the draw of B given the new σ², i.e. one
     joint draw of (σ², B), and σ² is returned right after B.
 
+    ``noise``: the N(0, 1) variates (shaped as ``rhs``) to use instead of drawing them
+    from ``key`` (a sweep that draws all its variates in one call compiles less).
+
     Returns ``B``, or a tuple ``(B, [σ²], [n_jitter])`` of what was asked for.
     """
     if callable(sigma) and rhs_sq is None:
         raise ValueError("a collapsed scale draw (callable sigma) needs rhs_sq = ‖T‖²_F")
     A = gram + jnp.diag(prior_precision)
-    noise = jax.random.normal(key, rhs.shape, rhs.dtype)
+    if noise is None:
+        noise = jax.random.normal(key, rhs.shape, rhs.dtype)
+    noise = jnp.reshape(noise, rhs.shape)
 
     def draw_with(L):
         mean_part = solve_lower(L, rhs)
@@ -227,7 +236,7 @@ def slice_bounded(key, log_density, x0, lower, upper, *, max_steps: int = 200):
     return jax.lax.while_loop(cond, body, carry)[2]
 
 
-def matrix_normal_kron(key, left_eig, right_eig, linear, ridge):
+def matrix_normal_kron(key, left_eig, right_eig, linear, ridge, *, noise=None):
     """Draw M (p×q) with density ∝ exp(−½⟨M, A M B⟩ − ½ ridge ‖M‖²_F + ⟨L, M⟩).
 
     That is vec(M) ~ N(P⁻¹ vec(L), P⁻¹) with P = B ⊗ A + ridge·I (A p×p, B q×q
@@ -238,10 +247,13 @@ def matrix_normal_kron(key, left_eig, right_eig, linear, ridge):
     ``right_eig = (b, P_B)``, as returned by ``jnp.linalg.eigh``), M̃ = P_Aᵀ M P_B has
     independent entries with precision a_i b_j + ridge, so the draw costs two
     eigendecompositions and no pq×pq factorisation.  Exact for any ridge > 0.
+    ``noise``: the p×q N(0, 1) variates to use instead of drawing them from ``key``.
     """
     a, PA = left_eig
     b, PB = right_eig
     prec = jnp.maximum(a, 0.0)[:, None] * jnp.maximum(b, 0.0)[None, :] + ridge
     lin = PA.T @ linear @ PB
-    noise = jax.random.normal(key, lin.shape, lin.dtype)
+    if noise is None:
+        noise = jax.random.normal(key, lin.shape, lin.dtype)
+    noise = jnp.reshape(noise, lin.shape)
     return PA @ (lin / prec + noise / jnp.sqrt(prec)) @ PB.T

@@ -17,8 +17,8 @@ Exact auxiliary-variable representations (they add latent variables whose margin
 is the model's prior, so the posterior of the model's sites is unchanged — no
 approximation):
 
-* η_l: the latent noise factors of the factor model (integrating them out gives the
-  model's N(·, ΛΛᵀ + diag ψ) likelihood, which NUTS evaluates by Woodbury);
+* (η_l, the latent noise factors, are *not* used: every block sees the marginal
+  N(·, ΛΛᵀ + diag ψ) likelihood, as NUTS does, by Woodbury);
 * Student-t₃ noise loadings: λ_jk | φ_jk ~ N(0, 1/(φ_jk τ_k)), φ_jk ~ Gamma(3/2, 3/2)
   (Bhattacharya & Dunson 2011 — the same scale mixture the NUTS model integrates out);
 * Laplace loadings: u_ih | s_ih ~ N(0, s_ih), s_ih ~ Exp(rate ρ_u²/2) (Park & Casella
@@ -26,7 +26,7 @@ approximation):
 
 One sweep (Σ, Σ⁻¹ from one c×c eigendecomposition of ΛΛᵀ + diag ψ):
 
-1. *Mean blocks, η integrated out* (collapsed: they see the correlated noise Σ, not
+1. *Mean blocks* given Σ (collapsed over η: they see the correlated noise Σ, not
    diag ψ; conditioning on η instead would make B and η nearly collinear along the
    strong noise factors and the chain crawl).  With T = Y − ZΓ:
 
@@ -54,33 +54,55 @@ One sweep (Σ, Σ⁻¹ from one c×c eigendecomposition of ΛΛᵀ + diag ψ):
    * s | U, V (Laplace priors): inverse Gaussian, as above.
 2. Rank shrinkage: τ_δ ~ Gamma(a₀ + R/2, b₀ + ½Σ_h (θ_h/τ_δ) δ_h²) and, in turn,
    ζ_m ~ Gamma(a_r + (R − m + 1)/2, 1 + ½Σ_{h≥m} (θ_h/ζ_m) δ_h²).
-3. Noise: with E = Y − XB − ZΓ, η_l ~ N(P⁻¹ΛᵀΨ⁻¹e_l, P⁻¹), P = I + ΛᵀΨ⁻¹Λ (one K×K
-   Cholesky for all subjects); rows λ_j ~ N(P_j⁻¹ηᵀE_·j/ψ_j, P_j⁻¹),
-   P_j = diag(φ_j τ) + ηᵀη/ψ_j (c batched K×K); a scale move per factor,
-   (η_·k, λ_·k) → (η_·k/a, a λ_·k) (ηΛᵀ unchanged; Jacobian a^{c−n}; t = log a as
-   above with p = c − n, β = τ_k Σ_j φ_jk λ_jk²/2, γ = ‖η_·k‖²/2: the η–Λ scale
-   ridge that data augmentation crawls along when n is large);
-   1/ψ_j ~ Gamma(a_ψ + n/2, b_ψ + ½‖E_·j − ηλ_j‖²); *ridge moves*
-   (:func:`noise_ridge_moves`): Metropolis–Hastings along (λ_j, ψ_j) →
-   (b λ_j, ψ_j + (1 − b²)‖λ_j‖²), which keeps Σ_jj, with η and φ integrated out — the
-   split of a phenotype's variance between its own ψ_j and a factor that loads mostly
-   on it is barely identified, and η-conditional updates cross it in O(n) sweeps
-   (ESS of ψ_j 15 → 330 per 4000 draws in our tests); then φ_jk ~ Gamma(2,
+3. Noise, with E = Y − XB − ZΓ and S = EᵀE: *one HMC transition on (Λ, log ψ) with η
+   integrated out* (:func:`collapsed_noise_hmc`), targeting
+   p(Λ, ψ | E, φ, τ) ∝ |Σ|^{−n/2} exp(−½ tr Σ⁻¹S) Π N(λ_jk; 0, 1/(φ_jk τ_k)) Π IG(ψ_j),
+   evaluated with its gradient by Woodbury (one K×K Cholesky per leapfrog step; cost
+   O(c²K + K³), independent of n: S is formed once); then φ_jk ~ Gamma(2,
    (3 + τ_k λ_jk²)/2) and ξ_m in turn ~ Gamma(a_m + c(K − m + 1)/2,
    1 + ½Σ_{k≥m} (τ_k/ξ_m) Σ_j φ_jk λ_jk²).  K = 0: 1/ψ_j ~ Gamma(a_ψ + n/2,
    b_ψ + ½‖E_·j‖²).
 
+Why the noise block is collapsed HMC (issue 18, item 4).  The earlier kernel drew the
+factor scores η | Λ, ψ, then Λ rows, ψ | η, a per-factor scale move (η_·k/a, aλ_·k) and
+per-phenotype ridge moves (λ_j, ψ_j) → (bλ_j, ψ_j + (1 − b²)‖λ_j‖²).  On correlated noise
+that is not exactly low-rank-plus-diagonal (AR(1) across 8 ROIs, real 1000 Genomes
+genotypes, n = 503, K = 4; ``benchmarks/glrr_mixing.py``) ψ mixed slowly: R-hat 1.13,
+min bulk ESS 28 per 4000 draws, while Σ_jj itself had lag-1 autocorrelation ≤ 0.44.
+Diagnosis on those chains: each ψ_j had lag-10 autocorrelation 0.7–0.8 and correlated
+−0.54 … −0.85 with ‖λ_j‖² (the ψ_j ↔ factor-variance trade-off at nearly constant Σ);
+the slowest direction of log ψ across chains alternated in sign along the ROI chain
+(+ψ₂ −ψ₃ +ψ₄ −ψ₅ …), and NUTS on the collapsed block (same S) showed neighbouring log ψ
+correlated down to −0.73 with posterior sds up to 0.47 — a weakly identified direction
+that moves several ψ_j *and* all of Λ together.  Conditioning on η pins it (ψ_j | η has
+sd ≈ √(2/n) ≈ 0.06 in log), the per-phenotype ridge moves change one ψ_j at a time,
+and the η–Λ scale coupling was not the problem (Σ mixed).  NUTS with a diagonal mass on
+the collapsed block had min ESS 1350 per 4000 for ψ, so the move here is HMC on the
+collapsed (η-free) target, replacing η, the Λ-row draws, the scale move, the ψ draw and
+the ridge moves.  It needs no adaptation (the Gibbs programs have no warm-up phase):
+its diagonal mass is a curvature bound from what the move conditions on (S, φ, τ; see
+:func:`collapsed_noise_hmc`), step size U(0.5, 1) (jittered), 16 leapfrog steps.  On the
+same data and run length (4 × (1000 + 1000)): ψ R-hat 1.005, min ESS 411; Σ 1.005 / 1167;
+B 1.009 / 468; acceptance ≈ 0.74 (``noise_hmc_accept``).  It is also a smaller program
+than the blocks it replaces (issue 19).
+
 Every step is an exact draw from a full conditional of the augmented posterior, or
-(scale and ridge moves) a Metropolis–Hastings step that leaves it invariant; the
+(scale moves, noise HMC) a Metropolis–Hastings step that leaves it invariant; the
 collapsed steps are valid partially collapsed Gibbs orders (van Dyk & Park 2008): η is
-drawn (step 3) before anything conditions on it, and s, φ are redrawn from their
-conditionals right after the moves that integrate them out.  All Gamma variates of a
+never instantiated, and s is redrawn from its conditional right after the scale moves
+that integrate it out; the HMC move conditions on φ and τ, which are then drawn given
+the new Λ.  All Gamma variates of a
 sweep come from one call of :func:`bayesimg.models.core.gamma.gamma` (a smaller program
-than ``jax.random.gamma``; their shapes are known in advance; each
-call costs seconds of compilation).  The recorded draws are the NUTS model's own sites
-(U, V, δ, the MGP increments, ψ, Γ, the non-centred noise loadings t = Λτ^{1/2} and
-ξ) with every deterministic site computed by the NUTS model function itself, so
-the stored posterior, its identified summaries and the pointwise log-likelihood are
+than ``jax.random.gamma``; their shapes are known in advance; each call costs seconds of
+compilation), and the N(0, 1) / U(0, 1) variates of the scale moves, the Laplace mixing
+variances, the Gaussian blocks (u_h for d ≤ n, V, δ, Γ) and the HMC move from one call
+each (:class:`_VariatePool`); the u layers are one ``fori_loop`` (one copy of the layer
+update in the program whatever R). These changed the random stream in December 2026: the
+same seed gives different, equally exact draws than before. The recorded draws are the
+NUTS model's own sites (U, V, δ, the MGP increments, ψ, Γ, the non-centred noise
+loadings t = Λτ^{1/2} and ξ) with every deterministic site computed by the NUTS model
+function itself, so the stored posterior, its identified summaries and the pointwise
+log-likelihood are
 defined exactly as for NUTS (``tests/glrr/test_glrr_gibbs.py`` checks agreement).
 
 Identification of ψ and mixing on correlated noise. The likelihood sees Σ only, and
@@ -91,16 +113,10 @@ equal likelihood whose position only the prior sets (AR(1)-correlated ROIs, n = 
 SNPs, c = 8, rank 3, K = 7, 2 × (200 + 300) sweeps: ψ R-hat 1.35, min ESS 5, while B and Σ
 were near convergence). The default K is therefore the largest K within the bound
 (:func:`~bayesimg.models.glrr.model.ledermann_bound`, at most 10); more factors can be
-asked for, with a warning. Measured at the default run length (4 chains × (1000 + 1000)
-sweeps, ``benchmarks/glrr_mixing.py``, ``benchmarks/results/glrr_mixing.json``) on the same
-AR(1) data with K = 4: R-hat 1.006 for B (min bulk ESS 386), 1.018 for Σ (141) and 1.13 for
-ψ (28), against 1.007, 1.024 and 1.128 with K = 7 at the same length: the 1.01 target is
-missed for Σ and ψ there, and bounding K makes ψ identified rather than faster: an AR(1) Σ
-is not a 4-factor matrix and several 4-factor splits fit it almost equally (a misspecified
-noise model). On factor noise (``simulate_glrr``, 2 factors, same genotypes) K = 4 gave 1.049
-(B), 1.030 (Σ), 1.072 (ψ): missed too. Tried and not kept: an HMC move on the whole
-collapsed noise block (t, log ψ, log ξ; η and φ integrated) raised the ESS of Σ 3–5× but not
-of ψ. Read Σ (``noise_cov``), not ψ, on such data.
+asked for, with a warning.  Bounding K made ψ identified, not faster (K = 4 and K = 7
+mixed alike under the former noise block: ψ R-hat 1.13 at the default run length); the
+collapsed HMC move of step 3 is what made it mix (figures above and in
+``benchmarks/results/glrr_mixing.json``, which also records the 2-factor noise case).
 
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge
@@ -114,6 +130,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_solve
 from numpyro import handlers
 
@@ -130,8 +147,6 @@ from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 NU = 3.0
 #: Newton iterations locating the mode of a scale move's log-density
 SCALE_NEWTON_STEPS = 20
-#: sds of log b of the passes of noise ridge moves per sweep (:func:`noise_ridge_moves`)
-RIDGE_STEPS = (1.5, 0.5, 0.2)
 
 
 class GLRRGibbsState(NamedTuple):
@@ -140,17 +155,19 @@ class GLRRGibbsState(NamedTuple):
     rng_key: jnp.ndarray
     #: sample stats read by the MCMC driver: ``cholesky_jitter`` (jitter retries of
     #: the Cholesky factorisations in this sweep), ``scale_accept`` (mean acceptance
-    #: of the 2R layer scale moves) and, with noise factors, ``noise_scale_accept``
-    #: (the K factor scale moves) and ``noise_ridge_accept`` (the ridge moves)
+    #: of the 2R layer scale moves) and, with noise factors, ``noise_hmc_accept``
+    #: (whether the collapsed noise HMC transition was accepted)
     stats: dict
 
 
-def scale_move(key, p, alpha, beta, gamma):
+def scale_move(key, p, alpha, beta, gamma, *, normal=None, uniform=None):
     """One independence Metropolis–Hastings step for t with log-density
     p·t − α e^t − β e^{2t} − γ e^{−2t} (α, β, γ ≥ 0: concave), from the current t = 0.
 
     The proposal is the Laplace approximation N(t*, 1/h(t*)) at the mode t* (Newton,
-    steps clipped to ±2).  Returns (t, accepted), elementwise over the inputs.
+    steps clipped to ±2).  ``normal``/``uniform``: the proposal's N(0, 1) and the
+    acceptance's U(0, 1) variates (shaped as ``alpha``) instead of draws from ``key``.
+    Returns (t, accepted), elementwise over the inputs.
     """
     dtype = alpha.dtype
     tiny = jnp.finfo(dtype).tiny
@@ -167,88 +184,97 @@ def scale_move(key, p, alpha, beta, gamma):
 
     mode = jax.lax.fori_loop(0, SCALE_NEWTON_STEPS, newton, jnp.zeros_like(alpha))
     sd = 1.0 / jnp.sqrt(curvature(mode) + tiny)
-    k_prop, k_acc = jax.random.split(key)
-    prop = mode + sd * jax.random.normal(k_prop, alpha.shape, dtype)
+    if normal is None or uniform is None:
+        k_prop, k_acc = jax.random.split(key)
+        normal = jax.random.normal(k_prop, alpha.shape, dtype)
+        uniform = jax.random.uniform(k_acc, alpha.shape, dtype)
+    prop = mode + sd * normal
     zero = jnp.zeros_like(prop)
 
     def logq(t):
         return -0.5 * ((t - mode) / sd) ** 2
 
     log_ratio = logf(prop) - logf(zero) - logq(prop) + logq(zero)
-    accept = jnp.log(jax.random.uniform(k_acc, alpha.shape, dtype)) < log_ratio
+    accept = jnp.log(uniform) < log_ratio
     return jnp.where(accept, prop, zero), accept
 
 
-def noise_ridge_moves(key, Lam, psi, tau, S, n, psi_prior, steps):
-    """Passes (one per entry of ``steps``) of one Metropolis–Hastings move per phenotype j
-    (in turn) along (λ_j, ψ_j) → (b λ_j, ψ_j + (1 − b²)‖λ_j‖²), log b ~ N(0, step²)
-    (large and small steps: far jumps along the ridge when they fit, local ones when
-    the off-diagonal covariances pin λ_j).  Σ_jj is unchanged, so the
-    move slides between idiosyncratic and factor variance, the direction in which the
-    η-conditional updates crawl (a factor loading on one phenotype trades with its ψ_j).
+#: leapfrog steps of the collapsed noise HMC move and its base step size (whitened units)
+NOISE_LEAPFROG_STEPS = 16
+NOISE_STEP_SIZE = 1.0
 
-    Target: the noise block with η and φ integrated out — the Gaussian likelihood of
-    the residuals E (``S = EᵀE``) under Σ = ΛΛᵀ + diag ψ, λ_jk ~ t₃(0, τ_k^{-1/2}),
-    1/ψ_j ~ Gamma(a_ψ, b_ψ).  The maps form a one-parameter group acting on (λ_j, ψ_j)
-    with Jacobian b^K, so the acceptance ratio is p(new)/p(old)·b^K (involutive MH).
-    Per proposal the change of log|Σ| and tr(Σ⁻¹S) costs O(cK + K³) by Woodbury
-    (C = I + ΛᵀΨ⁻¹Λ, H = SΨ⁻¹Λ, G = ΛᵀΨ⁻¹SΨ⁻¹Λ kept up to date).
-    Returns (Λ, ψ, mean acceptance).
+
+def collapsed_noise_logdensity(Lam, log_psi, prior_prec, S, n, psi_prior):
+    """log p(Λ, log ψ | E, φ, τ) up to a constant, η integrated out, and its gradient.
+
+    The residuals E (n×c, ``S = EᵀE``) are N(0, Σ), Σ = ΛΛᵀ + diag ψ, so
+    log p = −(n/2) log|Σ| − ½ tr(Σ⁻¹S) − ½ Σ prior_prec·Λ² − a_ψ log ψ − b_ψ/ψ
+    (λ_jk ~ N(0, 1/prior_prec_jk), 1/ψ_j ~ Gamma(a_ψ, b_ψ), with the Jacobian of log ψ).
+    By Woodbury with C = I + ΛᵀΨ⁻¹Λ (one K×K Cholesky): log|Σ| = Σ log ψ + log|C|,
+    Σ⁻¹ = Ψ⁻¹ − Ψ⁻¹ΛC⁻¹ΛᵀΨ⁻¹, Σ⁻¹Λ = Ψ⁻¹ΛC⁻¹, and
+    ∂/∂Λ = −nΣ⁻¹Λ + Σ⁻¹SΣ⁻¹Λ − prior_prec∘Λ,
+    ∂/∂ψ_j = −(n/2)(Σ⁻¹)_jj + ½(Σ⁻¹SΣ⁻¹)_jj.
+    Returns (value, (∂/∂Λ, ∂/∂log ψ)).
+    """
+    dtype = Lam.dtype
+    K = Lam.shape[1]
+    a_psi, b_psi = psi_prior[0], psi_prior[1]
+    psi = jnp.exp(log_psi)
+    M = Lam / psi[:, None]                                   # Ψ⁻¹Λ
+    chol = jnp.linalg.cholesky(jnp.eye(K, dtype=dtype) + Lam.T @ M)
+    A = cho_solve((chol, True), M.T).T                       # Σ⁻¹Λ = Ψ⁻¹ΛC⁻¹
+    W = jnp.diag(1.0 / psi) - A @ M.T                        # Σ⁻¹
+    WS = W @ S
+    value = (-0.5 * n * (jnp.sum(log_psi) + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol))))
+             - 0.5 * jnp.sum(W * S) - 0.5 * jnp.sum(prior_prec * Lam * Lam)
+             - a_psi * jnp.sum(log_psi) - b_psi * jnp.sum(1.0 / psi))
+    grad_lam = -n * A + WS @ A - prior_prec * Lam
+    grad_psi = -0.5 * n * jnp.diagonal(W) + 0.5 * jnp.sum(WS * W, axis=1)
+    grad_log_psi = psi * grad_psi - a_psi + b_psi / psi
+    return value, (grad_lam, grad_log_psi)
+
+
+def collapsed_noise_hmc(normal, uniform, Lam, psi, prior_prec, S, n, psi_prior,
+                        steps=NOISE_LEAPFROG_STEPS, step_size=NOISE_STEP_SIZE):
+    """One HMC transition on (Λ, log ψ) of :func:`collapsed_noise_logdensity`.
+
+    The diagonal mass is a bound on the target's curvature computed from what the move
+    conditions on (E, φ, τ), so the transition is exact without adaptation: for λ_jk
+    n(Σ̂⁻¹)_jj + prior_prec_jk (the Fisher information of λ_jk is at most 2n(Σ⁻¹)_jj), for
+    log ψ_j n/2 (its information is (n/2)(ψ_j(Σ⁻¹)_jj)² ≤ n/2, as ψ_j ≤ 1/(Σ⁻¹)_jj),
+    Σ̂ = S/n.  The step size is ``step_size`` × U(0.5, 1) (jittered: no resonant
+    trajectory lengths), ``steps`` leapfrog steps.  ``normal`` holds the c(K + 1) N(0, 1)
+    variates of the momenta, ``uniform`` the two U(0, 1) of the step size and the
+    acceptance.  Returns (Λ, ψ, accepted).
     """
     dtype = Lam.dtype
     c, K = Lam.shape
-    a_psi, b_psi = psi_prior[0], psi_prior[1]
-    k_b, k_u = jax.random.split(key)
-    n_moves = len(steps) * c
-    log_b = (jnp.asarray(steps, dtype)[:, None]
-             * jax.random.normal(k_b, (len(steps), c), dtype)).ravel()
-    log_u = jnp.log(jax.random.uniform(k_u, (n_moves,), dtype))
-    M = Lam / psi[:, None]
-    C = jnp.eye(K, dtype=dtype) + Lam.T @ M
-    H = S @ M
-    G = M.T @ H
+    n = jnp.asarray(n, dtype)
+    sig_hat = S / n + 1e-9 * jnp.mean(jnp.diagonal(S) / n) * jnp.eye(c, dtype=dtype)
+    info = n * jnp.diagonal(jnp.linalg.inv(sig_hat))
+    mass = (info[:, None] + prior_prec, jnp.full((c,), n / 2.0, dtype))
+    eps = step_size * (0.5 + 0.5 * uniform[0])
+    mom = (jnp.sqrt(mass[0]) * normal[:c * K].reshape(c, K), jnp.sqrt(mass[1]) * normal[c * K:])
 
-    def logdet_and_trace(C, G):
-        L = jnp.linalg.cholesky(C)
-        return (2.0 * jnp.sum(jnp.log(jnp.diagonal(L))),
-                jnp.sum(cho_solve((L, True), G) * jnp.eye(K, dtype=dtype)))
+    def kinetic(p):
+        return 0.5 * (jnp.sum(p[0] ** 2 / mass[0]) + jnp.sum(p[1] ** 2 / mass[1]))
 
-    def prior(lam, ps):
-        return (-(NU + 1.0) / 2.0 * jnp.sum(jnp.log1p(tau * lam * lam / NU))
-                - (a_psi + 1.0) * jnp.log(ps) - b_psi / ps)
+    x0 = (Lam, jnp.log(psi))
+    v0, g0 = collapsed_noise_logdensity(*x0, prior_prec, S, n, psi_prior)
 
-    def body(i, carry):
-        Lam, psi, C, H, G, n_acc = carry
-        j = i % c
-        lam, ps = Lam[j], psi[j]
-        b = jnp.exp(log_b[i])
-        lam_new = b * lam
-        ps_new = ps + (1.0 - b * b) * jnp.sum(lam * lam)
-        ok = ps_new > 0
-        ps_new = jnp.where(ok, ps_new, ps)
-        m_old, m_new = lam / ps, lam_new / ps_new
-        dm = m_new - m_old
-        C_new = C + jnp.outer(lam_new, m_new) - jnp.outer(lam, m_old)
-        h = H[j]
-        G_new = G + jnp.outer(dm, h) + jnp.outer(h, dm) + S[j, j] * jnp.outer(dm, dm)
-        ld_old, tr_old = logdet_and_trace(C, G)
-        ld_new, tr_new = logdet_and_trace(C_new, G_new)
-        # log p = −(n/2)(Σ log ψ + log|C|) − ½(Σ S_ii/ψ_i − tr(C⁻¹G)) + priors
-        delta_ll = (-0.5 * n * (jnp.log(ps_new) - jnp.log(ps) + ld_new - ld_old)
-                    - 0.5 * (S[j, j] * (1.0 / ps_new - 1.0 / ps) - (tr_new - tr_old)))
-        log_ratio = delta_ll + prior(lam_new, ps_new) - prior(lam, ps) + K * log_b[i]
-        accept = ok & (log_u[i] < log_ratio)
-        Lam = Lam.at[j].set(jnp.where(accept, lam_new, lam))
-        psi = psi.at[j].set(jnp.where(accept, ps_new, ps))
-        C = jnp.where(accept, C_new, C)
-        G = jnp.where(accept, G_new, G)
-        H = jnp.where(accept, H + jnp.outer(S[:, j], dm), H)
-        return Lam, psi, C, H, G, n_acc + accept.astype(dtype)
+    def leapfrog(_, carry):
+        x, p, _, g = carry
+        p = jax.tree.map(lambda pi, gi: pi + 0.5 * eps * gi, p, g)
+        x = jax.tree.map(lambda xi, pi, mi: xi + eps * pi / mi, x, p, mass)
+        v, g = collapsed_noise_logdensity(*x, prior_prec, S, n, psi_prior)
+        p = jax.tree.map(lambda pi, gi: pi + 0.5 * eps * gi, p, g)
+        return x, p, v, g
 
-    Lam, psi, _, _, _, n_acc = jax.lax.fori_loop(
-        0, n_moves, body, (Lam, psi, C, H, G, jnp.zeros((), dtype)))
-    return Lam, psi, n_acc / max(n_moves, 1)
-
+    x1, p1, v1, _ = jax.lax.fori_loop(0, steps, leapfrog, (x0, mom, v0, g0))
+    log_ratio = v1 - kinetic(p1) - v0 + kinetic(mom)
+    accept = jnp.log(uniform[1]) < jnp.where(
+        jnp.isfinite(log_ratio), log_ratio, -jnp.inf)
+    return (jnp.where(accept, x1[0], Lam), jnp.where(accept, jnp.exp(x1[1]), psi), accept)
 
 
 def _loading_scale_rates(M, laplace: bool, rate, size: int):
@@ -262,10 +288,11 @@ def _loading_scale_rates(M, laplace: bool, rate, size: int):
         return rate * jnp.sum(jnp.abs(M), axis=0), zeros
     return zeros, size * jnp.sum(M * M, axis=0) / 2.0
 
-def _laplace_inverse_variance(key, x, rate):
+def _laplace_inverse_variance(key, x, rate, normal=None, uniform=None):
     """1/s | x ~ InvGauss(ρ/|x|, ρ²) for x | s ~ N(0, s), s ~ Exp(ρ²/2)."""
     tiny = jnp.finfo(x.dtype).tiny
-    return inverse_gaussian(key, rate / jnp.maximum(jnp.abs(x), tiny), rate * rate)
+    return inverse_gaussian(key, rate / jnp.maximum(jnp.abs(x), tiny), rate * rate,
+                            normal=normal, uniform=uniform)
 
 
 class _GammaPool:
@@ -291,6 +318,26 @@ class _GammaPool:
         self.offset += size
         self.block += 1
         return out / rate
+
+
+class _VariatePool:
+    """A sweep's N(0, 1) and U(0, 1) variates of the given sizes from one call each.
+
+    Every ``jax.random.normal``/``uniform`` call site compiles its own copy of the bit
+    generator and (normal) of the inverse error function; one call per sweep for all the
+    small blocks whose sizes are known in advance keeps the program short.
+    ``take(shape)`` hands out the next block in request order.
+    """
+
+    def __init__(self, key, size, dtype, sampler):
+        self.draws = sampler(key, (max(size, 1),), dtype)
+        self.offset = 0
+
+    def take(self, shape):
+        size = int(np.prod(shape))
+        out = self.draws[self.offset:self.offset + size].reshape(shape)
+        self.offset += size
+        return out
 
 
 def _cumulative_precision(head, increments):
@@ -328,7 +375,7 @@ class GLRRGibbs(ExactGibbsKernel):
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         kw = model_kwargs
         X, Y, Z, dt, n, d, c, R, K = self._dims(kw)
-        keys = jax.random.split(rng_key, 8)
+        keys = jax.random.split(rng_key, 3)
         # ridge estimate of B (Y residualised on Z), its rank-R truncated SVD
         Yr = Y
         if Z is not None:
@@ -339,17 +386,22 @@ class GLRRGibbs(ExactGibbsKernel):
         else:
             B_ridge = X.T @ jnp.linalg.solve(X @ X.T + kappa * jnp.eye(n, dtype=dt), Yr)
         left, svals, right_t = jnp.linalg.svd(B_ridge, full_matrices=False)
-        U = left[:, :R] + 0.3 / jnp.sqrt(d) * jax.random.normal(keys[0], (d, R), dt)
-        V = right_t[:R].T + 0.3 / jnp.sqrt(c) * jax.random.normal(keys[1], (c, R), dt)
-        delta = svals[:R] * jnp.exp(0.3 * jax.random.normal(keys[2], (R,), dt))
+        # one normal call for every perturbation (a smaller init program)
+        n_ig = d * R * self.snp_laplace + c * R * self.phen_laplace
+        noise = _VariatePool(keys[0], d * R + c * R + R + c + c * K + n_ig, dt,
+                             jax.random.normal)
+        unif = _VariatePool(keys[1], n_ig, dt, jax.random.uniform)
+        U = left[:, :R] + 0.3 / jnp.sqrt(d) * noise.take((d, R))
+        V = right_t[:R].T + 0.3 / jnp.sqrt(c) * noise.take((c, R))
+        delta = svals[:R] * jnp.exp(0.3 * noise.take((R,)))
         mean = X @ (U * delta) @ V.T
         z = {"U": U, "V": V, "delta": delta}
         if Z is not None:
             z["gamma"] = jnp.linalg.solve(Z.T @ Z, Z.T @ (Y - mean))
             mean = mean + Z @ z["gamma"]
         resid_var = jnp.maximum(jnp.mean((Y - mean) ** 2, axis=0), 1e-6 * jnp.var(Y) + 1e-12)
-        z["psi"] = resid_var * jnp.exp(0.2 * jax.random.normal(keys[3], (c,), dt))
-        z["Lam"] = 0.1 * jnp.sqrt(z["psi"])[:, None] * jax.random.normal(keys[4], (c, K), dt)
+        z["psi"] = resid_var * jnp.exp(0.2 * noise.take((c,)))
+        z["Lam"] = 0.1 * jnp.sqrt(z["psi"])[:, None] * noise.take((c, K))
         z["phi"] = jnp.ones((c, K), dt)
         z["noise_increment"] = jnp.ones((K,), dt)
         if not self.fixed_global:
@@ -357,17 +409,18 @@ class GLRRGibbs(ExactGibbsKernel):
         if self.mgp:
             z["rank_increment"] = jnp.ones((R - 1,), dt)
         if self.snp_laplace:
-            z["inv_s_u"] = _laplace_inverse_variance(keys[5], U, kw["snp_rate"])
+            z["inv_s_u"] = _laplace_inverse_variance(None, U, kw["snp_rate"], noise.take((d, R)),
+                                                     unif.take((d, R)))
         if self.phen_laplace:
-            z["inv_s_v"] = _laplace_inverse_variance(keys[6], V, kw["phenotype_rate"])
+            z["inv_s_v"] = _laplace_inverse_variance(None, V, kw["phenotype_rate"],
+                                                     noise.take((c, R)), unif.take((c, R)))
         stats = {"cholesky_jitter": jnp.zeros((), jnp.int32),
                  "scale_accept": jnp.zeros((), dt)}
         if K > 0:
-            stats["noise_scale_accept"] = jnp.zeros((), dt)
-            stats["noise_ridge_accept"] = jnp.zeros((), dt)
+            stats["noise_hmc_accept"] = jnp.zeros((), dt)
         # a valid state already (every block has a finite value): no sweep here, which
         # would compile the whole sweep a second time into the init program
-        return GLRRGibbsState(jnp.zeros((), jnp.int32), z, keys[7], stats)
+        return GLRRGibbsState(jnp.zeros((), jnp.int32), z, keys[2], stats)
 
     # ---------------------------------------------------------------- helpers
     def _theta(self, z, kw, dt):
@@ -384,8 +437,9 @@ class GLRRGibbs(ExactGibbsKernel):
             blocks.append(kw["global_precision"][0] + R / 2.0)                  # τ_δ
         if self.mgp:
             blocks += [kw["rank_increment_shape"] + (R - m - 1) / 2.0 for m in range(R - 1)]
-        blocks.append(jnp.full((c,), kw["psi_prior"][0] + n / 2.0, dt))         # 1/ψ
-        if K > 0:
+        if K == 0:
+            blocks.append(jnp.full((c,), kw["psi_prior"][0] + n / 2.0, dt))     # 1/ψ
+        else:
             blocks.append(jnp.full((c, K), (NU + 1.0) / 2.0, dt))               # φ
             a1, a2 = kw["noise_shapes"][0], kw["noise_shapes"][1]
             blocks += [(a1 if m == 0 else a2) + c * (K - m) / 2.0 for m in range(K)]  # ξ
@@ -398,8 +452,16 @@ class GLRRGibbs(ExactGibbsKernel):
         narrow = d <= n
         z = dict(state.z)
         U, V, delta = z["U"], z["V"], z["delta"]
-        all_keys = jax.random.split(state.rng_key, 20 + 3 * R + K)
-        keys = iter(all_keys[:-1])
+        all_keys = jax.random.split(state.rng_key, 4 + R)
+        keys = iter(all_keys[:3])                      # all_keys[3:3 + R]: u layers (d > n)
+        # the N(0, 1) / U(0, 1) variates of the scale moves, the Laplace mixing variances
+        # and the noise HMC: one call each (see _VariatePool)
+        small = (2 * R + d * R * self.snp_laplace + c * R * self.phen_laplace)
+        r = 0 if Z is None else Z.shape[1]
+        gauss = d * R * narrow + c * R + R + r * c          # u layers, V, δ, Γ
+        normals = _VariatePool(next(keys), small + gauss + (c * (K + 1) if K > 0 else 0), dt,
+                               jax.random.normal)
+        uniforms = _VariatePool(next(keys), small + (2 if K > 0 else 0), dt, jax.random.uniform)
         n_jitter = jnp.zeros((), jnp.int32)
         eps2 = jnp.finfo(dt).eps ** 2
 
@@ -421,56 +483,73 @@ class GLRRGibbs(ExactGibbsKernel):
         TW = T @ W                                           # TΣ⁻¹V (n×R)
         XtX = X.T @ X if narrow else None
         prior_u = z["inv_s_u"] if self.snp_laplace else jnp.full((d, R), d, dt)
-        for h in range(R):
+        u_keys = all_keys[3:3 + R]
+        u_noise = normals.take((R, d)) if narrow else None
+
+        # a fori_loop over layers, not a Python loop: the compiled sweep holds one copy of
+        # the layer update (and its factorisation) whatever the rank
+        def u_layer(h, carry):
+            U, XU, n_jitter = carry
             others = (delta * VSV[:, h]).at[h].set(0.0)
             t = delta[h] * (TW[:, h] - XU @ others)           # n-vector: b = Xᵀt
             a = delta[h] ** 2 * VSV[h, h]
             prior = prior_u[:, h]
             if narrow:
-                u, j = gaussian_columns_given_precision(next(keys), a * XtX, (X.T @ t)[:, None],
-                                                        prior, 1.0, return_jitter=True)
+                u, j = gaussian_columns_given_precision(None, a * XtX, (X.T @ t)[:, None],
+                                                        prior, 1.0, return_jitter=True,
+                                                        noise=u_noise[h])
             else:
                 a = jnp.maximum(a, eps2)
-                u, j = gaussian_columns_wide(next(keys), X, (t / a)[:, None], prior / a,
+                u, j = gaussian_columns_wide(u_keys[h], X, (t / a)[:, None], prior / a,
                                              1.0 / jnp.sqrt(a), return_jitter=True)
-            n_jitter = n_jitter + j
-            U = U.at[:, h].set(u[:, 0])
-            XU = XU.at[:, h].set(X @ u[:, 0])
+            return (U.at[:, h].set(u[:, 0]), XU.at[:, h].set(X @ u[:, 0]),
+                    n_jitter + j.astype(n_jitter.dtype))
+
+        U, XU, n_jitter = jax.lax.fori_loop(0, R, u_layer, (U, XU, n_jitter))
         # scale moves (u_h, δ_h) → (a u_h, δ_h/a), s integrated out
         alpha_u, beta_u = _loading_scale_rates(U, self.snp_laplace, kw.get("snp_rate"), d)
-        step, acc_u = scale_move(next(keys), d - 1.0, alpha_u, beta_u, theta * delta**2 / 2.0)
+        step, acc_u = scale_move(None, d - 1.0, alpha_u, beta_u, theta * delta**2 / 2.0,
+                                 normal=normals.take((R,)), uniform=uniforms.take((R,)))
         U, XU, delta = U * jnp.exp(step), XU * jnp.exp(step), delta * jnp.exp(-step)
         if self.snp_laplace:
-            z["inv_s_u"] = _laplace_inverse_variance(next(keys), U, kw["snp_rate"])
+            z["inv_s_u"] = _laplace_inverse_variance(None, U, kw["snp_rate"],
+                                                     normals.take((d, R)), uniforms.take((d, R)))
 
         # ---- 1b. V | rest
         A = XU * delta                                       # n×R design of V
         AtA = A.T @ A
         lin_v = Sinv @ (T.T @ A)                             # Σ⁻¹TᵀA (c×R)
         if not self.phen_laplace:
-            V = matrix_normal_kron(next(keys), prec_eig, jnp.linalg.eigh(AtA), lin_v,
-                                   jnp.asarray(c, dt))
+            V = matrix_normal_kron(None, prec_eig, jnp.linalg.eigh(AtA), lin_v,
+                                   jnp.asarray(c, dt), noise=normals.take((c, R)))
         else:
-            for h in range(R):
+            v_noise = normals.take((R, c))
+
+            def v_layer(h, carry):                           # layer by layer, as for u
+                V, n_jitter = carry
                 others = AtA[:, h].at[h].set(0.0)
                 rhs = lin_v[:, h] - Sinv @ (V @ others)
                 v, j = gaussian_columns_given_precision(
-                    next(keys), AtA[h, h] * Sinv, rhs[:, None], z["inv_s_v"][:, h], 1.0,
-                    return_jitter=True)
-                n_jitter = n_jitter + j
-                V = V.at[:, h].set(v[:, 0])
+                    None, AtA[h, h] * Sinv, rhs[:, None], z["inv_s_v"][:, h], 1.0,
+                    return_jitter=True, noise=v_noise[h])
+                return V.at[:, h].set(v[:, 0]), n_jitter + j.astype(n_jitter.dtype)
+
+            V, n_jitter = jax.lax.fori_loop(0, R, v_layer, (V, n_jitter))
         alpha_v, beta_v = _loading_scale_rates(V, self.phen_laplace, kw.get("phenotype_rate"), c)
-        step, acc_v = scale_move(next(keys), c - 1.0, alpha_v, beta_v, theta * delta**2 / 2.0)
+        step, acc_v = scale_move(None, c - 1.0, alpha_v, beta_v, theta * delta**2 / 2.0,
+                                 normal=normals.take((R,)), uniform=uniforms.take((R,)))
         V, delta = V * jnp.exp(step), delta * jnp.exp(-step)
         if self.phen_laplace:
-            z["inv_s_v"] = _laplace_inverse_variance(next(keys), V, kw["phenotype_rate"])
+            z["inv_s_v"] = _laplace_inverse_variance(None, V, kw["phenotype_rate"],
+                                                     normals.take((c, R)), uniforms.take((c, R)))
 
         # ---- 1c. δ | rest
         W = Sinv @ V
         VSV = V.T @ W
         b = jnp.sum(XU * (T @ W), axis=0)
-        dd, j = gaussian_columns_given_precision(next(keys), (XU.T @ XU) * VSV, b[:, None],
-                                                 theta, 1.0, return_jitter=True)
+        dd, j = gaussian_columns_given_precision(None, (XU.T @ XU) * VSV, b[:, None],
+                                                 theta, 1.0, return_jitter=True,
+                                                 noise=normals.take((R,)))
         n_jitter = n_jitter + j
         delta = dd[:, 0]
         XB = (XU * delta) @ V.T
@@ -478,8 +557,9 @@ class GLRRGibbs(ExactGibbsKernel):
         # ---- 1d. Γ | rest
         if Z is not None:
             lin_g = (Z.T @ (Y - XB)) @ Sinv
-            z["gamma"] = matrix_normal_kron(next(keys), jnp.linalg.eigh(Z.T @ Z), prec_eig, lin_g,
-                                            jnp.asarray(1.0 / self.covariate_scale**2, dt))
+            z["gamma"] = matrix_normal_kron(None, jnp.linalg.eigh(Z.T @ Z), prec_eig, lin_g,
+                                            jnp.asarray(1.0 / self.covariate_scale**2, dt),
+                                            noise=normals.take((r, c)))
 
         # ---- 2. rank shrinkage θ
         if not self.fixed_global:
@@ -495,39 +575,13 @@ class GLRRGibbs(ExactGibbsKernel):
                 inc = inc.at[m].set(gammas.take(rate))
             z["rank_increment"] = inc
 
-        # ---- 3. noise: η, Λ, ψ, φ, ξ
+        # ---- 3. noise: (Λ, ψ) by collapsed HMC (η integrated out), then φ, ξ
         E = T - XB if Z is None else Y - XB - Z @ z["gamma"]
         if K > 0:
-            LPsi = Lam / psi[:, None]                            # Ψ⁻¹Λ
-            eta_t, j = gaussian_columns_given_precision(
-                next(keys), Lam.T @ LPsi, (E @ LPsi).T, jnp.ones((K,), dt), 1.0,
-                return_jitter=True)
-            n_jitter = n_jitter + j
-            eta = eta_t.T                                        # n×K
             tau_n = jnp.cumprod(z["noise_increment"])
-            EtE = eta.T @ eta
-            rhs = (E.T @ eta) / psi[:, None]                     # c×K
-
-            def row(key, psi_j, phi_j, rhs_j):
-                lam_j, jj = gaussian_columns_given_precision(
-                    key, EtE / psi_j, rhs_j[:, None], phi_j * tau_n, 1.0, return_jitter=True)
-                return lam_j[:, 0], jj
-
-            Lam, jrows = jax.vmap(row)(jax.random.split(next(keys), c), psi, z["phi"], rhs)
-            n_jitter = n_jitter + jnp.sum(jrows, dtype=jnp.int32)
-            # scale of each factor: (η_·k, λ_·k) → (η_·k/a, a λ_·k) leaves ηΛᵀ unchanged
-            step, acc_f = scale_move(next(keys), c - float(n), jnp.zeros((K,), dt),
-                                     tau_n * jnp.sum(z["phi"] * Lam**2, axis=0) / 2.0,
-                                     jnp.sum(eta * eta, axis=0) / 2.0)
-            Lam, eta = Lam * jnp.exp(step), eta * jnp.exp(-step)
-            resid = E - eta @ Lam.T
-        else:
-            resid = E
-        psi = 1.0 / gammas.take(kw["psi_prior"][1] + jnp.sum(resid**2, axis=0) / 2.0)
-        if K > 0:
-            # (λ_j, ψ_j) along the ridge of constant Σ_jj, η and φ integrated out
-            Lam, psi, acc_r = noise_ridge_moves(next(keys), Lam, psi, tau_n, E.T @ E, n,
-                                                kw["psi_prior"], RIDGE_STEPS)
+            Lam, psi, acc_h = collapsed_noise_hmc(normals.take((c * (K + 1),)),
+                                                  uniforms.take((2,)), Lam, psi, z["phi"] * tau_n,
+                                                  E.T @ E, n, kw["psi_prior"])
             phi = gammas.take((NU + tau_n * Lam**2) / 2.0)
             col = jnp.sum(phi * Lam**2, axis=0)                   # Σ_j φ_jk λ_jk²
             xi = z["noise_increment"]
@@ -535,12 +589,13 @@ class GLRRGibbs(ExactGibbsKernel):
                 others = jnp.cumprod(xi.at[m].set(1.0))
                 xi = xi.at[m].set(gammas.take(1.0 + jnp.sum(others[m:] * col[m:]) / 2.0))
             z["phi"], z["noise_increment"] = phi, xi
+        else:
+            psi = 1.0 / gammas.take(kw["psi_prior"][1] + jnp.sum(E**2, axis=0) / 2.0)
         z.update(U=U, V=V, delta=delta, Lam=Lam, psi=psi)
         accept = jnp.mean(jnp.concatenate([acc_u, acc_v]).astype(dt))
         stats = {"cholesky_jitter": n_jitter.astype(jnp.int32), "scale_accept": accept}
         if K > 0:
-            stats["noise_scale_accept"] = jnp.mean(acc_f.astype(dt))
-            stats["noise_ridge_accept"] = acc_r
+            stats["noise_hmc_accept"] = acc_h.astype(dt)
         return GLRRGibbsState(state.i + 1, z, all_keys[-1], stats)
 
     # -------------------------------------------------------------- outputs

@@ -107,12 +107,14 @@ Samplers — ``method="gibbs"`` is the recommended one
 ------------------------------------------------------
 ``method="gibbs"`` runs an exact blocked Gibbs kernel
 (:mod:`bayesimg.models.glrr.gibbs`, :meth:`GeneralizedLowRankRegression.gibbs_kernel`):
-the latent noise factors η_l, the Student-t mixing scales φ_jk and, for Laplace
-loadings, Park & Casella's exponential mixing variances are added as exact auxiliary
-variables, so every block is conjugate (u_h, V, δ, Γ Gaussian with η integrated out;
-Λ rows Gaussian; ψ inverse-gamma; the MGP increments gamma); Metropolis–Hastings
-moves along the likelihood-flat scale ridges (u_h, δ_h), (v_h, δ_h), (η_k, λ_·k) and
-along the ψ_j ↔ factor-variance ridge keep it from crawling.  It targets exactly the
+the Student-t mixing scales φ_jk and, for Laplace loadings, Park & Casella's
+exponential mixing variances are added as exact auxiliary variables, so the mean blocks
+are conjugate given Σ (u_h, V, δ, Γ Gaussian; the MGP increments gamma);
+Metropolis–Hastings moves along the likelihood-flat scale ridges (u_h, δ_h), (v_h, δ_h)
+keep them from crawling, and the noise (Λ, ψ) moves by one HMC transition per sweep on
+its marginal posterior given the residuals (the noise factors η integrated out: the
+η-conditional updates crawled along the weakly identified ψ ↔ Λ directions of
+correlated noise).  It targets exactly the
 posterior of the model function above (checked against NUTS and by Geweke's
 joint-distribution test in ``tests/glrr/test_glrr_gibbs.py``) and, on the benchmark of
 ``benchmarks/glrr.py``, gives one to two orders of magnitude more effective draws of B
