@@ -80,7 +80,7 @@ and the η–Λ scale coupling was not the problem (Σ mixed).  NUTS with a diag
 the collapsed block had min ESS 1350 per 4000 for ψ, so the move here is HMC on the
 collapsed (η-free) target, replacing η, the Λ-row draws, the scale move, the ψ draw and
 the ridge moves.  It needs no adaptation (the Gibbs programs have no warm-up phase):
-its diagonal mass is a curvature bound from what the move conditions on (S, φ, τ; see
+its diagonal mass is a curvature scale from what the move conditions on (S, φ, τ; see
 :func:`collapsed_noise_hmc`), step size U(0.5, 1) (jittered), 16 leapfrog steps.  On the
 same data and run length (4 × (1000 + 1000)): ψ R-hat 1.005, min ESS 411; Σ 1.005 / 1167;
 B 1.009 / 468; acceptance ≈ 0.74 (``noise_hmc_accept``).  It is also a smaller program
@@ -102,8 +102,7 @@ same seed gives different, equally exact draws than before. The recorded draws a
 NUTS model's own sites (U, V, δ, the MGP increments, ψ, Γ, the non-centred noise
 loadings t = Λτ^{1/2} and ξ) with every deterministic site computed by the NUTS model
 function itself, so the stored posterior, its identified summaries and the pointwise
-log-likelihood are
-defined exactly as for NUTS (``tests/glrr/test_glrr_gibbs.py`` checks agreement).
+log-likelihood are defined exactly as for NUTS (``tests/glrr/test_glrr_gibbs.py`` checks agreement).
 
 Identification of ψ and mixing on correlated noise. The likelihood sees Σ only, and
 Σ = ΛΛᵀ + diag ψ splits uniquely into Λ and ψ only when the factor model has no more free
@@ -238,11 +237,15 @@ def collapsed_noise_hmc(normal, uniform, Lam, psi, prior_prec, S, n, psi_prior,
                         steps=NOISE_LEAPFROG_STEPS, step_size=NOISE_STEP_SIZE):
     """One HMC transition on (Λ, log ψ) of :func:`collapsed_noise_logdensity`.
 
-    The diagonal mass is a bound on the target's curvature computed from what the move
-    conditions on (E, φ, τ), so the transition is exact without adaptation: for λ_jk
-    n(Σ̂⁻¹)_jj + prior_prec_jk (the Fisher information of λ_jk is at most 2n(Σ⁻¹)_jj), for
-    log ψ_j n/2 (its information is (n/2)(ψ_j(Σ⁻¹)_jj)² ≤ n/2, as ψ_j ≤ 1/(Σ⁻¹)_jj),
-    Σ̂ = S/n.  The step size is ``step_size`` × U(0.5, 1) (jittered: no resonant
+    The diagonal mass is a curvature scale computed only from what the move conditions
+    on (S, φ, τ), never from (Λ, ψ), so the transition is an exact Metropolis–Hastings
+    step without adaptation (the Gibbs programs have no warm-up phase).  For λ_jk:
+    n(Σ̂⁻¹)_jj + prior_prec_jk, Σ̂ = S/n — the Fisher information of λ_jk is
+    n[(Σ⁻¹)_jj (ΛᵀΣ⁻¹Λ)_kk + (Σ⁻¹Λ)_jk²] ≤ 2n(Σ⁻¹)_jj, as ΛᵀΣ⁻¹Λ = I − C⁻¹ ≼ I;
+    for log ψ_j: n/2 — its information is (n/2)(ψ_j(Σ⁻¹)_jj)² ≤ n/2, as ψ_j ≤ 1/(Σ⁻¹)_jj.
+    Directions the data pin down therefore get steps of about their posterior scale, and
+    weakly identified ones (the ψ ↔ Λ trade-offs) are crossed by the trajectory.  The step
+    size is ``step_size`` × U(0.5, 1) (jittered: no resonant
     trajectory lengths), ``steps`` leapfrog steps.  ``normal`` holds the c(K + 1) N(0, 1)
     variates of the momenta, ``uniform`` the two U(0, 1) of the step size and the
     acceptance.  Returns (Λ, ψ, accepted).
@@ -625,4 +628,5 @@ class GLRRGibbs(ExactGibbsKernel):
         return to_model
 
 
-__all__ = ["GLRRGibbs", "GLRRGibbsState", "scale_move"]
+__all__ = ["GLRRGibbs", "GLRRGibbsState", "collapsed_noise_hmc", "collapsed_noise_logdensity",
+           "scale_move"]
