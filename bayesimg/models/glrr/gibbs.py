@@ -82,9 +82,11 @@ collapsed (η-free) target, replacing η, the Λ-row draws, the scale move, the 
 the ridge moves.  It needs no adaptation (the Gibbs programs have no warm-up phase):
 its diagonal mass is a curvature scale from what the move conditions on (S, φ, τ; see
 :func:`collapsed_noise_hmc`), step size U(0.5, 1) (jittered), 16 leapfrog steps.  On the
-same data and run length (4 × (1000 + 1000)): ψ R-hat 1.005, min ESS 411; Σ 1.005 / 1167;
-B 1.009 / 468; acceptance ≈ 0.74 (``noise_hmc_accept``).  It is also a smaller program
-than the blocks it replaces (issue 19).
+same data and run length (4 × (1000 + 1000)): ψ R-hat 1.009, min ESS 405; Σ 1.004 / 1325;
+B 1.010 / 385; acceptance ≈ 0.74 (``noise_hmc_accept``).  On 2-factor noise (same
+genotypes): Σ 1.005 / 1528, ψ 1.006 / 750 (were 1.030 / 177, 1.072 / 58), but B 1.064 / 43:
+a weak third rank layer over the rank-2 truth, which this move does not touch.  It is
+also a smaller program than the blocks it replaces (issue 19).
 
 Every step is an exact draw from a full conditional of the augmented posterior, or
 (scale moves, noise HMC) a Metropolis–Hastings step that leaves it invariant; the
@@ -115,7 +117,7 @@ were near convergence). The default K is therefore the largest K within the boun
 asked for, with a warning.  Bounding K made ψ identified, not faster (K = 4 and K = 7
 mixed alike under the former noise block: ψ R-hat 1.13 at the default run length); the
 collapsed HMC move of step 3 is what made it mix (figures above and in
-``benchmarks/results/glrr_mixing.json``, which also records the 2-factor noise case).
+``benchmarks/results/glrr_mixing.json``).
 
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge
