@@ -299,7 +299,8 @@ class BNMix(Model):
         ``"order"``: discrete DAGs with conjugate weights, order MCMC per cluster with
         the DAGs summed out (module docstring; Gibbs only; ``pooling`` does not apply;
         ``order_moves`` = adjacent-transposition passes, default 2, ``relocation_moves``
-        default p // 5; ``position`` is then per cluster).
+        = exact Gibbs relocations of one node, each to a slot drawn from its
+        conditional, default p; ``position`` is then per cluster).
     max_parents : int
         ``structure="order"``: largest parent set (default 3); the sets are enumerated
         once, Σ_{m ≤ d} C(p, m) of them, so cost grows as p^d.
@@ -445,14 +446,14 @@ class BNMix(Model):
                 self.max_parents)
 
     def _n_moves(self, data) -> tuple[int, int]:
-        """(adjacent transpositions, relocations) per sweep."""
+        """(adjacent transpositions, relocations) per sweep (``structure="order"``:
+        exact Gibbs relocations of a node, default p, every node once on average)."""
         if not self.sample_order:
             return 0, 0
         p = sum(v.n_features for v in data.views)
         if self.structure == "order":
             adjacent = 2 if self.order_moves is None else self.order_moves
-            relocations = max(1, p // 5) if self.relocation_moves is None \
-                else self.relocation_moves
+            relocations = p if self.relocation_moves is None else self.relocation_moves
             return int(adjacent), int(relocations)
         adjacent = 1 if self.order_moves is None else self.order_moves
         relocations = max(1, p // 5) if self.relocation_moves is None else self.relocation_moves
@@ -927,7 +928,7 @@ class BNMix(Model):
         adjacent, relocations = self._n_moves(data)
         if self.structure == "order":
             from bayesimg.models.bnmix.order_gibbs import BNMixOrderGibbs
-            return BNMixOrderGibbs(adjacent_passes=adjacent, relocations=relocations)
+            return BNMixOrderGibbs(adjacent_passes=adjacent, node_moves=relocations)
         from bayesimg.models.bnmix.gibbs import BNMixGibbs
         return BNMixGibbs(order_moves=adjacent, relocations=relocations, pool=self.pooling)
 

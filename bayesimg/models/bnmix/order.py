@@ -36,15 +36,34 @@ Summing the DAGs out gives the order score
     log p(x_k | ≺_k) = Σ_j log Σ_{U compatible with ≺_k} ρ_j(U) p(x_kj | U)       (exact:
     a log-sum-exp over the parent sets enumerated once, :func:`parent_sets`),
 
-on which a Metropolis chain over orders runs (:func:`order_moves`): adjacent
-transpositions in two phases of disjoint pairs (a swap of the nodes at t, t+1 changes
-the predecessor sets of those two nodes only, so the decisions of one phase are
-independent Metropolis steps) and relocations of one node to another position or
-reversals of a segment (both symmetric proposals).  Given the order, each node's
-parent set is drawn exactly from its compatible sets ∝ ρ p(x | U), then β, σ² from
-their conjugate posterior: the order step is a collapsed Metropolis step on p(≺ | z, x)
-followed by exact draws of G | ≺ and θ | G, so the sweep leaves p(≺, G, θ | z, x)
-invariant (the old G, θ are not used by the order move).
+on which two kinds of moves over orders run, both leaving p(≺ | z, x) invariant:
+
+* adjacent transpositions (:func:`order_moves`), Metropolis, in two phases of disjoint
+  pairs (a swap of the nodes at t, t+1 changes the predecessor sets of those two nodes
+  only, so the decisions of one phase are independent Metropolis steps);
+* exact Gibbs relocations of one node (:func:`node_gibbs`).  An order is the pair
+  (relative order ≺₋ᵥ of the other nodes, slot t ∈ {0..p−1} of node v), so drawing t
+  from p(t | ≺₋ᵥ, z, x) is a Gibbs step.  With r_u the rank of u in ≺₋ᵥ, node v at
+  slot t has predecessors {u : r_u < t}, and a node u ≠ v has v among its possible
+  parents iff t ≤ r_u, so
+
+      log p(t | ≺₋ᵥ) = const + s_v(t) + Σ_{u: r_u < t} [s_u⁻ − s_u⁺],
+      s_v(t) = log Σ_{U ⊆ {u: r_u < t}} ρ_v(U) p(x_v | U),
+      s_u^± = log Σ_{U compatible with ≺₋ᵥ, v ∈ U allowed (+) or not (−)} ρ_u(U) p(x_u | U),
+
+  all p slots from one pass over the table (s_v by cumulative sums of the sets
+  bucketed by their latest member; s_u⁺ = s_u⁻ + the sum over the Σ_{m<d} C(p−1, m)
+  sets holding v).  Unlike a random relocation proposal, which is mostly rejected once
+  the chain sits in a peaked mode, the step puts v wherever the data want it, which
+  is what carries a chain between the orders of two Markov-equivalent or
+  near-equivalent DAGs (the diagnosis of issue 16: with the labels fixed to the truth,
+  adjacent swaps plus random relocations left two chains at max |ΔP(skeleton edge)|
+  0.09–0.997; benchmarks/README.md).
+
+Given the order, each node's parent set is drawn exactly from its compatible sets
+∝ ρ p(x | U), then β, σ² from their conjugate posterior: the order steps are collapsed
+steps on p(≺ | z, x) followed by exact draws of G | ≺ and θ | G, so the sweep leaves
+p(≺, G, θ | z, x) invariant (the old G, θ are not used by the order moves).
 
 Marginally P(G) ∝ ρ(G) · #(linear extensions of G): order MCMC's known preference for
 DAGs with many orders (Friedman & Koller 2003; Kuipers & Moffa 2017 remove it with
@@ -60,8 +79,9 @@ K ratios multiply), and the clusters' DAGs are no more constrained than in
 bnClustOmics, which runs order MCMC per cluster.
 
 Cost per sweep: one score table (K × p × #sets, #sets = Σ_{m≤d} C(p, m); 2,626 for
-p = 25, d = 3) from batched unrolled (d+1)×(d+1) Cholesky factors, and one masked
-log-sum-exp of it per order evaluation.
+p = 25, d = 3) from batched unrolled (d+1)×(d+1) Cholesky factors, exponentiated once;
+then one masked sum of it per adjacent-swap phase and per node relocation (a
+log-sum-exp where a sum underflows or an entry is impossible, so every step is exact).
 """
 
 from __future__ import annotations
@@ -208,9 +228,10 @@ def node_scores(table, position, sets):
     return jax.nn.logsumexp(masked, axis=-1)
 
 
-def order_moves(key, position, table, sets, adjacent_passes: int, relocations: int):
-    """Metropolis moves on every cluster's order with the DAGs summed out (module
-    docstring).  Returns ``(position (K, p), acceptance rate)``."""
+def order_moves(key, position, table, sets, adjacent_passes: int):
+    """``adjacent_passes`` passes of Metropolis adjacent transpositions on every
+    cluster's order with the DAGs summed out (module docstring).  Returns
+    ``(position (K, p), acceptance rate)``."""
     K, p = position.shape
     dtype = table.dtype
     # the table is fixed during the moves: exponentiate it once, so an evaluation is a
@@ -246,30 +267,85 @@ def order_moves(key, position, table, sets, adjacent_passes: int, relocations: i
             acc, tot = acc + a_, tot + n_
         return (pos, ns, key), (acc, tot)
 
-    def relocate(carry, _):
-        pos, ns, key = carry
-        key, k_s, k_t, k_c, k_u = jax.random.split(key, 5)
-        s = jax.random.randint(k_s, (K, 1), 0, p)
-        t = jax.random.randint(k_t, (K, 1), 0, p)
-        # relocation: the node at s moves to t, those between shift towards s
-        up = (pos > s) & (pos <= t)
-        down = (pos < s) & (pos >= t)
-        moved = jnp.where(pos == s, t, jnp.where(up, pos - 1, jnp.where(down, pos + 1, pos)))
-        # reversal of the segment between s and t
-        lo, hi = jnp.minimum(s, t), jnp.maximum(s, t)
-        flipped = jnp.where((pos >= lo) & (pos <= hi), lo + hi - pos, pos)
-        new = jnp.where(jax.random.bernoulli(k_c, 0.5, (K, 1)), moved, flipped)
-        pos, ns, a_, n_ = decide(pos, ns, new, jnp.zeros((K, p), jnp.int32), 1, k_u)
-        return (pos, ns, key), (a_, n_)
+    if adjacent_passes <= 0:
+        return position, jnp.zeros((), dtype)
+    carry, (acc, tot) = jax.lax.scan(adjacent_pass, (position, scores(position), key), None,
+                                     length=adjacent_passes)
+    return carry[0], acc.sum() / jnp.maximum(tot.sum(), 1.0)
 
-    carry = (position, scores(position), key)
-    acc = tot = jnp.zeros((), dtype)
-    for fn, n_moves in ((adjacent_pass, adjacent_passes), (relocate, relocations)):
-        if n_moves > 0:
-            carry, (a_, n_) = jax.lax.scan(fn, carry, None, length=n_moves)
-            acc, tot = acc + a_.sum(), tot + n_.sum()
-    return carry[0], acc / jnp.maximum(tot, 1.0)
 
+def node_gibbs(key, position, table, sets, n_nodes: int):
+    """Exact Gibbs relocations: ``n_nodes`` times (scanned), a uniformly chosen node v of
+    every cluster is taken out of its order and put back at a slot t drawn from its
+    exact conditional given the relative order of the others (module docstring).
+    Returns the new ``position`` (K, p)."""
+    K, p = position.shape
+    n_sets, d = sets.shape
+    slots = jnp.arange(p)
+    kk = jnp.arange(K)[:, None]
+    # the sets holding node v, a fixed number of them for every v: Σ_{m<d} C(p−1, m)
+    n_hold = sum(comb(p - 1, m) for m in range(min(d, p)))
+    holds = jnp.any(sets[None] == slots[:, None, None], axis=-1)           # (p, #sets)
+    hold_idx = jax.vmap(lambda h: jnp.nonzero(h, size=n_hold)[0])(holds)   # (p, n_hold)
+    # the table is fixed during the moves: exponentiate it once (fast path below)
+    top = jnp.max(table, axis=-1)                                          # (K, p)
+    E = jnp.exp(table - top[..., None])
+
+    def conditional(pos, v, linear: bool):
+        """(K, p) log p(v at slot t | the others' relative order) + const, and the
+        others' ranks (their positions with v taken out; v itself −1)."""
+        pos_v = jnp.take_along_axis(pos, v[:, None], 1)                    # (K, 1)
+        rank = jnp.where(pos > pos_v, pos - 1, pos)
+        rank = jnp.where(slots[None] == v[:, None], -1, rank)
+        rank_ext = jnp.concatenate([rank, jnp.full((K, 1), -1, rank.dtype)], axis=1)
+        latest = jnp.max(rank_ext[:, sets], axis=-1)                       # (K, #sets)
+        holds_v = holds[v]                                                 # (K, #sets)
+        idx_v = hold_idx[v]                                                # (K, n_hold)
+        # every other node u: its score with v before it (sets holding v allowed: v's
+        # rank −1 passes the test) and with v after it (those sets excluded)
+        before_u = latest[:, None, :] < rank[:, :, None]                   # (K, p, #sets)
+        latest_v = jnp.take_along_axis(latest, idx_v, 1)                   # (K, n_hold)
+        before_v = latest_v[:, None, :] < rank[:, :, None]                 # (K, p, n_hold)
+        t_v = table[jnp.arange(K), v]                                      # (K, #sets)
+        if linear:
+            no_v = jnp.sum(jnp.where(before_u & ~holds_v[:, None], E, 0.0), axis=-1)
+            part = jnp.sum(jnp.where(before_v, E[kk, :, idx_v].swapaxes(1, 2), 0.0), -1)
+            with_v, without_v = jnp.log(no_v + part), jnp.log(no_v)        # (− top: cancels)
+            # node v at slot t: its predecessors are the others of rank < t, so a set is
+            # compatible iff its latest member's rank + 1 ≤ t (cumulative bucket sums)
+            e_v = jnp.exp(t_v - top[kk, v[:, None]])
+            bucket = jnp.zeros((K, p), E.dtype).at[kk, latest + 1].add(e_v)
+            own = jnp.log(jnp.cumsum(bucket, axis=1))
+        else:
+            with_v = jax.nn.logsumexp(jnp.where(before_u, table, -jnp.inf), axis=-1)
+            without_v = jax.nn.logsumexp(
+                jnp.where(before_u & ~holds_v[:, None], table, -jnp.inf), axis=-1)
+            own = jax.nn.logsumexp(jnp.where(latest[:, None, :] < slots[None, :, None],
+                                             t_v[:, None, :], -jnp.inf), axis=-1)
+        others = slots[None] != v[:, None]
+        # u before v (rank_u < t): u's score without v, else with v; −inf − −inf: u's
+        # score is −inf either way in no reachable state, count it as no change
+        diff = jnp.where(others, without_v - with_v, 0.0)
+        diff = jnp.where(jnp.isnan(diff), 0.0, diff)
+        by_rank = jnp.zeros((K, p + 1), diff.dtype).at[
+            kk, jnp.where(others, rank, p)].add(diff)[:, :p - 1]
+        prefix = jnp.concatenate([jnp.zeros((K, 1), diff.dtype), jnp.cumsum(by_rank, 1)], 1)
+        # a zero in the fast path is either an impossible slot or an underflow: recheck
+        zero = jnp.any(others & (no_v <= 0)) | jnp.any(own == -jnp.inf) if linear else False
+        return own + prefix, rank, zero
+
+    def step(pos, key):
+        k_v, k_t = jax.random.split(key)
+        v = jax.random.randint(k_v, (K,), 0, p)                            # one node per cluster
+        logp, rank, zero = conditional(pos, v, True)
+        logp = jax.lax.cond(zero, lambda: conditional(pos, v, False)[0], lambda: logp)
+        t = jax.random.categorical(k_t, logp, axis=-1)                     # (K,)
+        new = jnp.where(rank >= t[:, None], rank + 1, rank)
+        new = jnp.where(slots[None] == v[:, None], t[:, None], new)
+        return new.astype(pos.dtype), None
+
+    out, _ = jax.lax.scan(step, position, jax.random.split(key, n_nodes))
+    return out
 
 def draw_networks(key, S, counts, position, table, sets, prec_mu, prec_w, a, b, gamma):
     """Exact draws given the orders: each node's parent set ∝ ρ p(x | U) over its

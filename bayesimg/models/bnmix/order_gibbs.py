@@ -9,9 +9,10 @@ State: labels z, weights π, per cluster an order ≺_k, a DAG G_k (parent sets 
 3. S_k = Σ_{i: z_i = k} x̃_i x̃_iᵀ, x̃ = (1, x), and the score table log ρ_j(U) +
    log p(x_kj | U) of every cluster, node and enumerated parent set (weights and
    variances integrated out);
-4. ≺_k | z: Metropolis moves on each cluster's order with the DAGs summed out
-   (``adjacent_passes`` passes of adjacent transpositions, ``relocations`` relocation
-   or segment-reversal proposals), a collapsed step on p(≺ | z, x);
+4. ≺_k | z: moves on each cluster's order with the DAGs summed out, collapsed steps
+   on p(≺ | z, x): ``adjacent_passes`` passes of Metropolis adjacent transpositions,
+   then ``node_moves`` exact Gibbs relocations (a node put back at a slot drawn from
+   its conditional given the others' relative order);
 5. G_k | ≺_k, z exactly (each node's parent set from its compatible sets), then
    σ²_kj, (μ_kj, B_k[U, j]) from their Normal-inverse-gamma posterior; binary nodes
    (roots): θ_kj ~ Beta(1 + Σ x, 1 + n_k − Σ x), μ_kj = logit θ_kj.
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesimg.models.bnmix.math import component_loglik, label_mask, mixture_loglik
-from bayesimg.models.bnmix.order import draw_networks, order_moves, score_table
+from bayesimg.models.bnmix.order import draw_networks, node_gibbs, order_moves, score_table
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 
 
@@ -56,9 +57,9 @@ def sufficient_stats(X, onehot):
 class BNMixOrderGibbs(ExactGibbsKernel):
     """Blocked Gibbs + order-MCMC kernel for ``BNMix(structure="order")``."""
 
-    def __init__(self, adjacent_passes: int = 1, relocations: int = 0):
+    def __init__(self, adjacent_passes: int = 1, node_moves: int = 0):
         self.adjacent_passes = int(adjacent_passes)
-        self.relocations = int(relocations)
+        self.node_moves = int(node_moves)
 
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         kw = model_kwargs
@@ -78,7 +79,7 @@ class BNMixOrderGibbs(ExactGibbsKernel):
         z = dict(state.z)
         K = z["pi"].shape[0]
         dtype = X.dtype
-        k_lab, k_gam, k_ord, k_net, k_next = jax.random.split(state.rng_key, 5)
+        k_lab, k_gam, k_ord, k_node, k_net, k_next = jax.random.split(state.rng_key, 6)
 
         # 1-2: labels and weights
         comp = component_loglik(X, z["mu"], z["B"], z["sigma2"], is_binary)
@@ -102,7 +103,9 @@ class BNMixOrderGibbs(ExactGibbsKernel):
         # 3-4: scores with the parameters integrated out; orders with the DAGs summed out
         table = masked_score_table(S, counts, kw)
         position, accept = order_moves(k_ord, z["position"], table, kw["parent_sets"],
-                                       self.adjacent_passes, self.relocations)
+                                       self.adjacent_passes)
+        if self.node_moves > 0:
+            position = node_gibbs(k_node, position, table, kw["parent_sets"], self.node_moves)
 
         # 5: DAGs given the orders, then their weights and variances; binary roots
         mu, B, sigma2 = draw_networks(k_net, S, counts, position, table, kw["parent_sets"],
