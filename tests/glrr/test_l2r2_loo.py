@@ -66,6 +66,12 @@ def test_l2r2_integrated_loo_matches_exact_loo_by_refits():
                             singular_values=[10.0, 5.0], min_visits=1, max_visits=3, seed=5)
     model = L2R2(rank=2, noise_factors=1)
     opts = dict(chains=2, warmup=200, draws=400, seed=0)
-    _, exact, integ = exact_loo_by_refits(model, data, opts)
+    fit, exact, integ = exact_loo_by_refits(model, data, opts)
     assert integ.method == "integrated"
+    psis = fit.loo(method="psis")
+    print(f"L2R2 exact LOO {exact.sum():.2f}; integrated {integ.elpd:.2f} (se {integ.se:.2f}, "
+          f"{(integ.elpd - exact.sum()) / integ.se:+.2f} SE, k̂ > 0.7: "
+          f"{int(np.sum(integ.pareto_k > 0.7))}); PSIS {psis.elpd:.2f} "
+          f"({(psis.elpd - exact.sum()) / integ.se:+.2f} SE, k̂ > 0.7: "
+          f"{int(np.sum(psis.pareto_k > 0.7))})")
     assert abs(integ.elpd - exact.sum()) < 0.5 * integ.se
