@@ -153,7 +153,8 @@ class Fit(xr.DataTree):
         the coefficients integrated out exactly (:mod:`bayesimg.inference.loo`) — for the
         Gaussian regressions that allow it (GSMTR: W, Γ given σ², τ, ω; GLRR: the SNP-side
         factor U and Γ given diag(δ)Vᵀ, Σ and U's prior scales; SpikeSlabMTR: the included
-        effects and Γ given the inclusion/pattern configuration and Σ), using the data
+        effects and Γ given the inclusion/pattern configuration and Σ; L2R2: as GLRR plus
+        the subject intercepts, given ω too), using the data
         stored in the fit;
         plain PSIS-LOO otherwise.  ``"integrated"`` insists (error if not available),
         ``"psis"`` is plain PSIS-LOO over all posterior draws.  ``max_draws`` caps the

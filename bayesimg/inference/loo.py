@@ -5,7 +5,9 @@ moves the coefficients so much that Pareto k̂ > 0.7 for most subjects.  For fam
 whose coefficients are Gaussian given hyperparameters θ (GSMTR: θ = (σ², τ, ω); GLRR:
 θ = (diag(δ)Vᵀ, Σ, the prior variances of U), its SNP-side factor U integrated;
 SpikeSlabMTR: θ = (inclusion indicators, mixture components, Σ), the included effects
-integrated, :mod:`bayesimg.models.gsmtr.spike_slab_loo`),
+integrated, :mod:`bayesimg.models.gsmtr.spike_slab_loo`; L2R2: GLRR's θ and the
+random-intercept variances ω, U, Γ and the intercepts integrated,
+:mod:`bayesimg.models.glrr.longitudinal_loo`),
 ``Model.loo_given_hyperparameters`` returns log p(y_i | y_{-i}, θ_s) exactly (all
 phenotypes of subject i left out together; see
 :mod:`bayesimg.models.core.predict`), and PSIS then runs over the draws θ_s only, with

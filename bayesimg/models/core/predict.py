@@ -314,10 +314,12 @@ def gaussian_loo_given_prior(B: np.ndarray, Y: np.ndarray, sigma2: np.ndarray,
 def gaussian_loo_given_loadings(B: np.ndarray, Y: np.ndarray, columns: np.ndarray,
                                 loadings: np.ndarray, prior_var: np.ndarray,
                                 noise_cov: np.ndarray, *, BtB: np.ndarray | None = None,
-                                BtY: np.ndarray | None = None) -> np.ndarray:
-    r"""log p(y_i | y_{-i}, θ) (n,) for one draw θ of a multivariate regression whose
-    coefficients β (p,) are Gaussian given θ and each load on the c phenotypes through a
-    fixed vector.
+                                BtY: np.ndarray | None = None,
+                                noise_class: np.ndarray | None = None,
+                                subject: np.ndarray | None = None) -> np.ndarray:
+    r"""log p(y_i | y_{-i}, θ) (one value per subject) for one draw θ of a multivariate
+    regression whose coefficients β (p,) are Gaussian given θ and each load on the c
+    phenotypes through a fixed vector.
 
     Model: y_l = Σ_k β_k B_{l, col_k} g_k + e_l, e_l ~ N_c(0, Σ), β_k ~ N(0, v_k)
     independently (``columns`` col (p,) into the n×q design ``B``, ``loadings`` g (p, c),
@@ -337,49 +339,92 @@ def gaussian_loo_given_loadings(B: np.ndarray, Y: np.ndarray, columns: np.ndarra
     one p×p Cholesky and O(n p² + n p m) (GLRR: the layers a_h and the unit vectors of Γ;
     SpikeSlabMTR: the pattern vectors u and unit vectors).  ``BtB``/``BtY`` may be passed
     precomputed (they do not depend on θ).
+
+    Several rows per subject (``subject`` (n,): the subject of each row; the result is
+    ordered as ``np.unique(subject)``) and a noise covariance per row class
+    (``noise_class`` (n,) into ``noise_cov`` (K, c, c); ``BtB``/``BtY`` then (K, q, q) and
+    (K, q, c), the Gram matrices of each class's rows): rows stay independent given β, so
+    P and b sum over the classes, and subject i's rows R_i form one block: with
+    C_i = blockdiag(Σ_{class(l)}, l ∈ R_i) and H_i[l, l'] = D_l P⁻¹ D_l'ᵀ the identity
+    above holds with Σ → C_i, H_l → H_i and log|Σ| → log|C_i| (L2R2 after rotating each
+    subject's visits, :mod:`bayesimg.models.glrr.longitudinal_loo`).  Cost: one
+    (T_i c)² solve per subject of T_i rows.
     """
     n, c = Y.shape
     columns = np.asarray(columns, dtype=np.int64)
     p = columns.size
-    Sig = np.asarray(noise_cov, dtype=float)
-    _, logdet_s = np.linalg.slogdet(Sig)
-    H = np.zeros((n, c, c))
+    Sig = np.asarray(noise_cov, dtype=float).reshape(-1, c, c)
+    K = Sig.shape[0]
+    classes = (np.zeros(n, dtype=np.int64) if noise_class is None
+               else np.asarray(noise_class, dtype=np.int64))
+    _, logdet_s = np.linalg.slogdet(Sig)                                # (K,)
     fitted = np.zeros((n, c))
+    Pinv = T = None
     if p:
-        BtB = B.T @ B if BtB is None else BtB
-        BtY = B.T @ Y if BtY is None else BtY
+        if BtB is None or BtY is None:
+            BtB = np.stack([B[classes == k].T @ B[classes == k] for k in range(K)])
+            BtY = np.stack([B[classes == k].T @ Y[classes == k] for k in range(K)])
+        BtB = np.asarray(BtB, dtype=float).reshape((K,) + B.shape[1:] * 2)
+        BtY = np.asarray(BtY, dtype=float).reshape(K, B.shape[1], c)
         G = np.asarray(loadings, dtype=float).reshape(p, c)
         distinct, group = np.unique(G, axis=0, return_inverse=True)
         group = group.reshape(-1)
         E = np.zeros((p, distinct.shape[0]))
         E[np.arange(p), group] = 1.0
-        Sinv = np.linalg.inv(Sig)
-        GS = G @ Sinv                                                   # (p, c)
-        P = BtB[np.ix_(columns, columns)] * (GS @ G.T)
+        P = np.zeros((p, p))
+        b = np.zeros(p)
+        for k in range(K):
+            GS = G @ np.linalg.inv(Sig[k])                              # (p, c)
+            P += BtB[k][np.ix_(columns, columns)] * (GS @ G.T)
+            b += np.sum(GS * BtY[k][columns], axis=1)
         P[np.diag_indices(p)] += 1.0 / np.asarray(prior_var, dtype=float)
-        b = np.sum(GS * BtY[columns], axis=1)
         chol = np.linalg.cholesky(P)
         Linv = np.linalg.inv(chol)
         Pinv = Linv.T @ Linv
         beta = Pinv @ b
         T = B[:, columns]                                               # (n, p)
         fitted = (T * beta) @ G
-        Q = np.empty((n, distinct.shape[0], distinct.shape[0]))
-        for a in range(distinct.shape[0]):
-            idx = np.flatnonzero(group == a)
-            Q[:, a, :] = ((T[:, idx] @ Pinv[idx, :]) * T) @ E
-        H = np.einsum("aj,nab,bk->njk", distinct, Q, distinct)
-    M = Sig[None] - H
-    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+        # t_l P⁻¹ restricted to each loading group's rows: H_i[l, l'] = Ḡᵀ Q_ll' Ḡ,
+        # Q_ll'[a, :] = ((T_l,a P⁻¹_a,:) ∘ t_l') E
+        TP = [T[:, np.flatnonzero(group == a)] @ Pinv[np.flatnonzero(group == a), :]
+              for a in range(distinct.shape[0])]
     resid = np.asarray(Y, dtype=float) - fitted
-    _, logdet_m = np.linalg.slogdet(M)
-    quad = np.einsum("nj,nj->n", resid, np.linalg.solve(M, resid[..., None])[..., 0])
-    return -0.5 * c * LOG_2PI + 0.5 * logdet_m - logdet_s - 0.5 * quad
+    if subject is None:
+        order, sizes = np.arange(n)[:, None], np.ones(n, dtype=np.int64)
+        n_subjects = n
+    else:
+        _, inverse = np.unique(np.asarray(subject), return_inverse=True)
+        n_subjects = int(inverse.max()) + 1
+        rows_of = [np.flatnonzero(inverse == i) for i in range(n_subjects)]
+        sizes = np.array([r.size for r in rows_of])
+    out = np.empty(n_subjects)
+    for size in np.unique(sizes):
+        members = np.flatnonzero(sizes == size)
+        R = order[members] if subject is None else np.stack([rows_of[i] for i in members])
+        m = members.size
+        M = np.zeros((m, size, c, size, c))
+        for u in range(size):
+            M[:, u, :, u, :] = Sig[classes[R[:, u]]]
+            if not p:
+                continue
+            for v in range(size):
+                Q = np.stack([(TPa[R[:, u]] * T[R[:, v]]) @ E for TPa in TP], axis=1)
+                M[:, u, :, v, :] -= np.einsum("aj,nab,bk->njk", distinct, Q, distinct)
+        M = M.reshape(m, size * c, size * c)
+        M = 0.5 * (M + np.swapaxes(M, 1, 2))
+        r = resid[R].reshape(m, size * c)
+        _, logdet_m = np.linalg.slogdet(M)
+        quad = np.einsum("nj,nj->n", r, np.linalg.solve(M, r[..., None])[..., 0])
+        out[members] = (-0.5 * size * c * LOG_2PI + 0.5 * logdet_m
+                        - logdet_s[classes[R]].sum(axis=1) - 0.5 * quad)
+    return out
 
 
 def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray,
                               layers: np.ndarray, noise_cov: np.ndarray,
-                              snp_prior_var: np.ndarray, covariate_var: float) -> np.ndarray:
+                              snp_prior_var: np.ndarray, covariate_var: float, *,
+                              noise_class: np.ndarray | None = None,
+                              subject: np.ndarray | None = None) -> np.ndarray:
     r"""log p(y_i | y_{-i}, θ_s) (S, n) of a low-rank regression, one factor integrated out.
 
     Model: y_l = Aᵀ Uᵀ x_l + Γᵀ z_l + e_l, e_l ~ N_c(0, Σ), with the SNP-side factor
@@ -390,7 +435,10 @@ def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray
     form of :func:`gaussian_loo_given_loadings` (p = dR + rc coefficients, R + c distinct
     loadings), whose precision is the Kronecker one
     [[AΣ⁻¹Aᵀ ⊗ XᵀX, AΣ⁻¹ ⊗ XᵀZ], [Σ⁻¹Aᵀ ⊗ ZᵀX, Σ⁻¹ ⊗ ZᵀZ]] + diag(1/prior var).
-    Cost per draw: one p×p Cholesky and O(n p²) (float64 numpy).
+    Cost per draw: one p×p Cholesky and O(n p²) (float64 numpy).  ``noise_class`` and
+    ``subject`` (rows grouped into subjects, a noise covariance per row class:
+    ``noise_cov`` (S, K, c, c)) as in :func:`gaussian_loo_given_loadings`; the result is
+    then (S, number of subjects).
     """
     X = np.asarray(X, dtype=float)
     Y = np.asarray(Y, dtype=float)
@@ -398,21 +446,28 @@ def gaussian_loo_given_layers(X: np.ndarray, Z: np.ndarray | None, Y: np.ndarray
     c = Y.shape[1]
     layers = np.asarray(layers, dtype=float)
     noise_cov = np.asarray(noise_cov, dtype=float)
-    snp_prior_var = np.asarray(snp_prior_var, dtype=float)
     S, R = layers.shape[0], layers.shape[1]
+    noise_cov = noise_cov.reshape(S, -1, c, c)
+    K = noise_cov.shape[1]
+    classes = (np.zeros(n, dtype=np.int64) if noise_class is None
+               else np.asarray(noise_class, dtype=np.int64))
+    snp_prior_var = np.asarray(snp_prior_var, dtype=float)
     r = 0 if Z is None else Z.shape[1]
     B = X if Z is None else np.hstack([X, np.asarray(Z, dtype=float)])
-    BtB, BtY = B.T @ B, B.T @ Y
+    BtB = np.stack([B[classes == k].T @ B[classes == k] for k in range(K)])
+    BtY = np.stack([B[classes == k].T @ Y[classes == k] for k in range(K)])
     # U_jh (h-major), then Γ_qj (j-major)
     columns = np.concatenate([np.tile(np.arange(d), R),
                               np.tile(d + np.arange(r), c)]).astype(np.int64)
     unit = np.repeat(np.eye(c), r, axis=0)                             # (rc, c)
-    out = np.empty((S, n))
+    n_out = n if subject is None else np.unique(np.asarray(subject)).size
+    out = np.empty((S, n_out))
     for s in range(S):
         loadings = np.vstack([np.repeat(layers[s], d, axis=0), unit])
         prior_var = np.concatenate([snp_prior_var[s].T.ravel(), np.full(r * c, covariate_var)])
         out[s] = gaussian_loo_given_loadings(B, Y, columns, loadings, prior_var, noise_cov[s],
-                                             BtB=BtB, BtY=BtY)
+                                             BtB=BtB, BtY=BtY, noise_class=classes,
+                                             subject=subject)
     return out
 
 

@@ -31,8 +31,10 @@ The random intercepts are integrated out: subject i's visits are jointly
 N(μ_i, I ⊗ Σ + 11ᵀ ⊗ diag ω) (:class:`~bayesimg.models.core.random_intercept.
 RandomInterceptNormal`, determinant lemma and Woodbury through one c×c
 eigendecomposition), so the pointwise log-likelihood is per *subject* (all its visits):
-PSIS-LOO leaves a subject out, as it predicts a new subject.  The posterior holds
-GLRR's identified sites (``B``, singular values and loadings, Σ, ψ, Γ …) plus
+LOO leaves a subject out, as it predicts a new subject.  ``fit.loo()`` is integrated
+LOO (:mod:`bayesimg.models.glrr.longitudinal_loo`: U, Γ and b_i integrated out given
+A = diag(δ)Vᵀ, Σ, ω; PSIS over those draws); ``fit.loo(method="psis")`` is plain PSIS.
+The posterior holds GLRR's identified sites (``B``, singular values and loadings, Σ, ψ, Γ …) plus
 ``subject_var`` ω (phenotype) and ``subject_effect`` (subject, phenotype) =
 E[b_i | y, θ] per draw (a Rao–Blackwellised estimate: its posterior mean is that of b_i;
 its spread across draws understates b_i's posterior sd).  Observed ``y`` is stored
@@ -372,13 +374,13 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         return out
 
     def loo_given_hyperparameters(self, tree, *, draws, rng):
-        """Not derived for the random-intercept model: ``fit.loo()`` uses PSIS here.
-
-        GLRR's integrated form treats every row as one subject with noise Σ; an L2R2
-        subject is several visits sharing b_i, so its leave-one-subject-out predictive
-        needs the visits' joint covariance (Σ ⊗ I + ω-blocks), which is not implemented.
-        """
-        return None
+        """Integrated leave-one-subject-out (all visits and phenotypes of a subject): U, Γ
+        and the subject intercepts integrated out given A = diag(δ)Vᵀ, Σ, ω (and U's
+        Laplace mixing variances), PSIS over those draws
+        (:mod:`bayesimg.models.glrr.longitudinal_loo`).  None without the stored data or
+        layers (``fit.loo()`` then uses plain PSIS and says so)."""
+        from bayesimg.models.glrr.longitudinal_loo import l2r2_integrated_loo
+        return l2r2_integrated_loo(self, tree, draws=draws, rng=rng)
 
     def penalty_weights(self, d: int, c: int) -> dict[str, float]:
         raise ModelSpecError("L2R2 has no penalised counterpart implemented")

@@ -582,17 +582,34 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         ``loo_snp_layer``/``loo_phenotype_layer``, ``noise_cov`` and the data (None
         otherwise: ``fit.loo()`` falls back to PSIS).
         """
-        from bayesimg.models.core.predict import flat_draws, gaussian_loo_given_layers
+        from bayesimg.models.core.predict import gaussian_loo_given_layers
         cd = tree["constant_data"].dataset if "constant_data" in tree.children else {}
         if "X" not in cd or "observed_data" not in tree.children:
-            return None
-        post = flat_draws(tree, ("loo_snp_layer", "loo_phenotype_layer", "noise_cov"), draws)
-        if len(post) < 3:
             return None
         X = np.asarray(cd["X"].values, dtype=float)
         Y = np.asarray(tree["observed_data"].dataset["y"].values, dtype=float)
         Z = np.asarray(cd["Z"].values, dtype=float) if "Z" in cd else None
-        d, c = X.shape[1], Y.shape[1]
+        got = self.loo_conditioning(tree, draws=draws, rng=rng, d=X.shape[1], c=Y.shape[1])
+        if got is None:
+            return None
+        layers, Sig, s_u, note = got
+        log_lik = gaussian_loo_given_layers(X, Z, Y, layers, Sig, s_u,
+                                            self.covariate_scale**2)
+        theta = {"layers": (("rank", "phenotype"), layers),
+                 "noise_cov": (("phenotype", "phenotype_2"), Sig)}
+        return log_lik, theta, note
+
+    def loo_conditioning(self, tree, *, draws, rng, d: int, c: int):
+        """What integrated LOO conditions on, at the flat draw indices ``draws``:
+        ``(layers (S, R, c), noise_cov (S, c, c), s_u (S, d, R), note)`` — the stored
+        A = diag(δ)Vᵀ, Σ and U's prior variances (Laplace: drawn from their full
+        conditional given the stored U; Gaussian: 1/d) — or None when the fit did not
+        store ``loo_snp_layer``/``loo_phenotype_layer``/``noise_cov``.  Shared by GLRR
+        and L2R2 (:mod:`bayesimg.models.glrr.longitudinal_loo`)."""
+        from bayesimg.models.core.predict import flat_draws
+        post = flat_draws(tree, ("loo_snp_layer", "loo_phenotype_layer", "noise_cov"), draws)
+        if len(post) < 3:
+            return None
         U = np.asarray(post["loo_snp_layer"], dtype=float)               # (S, d, R)
         layers = np.swapaxes(np.asarray(post["loo_phenotype_layer"], dtype=float), 1, 2)
         if self.snp_prior == "laplace":
@@ -604,12 +621,7 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         else:
             s_u = np.full_like(U, 1.0 / d)
             note = "U and Γ integrated out given A = diag(δ)Vᵀ and Σ"
-        Sig = np.asarray(post["noise_cov"], dtype=float)
-        log_lik = gaussian_loo_given_layers(X, Z, Y, layers, Sig, s_u,
-                                            self.covariate_scale**2)
-        theta = {"layers": (("rank", "phenotype"), layers),
-                 "noise_cov": (("phenotype", "phenotype_2"), Sig)}
-        return log_lik, theta, note
+        return layers, np.asarray(post["noise_cov"], dtype=float), s_u, note
 
     # ------------------------------------------------------------ penalised form
     def penalty_weights(self, d: int, c: int) -> dict[str, float]:
