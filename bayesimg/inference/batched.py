@@ -64,7 +64,12 @@ from bayesimg.inference.padding import (
     subject_bucket,
     without_count,
 )
-from bayesimg.inference.sampling import _stored_sizes, mcmc_fit, mcmc_kernel
+from bayesimg.inference.sampling import (
+    _stored_sizes,
+    mcmc_fit,
+    mcmc_kernel,
+    stored_model_class,
+)
 from bayesimg.inference.storage import DEFAULT_MAX_DRAW_BYTES, StoragePlan, plan_storage
 from bayesimg.models.core.base import Model
 
@@ -323,7 +328,7 @@ def sample_batch(models: Sequence[Model], datas: Sequence[SubjectData], seeds: S
         fit_layout=layout, num_warmup=program_warmup(kernel, warmup), chunk=batch_chunk,
         repeat_per_chain=repeat,
         record_extra=record_without_count(pointwise_loglik_fn(model_fn, model.observed)),
-        drop_sites=model.hidden_sites)
+        drop_sites=model.hidden_sites, store_for=stored_model_class(model, kernel))
     rng = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     out = program.run(rng, kwargs, num_samples=draws, thin=thin, progress=progress,
                       desc=f"{kernel.upper()} {model.name} ×{n_wanted}", num_warmup=warmup)

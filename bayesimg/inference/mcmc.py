@@ -40,6 +40,7 @@ from jax import lax
 
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference.checkpoint import Checkpoint
+from bayesimg.inference.executables import StoredProgram, Unstable, stable
 from bayesimg.inference.progress import progress_bar
 from bayesimg.inference.sharding import to_host
 from bayesimg.inference.storage import StoragePlan, StreamingSummary
@@ -192,6 +193,19 @@ class CompiledMCMC:
                 lambda st, kw, n, t: jax.tree.map(lambda x: x[None], vadvance(
                     jax.tree.map(lambda x: x[0], st), kw, n, t)))
 
+    def store_as(self, identity: list | None) -> None:
+        """Keep this program's executables on disk under ``identity``
+        (:mod:`bayesimg.inference.executables`; ``None``: in memory only)."""
+        init = getattr(self._init, "program", self._init)
+        advance = getattr(self._advance, "program", self._advance)
+        self._init = StoredProgram(init, identity and [*identity, "init"])
+        self._advance = StoredProgram(advance, identity and [*identity, "advance"])
+
+    @property
+    def programs_loaded(self) -> int:
+        """Executables this program loaded from disk instead of compiling."""
+        return sum(getattr(p, "loaded", 0) for p in (self._init, self._advance))
+
     def _device_programs(self, init_one, advance_one):
         """``(init, advance)`` over the chains of one device (a subclass adds axes).
 
@@ -270,6 +284,7 @@ class CompiledMCMC:
                     states, _ = self._advance(states, kwargs, 0, 1)
                     jax.block_until_ready(states)
                     timings["compile_seconds"] += time.perf_counter() - t0
+                    timings["programs_loaded"] = self.programs_loaded
                     self._compiled_shapes.add(str(signature))
                     needs_compile = False
                 group_resume = resume if (g == start_group and resume.get("started")) else {}
@@ -491,20 +506,39 @@ MAX_CACHED_PROGRAMS = 32
 
 
 def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], *,
-                  program_class: type[CompiledMCMC] = CompiledMCMC, **kwargs) -> CompiledMCMC:
-    """The cached ``program_class`` program for ``cache_key`` (built on first use)."""
-    key = cache_key + tuple(sorted((k, repr(v)) for k, v in kwargs.items()
-                                   if k not in ("record_extra",)))
+                  program_class: type[CompiledMCMC] = CompiledMCMC,
+                  store_for: type | None = None, **kwargs) -> CompiledMCMC:
+    """The cached ``program_class`` program for ``cache_key`` (built on first use).
+
+    ``store_for``: the model class, when the program may also be kept on disk under this
+    key (:mod:`bayesimg.inference.executables`): only for classes defined inside the
+    bayesimg package, whose code the stored programs' key covers.
+    """
+    settings = {k: v for k, v in kwargs.items() if k not in ("record_extra",)}
+    key = cache_key + tuple(sorted((k, repr(v)) for k, v in settings.items()))
     key = key + (jax.config.jax_enable_x64, program_class.__qualname__)
     program = _PROGRAMS.get(key)
     if program is None:
         program = program_class(make_kernel(), **kwargs)
+        program.store_as(_disk_identity(cache_key, settings, program_class, store_for))
         _PROGRAMS[key] = program
         while len(_PROGRAMS) > max(1, MAX_CACHED_PROGRAMS):
             _PROGRAMS.popitem(last=False)
     else:
         _PROGRAMS.move_to_end(key)
     return program
+
+
+def _disk_identity(cache_key: tuple, settings: dict, program_class: type,
+                   model_class: type | None) -> list | None:
+    """The program's key on disk, the same in every process (``None``: not stored)."""
+    if model_class is None or not model_class.__module__.startswith("bayesimg."):
+        return None
+    try:
+        return stable([model_class.__module__, list(cache_key), settings,
+                       program_class.__qualname__])
+    except Unstable:
+        return None
 
 
 def clear_compile_cache() -> None:

@@ -97,7 +97,7 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
         (model.static_key(data), kernel, tuple(sorted(kernel_settings.items()))),
         make_kernel, num_warmup=program_warmup(kernel, warmup), layout=layout, chunk=chunk,
         record_extra=pointwise_loglik_fn(model_fn, model.observed),
-        drop_sites=model.hidden_sites)
+        drop_sites=model.hidden_sites, store_for=stored_model_class(model, kernel))
     out = program.run(jax.random.PRNGKey(seed), kwargs, num_samples=draws, thin=thin,
                       progress=progress, desc=f"{kernel.upper()} {model.name}", storage=storage,
                       checkpoint=ckpt, per_call=per_call, num_warmup=warmup)
@@ -108,6 +108,14 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
     if ckpt is not None:
         ckpt.finish()
     return fit
+
+
+def stored_model_class(model: Model, kernel: str) -> type | None:
+    """The model class whose programs may be kept on disk (:mod:`~bayesimg.inference.
+    executables`), or ``None``: the exact Gibbs kernels only, whose programs take every
+    data value as an argument (the driver already reuses them across data sets in a
+    process); NUTS's init strategy may hold data-derived start values."""
+    return type(model) if kernel == "gibbs" else None
 
 
 def mcmc_kernel(model: Model, data: SubjectData, kernel: str, model_fn, *,
