@@ -222,6 +222,14 @@ class StoredProgram:
         return compiled
 
 
+def stored_jit(fn, *identity) -> StoredProgram:
+    """``jax.jit(fn)`` with its executables kept on disk under ``identity`` (plus the
+    arguments' signature): for a helper program of a bayesimg model (an EM start, a
+    pilot run).  ``identity`` must name the function and every Python value it closes
+    over; its code is covered by the bayesimg source hash."""
+    return StoredProgram(jax.jit(fn), stable(["stored_jit", *identity]))
+
+
 _CUSTOM_CALL = re.compile(r'custom_call_target="([^"]+)"')
 
 

@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
+from bayesimg.inference.executables import stored_jit
 from bayesimg.models.bnmix.math import (
     adjacent_swap_proposal,
     allowed_from_position,
@@ -436,7 +437,8 @@ def pilot_run(args: dict, sweeps: int, pool: bool, seed: int) -> dict:
             state = jax.lax.fori_loop(0, sweeps, lambda _, s: kernel.sample(s, (), kw), state)
             return state.z
 
-        _PILOT[key] = jax.jit(run)
+        # kept on disk (new processes skip tracing it): the program is fixed by ``key``
+        _PILOT[key] = stored_jit(run, "bayesimg.models.bnmix.gibbs.pilot_run", *key)
     kw = {k: jnp.asarray(v) for k, v in args.items()}
     z = _PILOT[key](kw, jax.random.PRNGKey(seed))
     return {k: np.asarray(v) for k, v in z.items()}

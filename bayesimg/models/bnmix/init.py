@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesimg.inference.executables import stored_jit
 from bayesimg.models.bnmix.math import membership_probs, mixture_loglik
 
 
@@ -133,7 +134,9 @@ def _em_program(K: int, n_iter: int):
                                               * B**2 / (B**2 + 0.01)), 0.0)
         return ll - penalty, r, params
 
-    return jax.jit(jax.vmap(run, in_axes=(0,) + (None,) * 8))
+    # kept on disk (new processes skip tracing it): the program is fixed by (K, n_iter)
+    return stored_jit(jax.vmap(run, in_axes=(0,) + (None,) * 8),
+                      "bayesimg.models.bnmix.init._em_program", K, n_iter)
 
 
 _EM_CACHE: dict = {}
