@@ -129,6 +129,14 @@ def program_warmup(kernel_name: str, warmup: int) -> int:
     return warmup if kernel_name == "nuts" else 0
 
 
+def first_transition_in_advance(kernel) -> bool:
+    """True when ``kernel.init`` is ``init_before_first_sweep`` followed by one ``sample``:
+    :func:`chain_programs` then builds init without that transition, and the driver runs
+    it through the advance program right after init (same draws, one copy of the sweep in
+    the compiled programs instead of two)."""
+    return getattr(kernel, "init_before_first_sweep", None) is not None
+
+
 def chain_programs(kernel, *, num_warmup: int, chunk: int,
                    record_extra: Callable[[dict, dict], dict] | None = None,
                    drop_sites: frozenset[str] = frozenset()):
@@ -140,8 +148,12 @@ def chain_programs(kernel, *, num_warmup: int, chunk: int,
     and devices, :class:`~bayesimg.inference.batched.BatchedMCMC` over fits too.
     """
 
+    # a kernel whose init ends with one ordinary transition may hand that transition to
+    # the advance program (see ``first_transition_in_advance``): compiled once, not twice
+    init = getattr(kernel, "init_before_first_sweep", None) or kernel.init
+
     def init_one(key, kwargs):
-        return kernel.init(key, num_warmup, None, (), kwargs)
+        return init(key, num_warmup, None, (), kwargs)
 
     def advance_one(state, kwargs, n_slots, thin):
         postprocess = kernel.postprocess_fn((), kwargs)
@@ -179,6 +191,7 @@ class CompiledMCMC:
         self.record_extra = record_extra
         self.drop_sites = drop_sites
         self._compiled_shapes: set = set()
+        self._first_in_advance = first_transition_in_advance(kernel)
         vinit, vadvance = self._device_programs(*chain_programs(
             kernel, num_warmup=num_warmup, chunk=chunk, record_extra=record_extra,
             drop_sites=drop_sites))
@@ -287,6 +300,9 @@ class CompiledMCMC:
                     timings["programs_loaded"] = self.programs_loaded
                     self._compiled_shapes.add(str(signature))
                     needs_compile = False
+                if self._first_in_advance:
+                    # the transition the kernel's init ends with (one slot, not kept)
+                    states, _ = self._advance(states, kwargs, 1, 1)
                 group_resume = resume if (g == start_group and resume.get("started")) else {}
                 if group_resume:
                     states = checkpoint.state(states)

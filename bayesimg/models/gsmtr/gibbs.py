@@ -75,6 +75,23 @@ class GSMTRGibbs(ExactGibbsKernel):
         # one sweep from the prior-drawn scales gives a valid starting W
         return self.sample(state, model_args, model_kwargs)
 
+    @property
+    def init_before_first_sweep(self):
+        """``init`` without its sweep (``init = sample ∘ this``), or ``None``.
+
+        The MCMC driver then runs that first sweep with its own (already compiled)
+        transition program, so the sweep is compiled once instead of also inside the
+        init program (about half of GSMTR's compile); the draws are the same.  ``None``
+        for a subclass with its own ``init``, which may not keep that identity.
+        """
+        if type(self).init is not GSMTRGibbs.init:
+            return None
+
+        def before_sweep(rng_key, num_warmup, init_params, model_args, model_kwargs):
+            return self._initial_state(rng_key, model_kwargs, model_kwargs["Y"])
+
+        return before_sweep
+
     def _initial_state(self, rng_key, kw, Y):
         """State before the first sweep: τ, ω from their prior, W = 0, statistics of Y."""
         X, Z = kw["X"], kw["Z"]
