@@ -5,7 +5,8 @@ fresh process with the persistent compilation cache off, the programs one chain 
 Gibbs fit compiles are lowered and compiled one at a time with ``jax.stages``:
 
 * ``sweep``: one transition, ``kernel.sample`` (the model's Gibbs sweep alone);
-* ``init``: the chain's start (``init_one``: the kernel's ``init``, one sweep included);
+* ``init``: the chain's start (``init_one``: the kernel's ``init``; for GSMTR without
+  the first sweep, which the driver runs through ``advance``);
 * ``advance``: the driver's chunk loop (``advance_one``: sweeps, post-processing,
   the per-draw pointwise log-likelihood, the draw buffer).
 

@@ -206,13 +206,11 @@ class CompiledMCMC:
                 lambda st, kw, n, t: jax.tree.map(lambda x: x[None], vadvance(
                     jax.tree.map(lambda x: x[0], st), kw, n, t)))
 
-    def store_as(self, identity: list | None) -> None:
+    def store_as(self, identity: list) -> None:
         """Keep this program's executables on disk under ``identity``
-        (:mod:`bayesimg.inference.executables`; ``None``: in memory only)."""
-        init = getattr(self._init, "program", self._init)
-        advance = getattr(self._advance, "program", self._advance)
-        self._init = StoredProgram(init, identity and [*identity, "init"])
-        self._advance = StoredProgram(advance, identity and [*identity, "advance"])
+        (:mod:`bayesimg.inference.executables`)."""
+        self._init = StoredProgram(self._init, [*identity, "init"])
+        self._advance = StoredProgram(self._advance, [*identity, "advance"])
 
     @property
     def programs_loaded(self) -> int:
@@ -536,7 +534,9 @@ def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], *,
     program = _PROGRAMS.get(key)
     if program is None:
         program = program_class(make_kernel(), **kwargs)
-        program.store_as(_disk_identity(cache_key, settings, program_class, store_for))
+        identity = _disk_identity(cache_key, settings, program_class, store_for)
+        if identity is not None:
+            program.store_as(identity)
         _PROGRAMS[key] = program
         while len(_PROGRAMS) > max(1, MAX_CACHED_PROGRAMS):
             _PROGRAMS.popitem(last=False)
