@@ -106,7 +106,7 @@ def _timed_fit(model, data, seed: int) -> dict:
     sampling = t["warmup_seconds"] + t["sampling_seconds"]
     return {"wall_s": wall, "cpu_s": cpu, "compile_s": t["compile_seconds"],
             "sampling_s": sampling, "other_s": wall - sampling - t["compile_seconds"],
-            "overhead_s": wall - sampling}
+            "overhead_s": wall - sampling, "programs_loaded": t.get("programs_loaded", 0)}
 
 
 def child(family: str) -> dict:
@@ -232,6 +232,7 @@ def main() -> None:
                     "running it")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-mofapy2", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
@@ -241,6 +242,10 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     saved = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if args.plot_only:
+        _plot(saved["families"], saved.get("numpyro_plain_mcmc_run_gsmtr_nuts", {}),
+              saved.get("peers", {}).get("mofapy2"))
+        return
     results = saved.get("families", {})
     numpyro = saved.get("numpyro_plain_mcmc_run_gsmtr_nuts", {})
     mofapy2 = saved.get("peers", {}).get("mofapy2", {})
@@ -346,7 +351,7 @@ def _plot(results: dict, numpyro: dict, mofapy2: dict | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, rows = [], []
+    labels, rows, cpus = [], [], []
     for family, r in results.items():
         for case, key in (("cold", "cold_cache"), ("warm", "warm_cache"),
                           ("warm\nJAX only", "warm_jax_cache_only")):
@@ -357,11 +362,13 @@ def _plot(results: dict, numpyro: dict, mofapy2: dict | None = None) -> None:
             labels.append(f"{family}\n{case}")
             rows.append((run["import"]["wall_s"], f["compile_s"], f["sampling_s"],
                          f["other_s"]))
+            cpus.append(run["import"]["cpu_s"] + f["cpu_s"])
         run = r.get("cold_cache", {})
         if "second_fit" in run:
             f = run["second_fit"]
             labels.append(f"{family}\n2nd fit")
             rows.append((0.0, f["compile_s"], f["sampling_s"], f["other_s"]))
+            cpus.append(f["cpu_s"])
     fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(labels)), 4.5))
     bottom = [0.0] * len(rows)
     for i, (name, colour) in enumerate(zip(("import", "compile", "sampling", "other"),
@@ -370,8 +377,10 @@ def _plot(results: dict, numpyro: dict, mofapy2: dict | None = None) -> None:
         vals = [row[i] for row in rows]
         ax.bar(range(len(rows)), vals, bottom=bottom, color=colour, label=name)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    for i, (top, cpu) in enumerate(zip(bottom, cpus, strict=True)):
+        ax.text(i, top, f"{cpu:.1f}", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set_ylabel("wall seconds (2 shared cores)")
+    ax.set_ylabel("wall seconds (2 shared cores); CPU-s above each bar")
     title = "First fit in a new process: cold / warm compilation cache, and a second fit"
     if "first_run" in numpyro:
         first, second = numpyro["first_run"]["cpu_s"], numpyro["second_run"]["cpu_s"]
