@@ -32,6 +32,9 @@ Safety, as for JAX's cache:
 * files live in a subfolder, :data:`FOLDER`, of the compilation-cache folder, and only
   when that folder carries bayesimg's marker (:mod:`bayesimg.folder_marker`); a cache
   folder chosen through JAX itself is not written into;
+* only freshly compiled executables are stored: one JAX loaded from its own cache does not
+  serialise completely (its copy fails to run, "Function … not found"), so a program JAX's
+  cache already held is not stored, and later processes take JAX's cache for it as before;
 * writes go to a temporary file moved into place with ``os.replace`` (atomic), so
   concurrent processes never read a half-written program; each file starts with a
   SHA-256 of its content and the full key, and a file that fails either check, or
@@ -217,9 +220,27 @@ class StoredProgram:
             if loaded is not None:
                 self.loaded += 1
                 return loaded
+        hits = _jax_cache_hits()
         compiled = self.program.lower(*args).compile()
-        _store(where, path, key_text, compiled)
+        if _jax_cache_hits() == hits:
+            _store(where, path, key_text, compiled)
+        # else: loaded from JAX's cache, and an executable loaded from serialised form does
+        # not serialise completely (loading the copy fails with "Function … not found"):
+        # never stored; a later process takes JAX's cache as before
         return compiled
+
+
+def _jax_cache_hits() -> int:
+    """Programs this process has loaded from JAX's persistent cache so far."""
+    if "hits" not in _state:
+        _state["hits"] = 0
+
+        def count(event: str, **_) -> None:
+            if event.endswith("/compilation_cache/cache_hits"):
+                _state["hits"] += 1
+
+        jax.monitoring.register_event_listener(count)
+    return _state["hits"]
 
 
 def stored_jit(fn, *identity) -> StoredProgram:
