@@ -125,6 +125,7 @@ def main(argv=None) -> None:
                          "the sweep alone)")
     ap.add_argument("--out", default=str(HERE / "results" / "factor_scale.json"))
     args = ap.parse_args(argv)
+    load_at_start = os.getloadavg()
     sys.path.insert(0, str(HERE))
     from _common import write_json
 
@@ -144,6 +145,7 @@ def main(argv=None) -> None:
         "benchmark": "factor_scale",
         "shape": "100 subjects x 20,000 features per view x 15 factors (10 planted)",
         "target": "<= 0.1 s per sweep per chain on this 2-core machine",
+        "load_average_at_start": load_at_start,
         "runs": sorted(runs.values(), key=lambda r: (r["design"], r["tree"])),
         "note": ("CPU only; the 2-core machine was shared with other jobs (load average in "
                  "machine), so wall seconds are inflated several-fold; CPU seconds per sweep "

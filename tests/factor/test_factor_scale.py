@@ -25,7 +25,13 @@ from bayesimg.inference.storage import plan_storage
 from bayesimg.models import MultiViewFactor
 from bayesimg.models.factor import outputs as fo
 from bayesimg.models.factor.gibbs import SweepRandoms, uniform_open_closed
-from bayesimg.models.factor.packed import pack, packed_gaussian_draw, packed_outer, unpack
+from bayesimg.models.factor.packed import (
+    pack,
+    packed_gaussian_draw,
+    packed_outer,
+    packed_outer_t,
+    unpack,
+)
 
 
 def test_packed_draw_equals_lapack_draw():
@@ -46,6 +52,8 @@ def test_packed_outer_sums_to_gram():
     G = np.random.default_rng(1).standard_normal((40, 7))
     gram = unpack(jnp.sum(packed_outer(jnp.asarray(G)), axis=0)[:, None], 7)[0]
     np.testing.assert_allclose(gram, G.T @ G, rtol=1e-12)
+    # the transposed builder (wide batches) gives the same entries in the same order
+    np.testing.assert_array_equal(packed_outer_t(jnp.asarray(G.T)), packed_outer(G).T)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
