@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -123,9 +124,14 @@ def mcmc_kernel(model: Model, data: SubjectData, kernel: str, model_fn, *,
                 dense_mass: bool = False) -> tuple[dict, Callable[[], Any]]:
     """``(kernel_settings, make_kernel)``: NUTS on ``model_fn`` or the model's Gibbs kernel."""
     if kernel == "nuts":
+        init_strategy = model.init_strategy(data, "nuts")
         kernel_settings = {"target_accept": float(target_accept),
                            "max_tree_depth": int(max_tree_depth), "dense_mass": bool(dense_mass)}
-        init_strategy = model.init_strategy(data, "nuts")
+        start = start_values_digest(init_strategy)
+        if start is not None:
+            # start values computed from the data are closed over by the compiled program:
+            # part of its key, so another data set of the same layout never reuses them
+            kernel_settings["start_values"] = start
 
         def make_kernel():
             return NUTS(model_fn, init_strategy=init_strategy,
@@ -139,6 +145,20 @@ def mcmc_kernel(model: Model, data: SubjectData, kernel: str, model_fn, *,
     else:  # pragma: no cover - guarded by the api
         raise ValueError(kernel)
     return kernel_settings, make_kernel
+
+
+def start_values_digest(init_strategy) -> str | None:
+    """SHA-256 of the start values an ``init_to_value`` strategy holds, or ``None`` for a
+    strategy without data-derived values (e.g. ``init_to_uniform``)."""
+    values = getattr(init_strategy, "keywords", {}).get("values")
+    if not values:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        arr = np.ascontiguousarray(np.asarray(values[name]))
+        digest.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def mcmc_fit(model: Model, data: SubjectData, *, kernel: str, seed: int, settings: dict,

@@ -102,3 +102,25 @@ def test_folds_of_nearby_sizes_share_a_program_with_unchanged_draws():
     got, want = fits["a"].log_likelihood["y"], single.log_likelihood["y"]
     assert got.shape == want.shape == (1, 5, 41)
     np.testing.assert_allclose(got.values, want.values, rtol=1e-9)
+
+
+def test_data_derived_start_values_are_part_of_the_program_key():
+    """MultiViewFactor's NUTS start (PCA + varimax of the data) is closed over by the compiled
+    program, so a second data set of the same layout must not reuse the first one's program;
+    a strategy without data-derived values keeps sharing it."""
+    from bayesimg.data.simulate_factor import simulate_factor
+    from bayesimg.inference.sampling import mcmc_kernel
+
+    model = bi.models.MultiViewFactor(n_factors=2)
+    keys = []
+    for seed in (0, 1):
+        data, _ = simulate_factor(n=30, sizes={"a": 8, "b": 6}, n_factors=2, seed=seed)
+        bi.inference.common.check_inputs(model, data)  # binds the views' layout
+        settings, _ = mcmc_kernel(model, data, "nuts", model.numpyro_model("nuts"))
+        keys.append((model.static_key(data), tuple(sorted(settings.items()))))
+    assert keys[0][0] == keys[1][0]  # same layout ...
+    assert keys[0][1] != keys[1][1]  # ... other start values: another program
+    gsmtr = bi.models.GroupSparseMTR(lambda1=20.0, lambda2=20.0)
+    data = bi.data.simulate_gsmtr(n_subjects=30, n_snps=6, n_genes=2, n_phenotypes=2)[0]
+    settings, _ = mcmc_kernel(gsmtr, data, "nuts", gsmtr.numpyro_model("nuts"))
+    assert "start_values" not in settings
