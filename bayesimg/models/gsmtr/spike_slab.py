@@ -105,7 +105,7 @@ MIXTURE_PRIORS = ("product", "joint")
 NAMED_PATTERNS = ("shared", "single", "independent", "subsets")
 #: ``"data"`` (the data-driven subset list of earlier versions) is read as ``"subsets"``
 PATTERN_ALIASES = {"data": "subsets"}
-DEFAULT_PATTERNS = ("shared", "single", "subsets")
+DEFAULT_PATTERNS = ("shared", "subsets")
 #: the pseudo-prior q_j of SNP j's ROI subset: ROI k in with probability
 #: clip(logistic(PROPOSAL_SLOPE (|z_jk| − PROPOSAL_Z_MID)), PROPOSAL_FLOOR, 1 − PROPOSAL_FLOOR)
 PROPOSAL_Z_MID = 2.0
