@@ -17,6 +17,9 @@ Model (row j of W, w_j ∈ R^c, is SNP j's effect on the c ROIs)::
     γ_g ~ Bernoulli(π_gene)              gene g in            (g = 1 … G)
     δ_j | γ_g(j) ~ Bernoulli(γ_g π_snp)   SNP j in, given its gene (δ_j = 0 if γ_g = 0)
     w_j | δ_j = 1 ~ Σ_(p,t) ω_p ρ_t N(0, v_t² U_p),   w_j = 0 if δ_j = 0
+      with the "subsets" pattern U = D_(S_j) = diag(1_(S_j)), S_j SNP j's own ROI subset:
+      S_j | φ ~ Π_k φ^(η_jk) (1 − φ)^(1 − η_jk) given S_j ≠ ∅   (η_jk = 1 ⟺ k ∈ S_j)
+      φ ~ Beta(1, c − 1) on a grid of 40 values (prior mean 1/c: one ROI per SNP expected)
     π_gene ~ Beta(a_g, b_g),  π_snp ~ Beta(a_s, b_s),
     (ω_p) ~ Dirichlet(α) over patterns,  (ρ_t) ~ Dirichlet(α) over slab scales
     Σ ~ InvWishart(ν₀ = c + 2, Ψ₀ = I)   ("full"; prior mean I)
@@ -37,10 +40,10 @@ The mixture components m are (pattern, scale) pairs, the mash / mr.mash construc
 (Urbut et al. 2019, Nat Genet; Morgante et al. 2023, PLoS Genet; mvSuSiE, Zou et al.):
 patterns U are ``"shared"`` (11ᵀ: the same effect on every ROI), ``"single"`` (e_k e_kᵀ for
 each ROI k: an ROI-specific effect), ``"independent"`` (I: every ROI affected, effects
-independent), ``"data"`` (ROI subsets S read off the strongest marginal associations,
-U = D_S = diag(1_S): independent effects on the ROIs of S, exactly zero on the others; see
-:func:`data_driven_subsets`) and any user vectors u (uuᵀ, e.g. a bilateral left+right
-pattern); scales
+independent), ``"subsets"`` (U = D_(S_j) = diag(1_(S_j)): independent effects on the
+ROIs of SNP j's own subset S_j, exactly zero on the others — any of the 2^c − 1 non-empty
+subsets, with per-ROI inclusion at the learned rate φ) and any user vectors u (uuᵀ, e.g. a
+bilateral left+right pattern); scales
 v are a small grid in units of the standardised phenotype per unit of X
 (default 0.1, 0.2, 0.4, 0.8 SD per allele: the smallest is about the standard error
 of a per-allele effect at n = 500 and MAF 0.2 — a slab much narrower than that is
@@ -53,6 +56,18 @@ Residual correlation across ROIs (imaging phenotypes are correlated) enters thro
 SNP×ROI inclusion: w_jk ≠ 0 exactly when δ_j = 1 and the chosen pattern has a nonzero
 k-th diagonal, so P(w_jk ≠ 0 | Y) is read off the draws of W; the local false sign rate
 lfsr_jk = min(P(w_jk ≥ 0), P(w_jk ≤ 0)) (Stephens 2017) counts the point mass on both sides.
+Why every SNP carries its own subset: with a fixed list of subsets read off the
+Bonferroni-significant SNPs (the ``"data"`` patterns of earlier versions), a causal SNP
+below that threshold whose ROI subset was not listed could only enter on one ROI or on all
+of them (the discovery benchmark: PIP 0.99 on its null ROIs), and a null SNP entering on
+all ROIs put PIP 0.13–0.29 on each.  Here the subset is part of the state (per-ROI
+inclusion inside the SNP's block), so every SNP can take the subset its data support, and
+the subset prior P(S | φ) is the same for all SNPs (no use of the data in the prior).
+``"single"`` (S = {k}) and ``"independent"`` (S = all) are special subsets, so the default
+is ``("shared", "subsets")``: a rank-1 pattern with its own weight ω would get more prior
+mass than any one subset (ω against ω_sub P(S | φ)), and a 2-ROI effect would be pulled
+onto one ROI or onto all.
+
 Why subsets and not signed rank-1 data patterns (mash's u = the strongest SNP's z-scores):
 a rank-1 pattern ties every ROI of its support to one coefficient β, so an ROI that entered
 the support by chance (|z| ≥ 2 on one of 7 null ROIs: ~28% of causal SNPs) gets the sign
@@ -75,8 +90,9 @@ generalised eigenproblem per pattern per sweep.
 
 Stored draws (named dims): ``W`` (snp, phenotype), ``snp_in`` δ (snp), ``gene_in`` γ
 (gene), ``slab_component`` (snp; −1 when out), ``pi_gene``, ``pi_snp``, ``mixture_weights``
-(component; the ``"data"`` pattern has :data:`DATA_PATTERN_MAX` subset slots, unused ones
-labelled ``unused<i>`` with weight 0, so data sets of one shape share one compiled sweep),
+(component), ``roi_subset`` (snp, phenotype; S_j, the ROIs of SNP j's ``"subsets"``
+pattern — meaningful where ``slab_component`` is a ``subsets@v`` component; elsewhere it is
+the sampler's auxiliary draw), ``roi_rate`` φ,
 ``Sigma`` (phenotype, phenotype_2), ``gamma`` (covariate, phenotype).  The
 per-subject log-likelihood is the full-Σ Gaussian density of the subject's c phenotypes.
 ``fit.loo()`` is integrated LOO (the included effects integrated out given the
@@ -123,8 +139,9 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     ----------
     patterns : sequence
         Effect-sharing patterns: ``"shared"``, ``"single"``, ``"independent"`` and/or
-        length-c vectors u (pattern uuᵀ).  Default: all four named ones (``"data"``: ROI
-        subsets read off the strongest marginal associations, :func:`data_driven_subsets`).
+        length-c vectors u (pattern uuᵀ).  Default ``("shared", "subsets")``
+        (``"subsets"``: each SNP's own ROI subset with per-ROI inclusion; ``"data"`` is
+        read as ``"subsets"``).
     slab_scales : sequence of float
         Grid of slab sds v (standardised-phenotype units per unit of X).
     residual : {"full", "diagonal"}

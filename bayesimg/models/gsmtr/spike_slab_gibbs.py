@@ -29,8 +29,34 @@ One sweep:
    The running residual is updated only when w_j changes (most SNPs stay out), at O(n c)
    (or O(d c) in the sufficient-statistics form used when d ≤ n, which carries XᵀR instead
    of R and never touches the n rows in the sweep).  Per SNP the Bayes factors of all
-   components cost O(c² + K₁ c + K₂ c²) (K₁ rank-1, K₂ subset patterns): Σ⁻¹, the κ's and
-   one c×c eigendecomposition per subset pattern are computed once per sweep.
+   components cost O(c² + K₁ c + K₂ c²) (K₁ rank-1, K₂ fixed subset patterns): Σ⁻¹, the
+   κ's and one c×c eigendecomposition per fixed subset pattern are computed once per sweep.
+
+   **The "subsets" family** (SNP j's own ROI subset S_j, prior P(S | φ), see the model).
+   Summing over the 2^c − 1 subsets inside the δ_j update is out of reach for c ≈ 20, so
+   S_j is kept in the state *whether or not it is used*, with a pseudo-prior q_j(S) when
+   unused (SNP out, or in another pattern) — Carlin & Chib (1995, JRSS-B 57:473): the joint
+   target p(θ | Y) × q_j(S_j)^[S_j unused] has the posterior as its marginal.  q_j is
+   independent Bernoulli(p_jk) per ROI given S ≠ ∅, p_jk rising with SNP j's marginal
+   |z_jk| (computed once from the data; it shapes the mixing only).  Per SNP, in order:
+
+   a. if S_j is unused: S_j ~ q_j (its full conditional; sequential exact sampling of the
+      non-empty product-Bernoulli);
+   b. (δ_j, m_j) with w_j integrated out, given S_j: the "subsets" components get, beside
+      π_m and their Bayes factor at D_(S_j), the factor P(S_j | φ) / q_j(S_j) (in the
+      states that use S_j the joint has P(S_j | φ) where the others have q_j(S_j)).
+      log BF at S (any mask): with P_t = s D_S Σ⁻¹ D_S + I/v_t² and h = s D_S Σ⁻¹ b̂,
+      log BF_t = −½ log det(v_t² P_t) + ½ hᵀP_t⁻¹h (one c×c Cholesky per scale);
+   c. if S_j is used: per-ROI collapsed Gibbs, k = 1 … c: η_jk | η_j,−k, v_t, b̂ ∝
+      φ^η (1 − φ)^(1−η) BF_t(S_j with / without k), S = ∅ excluded;
+   d. w_j | everything: rank-1 / fixed subset as above; own subset: w = D_S(P_t⁻¹h + L_t⁻ᵀε).
+
+   a–d are each exact conditional draws of the joint (a and c given the rest, b and c with
+   w_j integrated out, d last), so the step leaves the joint — hence the posterior —
+   invariant.  It replaces 40 padded data-driven subset slots evaluated for every SNP
+   three times per sweep; the per-ROI flips cost c Choleskys of c×c, and only for SNPs in
+   the family.  After the sweep, φ | {S_j used} is drawn exactly on its grid
+   (∝ prior × Π_j φ^|S_j| (1 − φ)^(c − |S_j|) / (1 − (1 − φ)^c)).
 2. γ_g | δ, π: 1 if any SNP of g is in, else Bernoulli(π_g(1 − π_s)^{m_g} /
    [π_g(1 − π_s)^{m_g} + 1 − π_g]).
 3. π_gene | γ ~ Beta(a_g + Σγ, b_g + G − Σγ); π_snp | δ, γ ~ Beta(a_s + Σδ,
@@ -39,7 +65,7 @@ One sweep:
    δ = 1) and scale weights ρ | m, δ ~ Dirichlet(α + scale counts) — the likelihood of the
    component labels, Π ω_p^{n_p} ρ_t^{n_t}, factorises, so the two are conditionally
    independent Dirichlets; ``"joint"``: one Dirichlet(α + counts) over all (pattern, scale)
-   pairs.  Patterns with α = 0 are padding slots: weight 0, never chosen.
+   pairs.
 4. Σ | W, Γ: full: InvWishart(ν₀ + n, Ψ₀ + EᵀE); diagonal: σ_k² ~ InvGamma(a₀ + n/2,
    b₀ + (EᵀE)_kk/2), E = Y − XW − ZΓ.
 5. Γ | W, Σ (covariates): vec Γ ~ N with precision Σ⁻¹ ⊗ ZᵀZ + I/s_Γ²
@@ -454,6 +480,8 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         # removed (within one gene the prior odds are 1; LD crosses gene borders).  It
         # lets a signal move between proxies in one step (single-SNP updates must pass
         # through "both in" or "both out"); pairs not in the cell are skipped at no cost.
+        # "subsets" components use each SNP's own S (S_j for j, S_k for k, both kept) with
+        # its factor P(S | φ) / q(S), as in the single-SNP step.
         partner = cache["partner"]
         pair_unif = jax.random.uniform(keys[8], (d,), dtype)
         pair_normal = jax.random.normal(keys[9], (d, c), dtype)
@@ -608,9 +636,8 @@ class SpikeSlabGibbs(ExactGibbsKernel):
 
 
 def active_weights(alpha):
-    """Equal mixture weights over the components with Dirichlet α > 0; components with α = 0
-    are padding (unused subset slots, so that data sets with different numbers of
-    data-driven subsets share one compiled sweep): weight exactly 0, never chosen."""
+    """Equal mixture weights over the components with Dirichlet α > 0 (α = 0: weight exactly
+    0, never chosen)."""
     active = (alpha > 0).astype(alpha.dtype)
     return active / jnp.sum(active)
 
