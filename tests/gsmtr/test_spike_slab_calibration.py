@@ -4,7 +4,9 @@ the calibration of its posterior inclusion probabilities.
 Replicates r = 1..R: genotypes X_r (n = 40, d = 6 SNPs in 2 genes of 3, c = 2 ROIs), every
 parameter drawn from the model's prior — π_gene, π_snp ~ Beta(1, 1), γ_g, δ_j, mixture
 weights ω_p ρ_t (pattern and slab-scale weights ~ Dirichlet(1) each), a component per
-included SNP, w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
+included SNP (patterns: shared, single, independent and the ``"subsets"`` family, whose
+SNP-own ROI subset S_j is drawn from independent per-ROI inclusion at rate φ given S ≠ ∅, φ
+from its grid prior), w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
 I) — and Y = XW + E, rows of E ~ N(0, Σ); then the posterior is sampled.  Two SNPs are LD
 proxies of others (r ≈ 0.8; one pair within a gene, one across genes), so the pair moves
 run.  If the sampler targets the posterior, the rank of every true scalar among L thinned
@@ -28,9 +30,10 @@ from scipy import stats
 
 import bayesimg
 from bayesimg.models import SpikeSlabMTR
+from bayesimg.models.gsmtr.spike_slab import ROI_RATE_GRID
 
 N, D, C, GENE_SIZE = 40, 6, 2, 3
-PATTERNS = ("shared", "single", "independent")
+PATTERNS = ("shared", "single", "independent", "subsets")
 SCALES = (0.3, 0.8)
 RUN = dict(chains=2, warmup=150, draws=500, progress=False)
 L_RANK = 99
@@ -39,7 +42,9 @@ L_RANK = 99
 def _prior_draw(rng, gene_index):
     model = SpikeSlabMTR(patterns=PATTERNS, slab_scales=SCALES)
     rank1 = np.array([np.ones(C), *np.eye(C)])
-    n_comp = (len(rank1) + 1) * len(SCALES)
+    n_comp = (len(rank1) + 2) * len(SCALES)           # + independent, + subsets
+    grid = np.asarray(ROI_RATE_GRID)
+    rate = rng.choice(grid, p=np.exp(model._roi_rate_log_prior(C)))
     pi_gene, pi_snp = rng.beta(1, 1), rng.beta(1, 1)
     gene_in = rng.random(gene_index.max() + 1) < pi_gene
     snp_in = gene_in[gene_index] & (rng.random(D) < pi_snp)
@@ -51,11 +56,18 @@ def _prior_draw(rng, gene_index):
         m = rng.choice(n_comp, p=weights)
         p, t = divmod(m, len(SCALES))
         v = SCALES[t]
-        W[j] = rank1[p] * v * rng.standard_normal() if p < len(rank1) else \
-            v * rng.standard_normal(C)
+        if p < len(rank1):
+            W[j] = rank1[p] * v * rng.standard_normal()
+        else:
+            mask = np.ones(C)                         # independent: all ROIs
+            while p > len(rank1):                     # subsets: S ~ Bernoulli(φ)^C | S ≠ ∅
+                mask = (rng.random(C) < rate).astype(float)
+                if mask.any():
+                    break
+            W[j] = mask * v * rng.standard_normal(C)
     Sigma = stats.invwishart(df=C + 2, scale=np.eye(C)).rvs(random_state=rng)
     truth = {"Sigma_11": Sigma[0, 0], "Sigma_12": Sigma[0, 1], "W_11": W[0, 0],
-             "W_21": W[1, 0], "pi_snp": pi_snp, "n_in": snp_in.sum()}
+             "W_21": W[1, 0], "pi_snp": pi_snp, "n_in": snp_in.sum(), "roi_rate": rate}
     return model, W, Sigma, snp_in, truth
 
 
@@ -74,7 +86,7 @@ def _posterior_quantities(fit):
     Sigma = draws(fit, "Sigma")
     W = draws(fit, "W")
     return {"Sigma_11": Sigma[:, 0, 0], "Sigma_12": Sigma[:, 0, 1], "W_11": W[:, 0, 0],
-            "W_21": W[:, 1, 0], "pi_snp": draws(fit, "pi_snp"),
+            "W_21": W[:, 1, 0], "pi_snp": draws(fit, "pi_snp"), "roi_rate": draws(fit, "roi_rate"),
             "n_in": draws(fit, "snp_in").sum(axis=1)}
 
 

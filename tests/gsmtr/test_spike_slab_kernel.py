@@ -20,7 +20,15 @@ from scipy import stats
 import bayesimg
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models import SpikeSlabMTR
-from bayesimg.models.gsmtr.spike_slab_gibbs import inverse_wishart, subset_eigen, update_logits
+from bayesimg.models.gsmtr.spike_slab_gibbs import (
+    draw_proposal,
+    inverse_wishart,
+    log_proposal,
+    log_subset_prior,
+    own_subset_bf,
+    subset_eigen,
+    update_logits,
+)
 
 N, C = 6, 2
 RANK1 = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])      # shared, ROI 1 only, ROI 2 only
@@ -111,6 +119,43 @@ def test_roi_subset_patterns_match_brute_force_enumeration(seed):
     expected = _brute_force(X, R, Sigma, (1, 0), rank1, subsets, weights)
     got = _kernel(X, R, Sigma, 1, rank1, subsets, weights)
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("mask", [(1, 0, 1), (0, 1, 0), (1, 1, 1)])
+def test_own_subset_bayes_factor_matches_the_gaussian_densities(mask):
+    """The ``"subsets"`` family's Bayes factor at a SNP's own S (Cholesky form) against
+    b̂ ~ N(0, v²D_S + Σ/s) over N(0, Σ/s), for every slab scale."""
+    rng = np.random.default_rng(4)
+    c, s = 3, 40.0
+    A = rng.standard_normal((c, c))
+    Sigma = A @ A.T + 0.3 * np.eye(c)
+    bhat = 0.4 * rng.standard_normal(c)
+    mask = np.asarray(mask, float)
+    got, _ = own_subset_bf(jnp.asarray(bhat), jnp.asarray(s), jnp.asarray(np.linalg.inv(Sigma)),
+                           jnp.asarray(mask), jnp.asarray(SCALES**2))
+    null = stats.multivariate_normal(np.zeros(c), Sigma / s).logpdf(bhat)
+    expected = [stats.multivariate_normal(np.zeros(c), v**2 * np.diag(mask) + Sigma / s)
+                .logpdf(bhat) - null for v in SCALES]
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-9)
+
+
+def test_subset_pseudo_prior_draws_follow_its_density():
+    """S ~ q_j (independent per-ROI Bernoulli given S ≠ ∅) by sequential sampling: the
+    frequencies of all 7 non-empty subsets of 3 ROIs match exp(log q_j), and the subset
+    prior P(S | φ) sums to 1 over them."""
+    import jax
+
+    prob = jnp.asarray([0.1, 0.6, 0.3])
+    keys = jax.random.split(jax.random.PRNGKey(0), 20000)
+    masks = np.asarray(jax.vmap(lambda k: draw_proposal(k, prob))(keys))
+    subsets = np.array([m for m in itertools.product((0.0, 1.0), repeat=3) if any(m)])
+    expected = np.exp(np.asarray(log_proposal(jnp.asarray(subsets), prob)))
+    np.testing.assert_allclose(expected.sum(), 1.0, rtol=1e-12)
+    assert not np.any(masks.sum(axis=1) == 0)
+    counts = np.array([np.sum(np.all(masks == m, axis=1)) for m in subsets])
+    assert stats.chisquare(counts, expected * len(masks)).pvalue > 1e-3
+    prior = np.exp(np.asarray(log_subset_prior(jnp.asarray(subsets), 0.3)))
+    np.testing.assert_allclose(prior.sum(), 1.0, rtol=1e-12)
 
 
 def test_gene_prior_formula_changes_with_the_other_snps():

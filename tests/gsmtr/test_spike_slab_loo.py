@@ -78,7 +78,8 @@ def test_configuration_form_equals_the_gaussian_conditional(empty):
 def case():
     data, _ = simulate_gsmtr(n_subjects=30, n_snps=8, n_genes=2, n_phenotypes=3,
                              n_covariates=1, effect_size=0.6, seed=2)
-    model = SpikeSlabMTR(patterns=("shared", "single", "independent"))
+    # every kind of component: rank-1, a fixed subset (all ROIs), each SNP's own subset
+    model = SpikeSlabMTR(patterns=("shared", "single", "independent", "subsets"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bi.fit(model, data, seed=0, **GIBBS)
@@ -94,10 +95,15 @@ def test_stored_components_describe_the_stored_effects(case):
         list(fit.posterior.coords["component"].values)
     W = fit.posterior["W"].values.reshape(-1, data.n_snps, data.n_phenotypes)
     comp = fit.posterior["slab_component"].values.reshape(-1, data.n_snps)
+    own = cd["component_own_subset"].values
+    roi_subset = fit.posterior["roi_subset"].values.reshape(-1, data.n_snps, data.n_phenotypes)
     s, j = np.argwhere(comp >= 0)[::7].T
     assert s.size > 10
+    assert own[comp[comp >= 0]].any()                 # the own-subset family is used
     for si, ji in zip(s, j, strict=True):
         u, w = patterns[comp[si, ji]], W[si, ji]
+        if own[comp[si, ji]]:
+            u = roi_subset[si, ji]
         assert np.all(w[u == 0] == 0)
         if rank1[comp[si, ji]]:
             np.testing.assert_allclose(w, (w @ u) / (u @ u) * u, atol=1e-10)
@@ -113,10 +119,13 @@ def test_hook_equals_the_direct_conditional_at_stored_draws(case):
     B = np.hstack([data.genotypes, data.covariates])
     inc = fit.posterior["snp_in"].values.reshape(-1, data.n_snps)[flat] > 0
     comp = fit.posterior["slab_component"].values.reshape(-1, data.n_snps)[flat]
+    roi_subset = fit.posterior["roi_subset"].values.reshape(
+        -1, data.n_snps, data.n_phenotypes)[flat]
     for s in range(3):
         design = design_of_draw(inc[s], comp[s], cd["component_pattern"].values,
                                 cd["component_rank1"].values, cd["component_scale"].values,
-                                data.n_snps, 1, model.covariate_scale**2)
+                                data.n_snps, 1, model.covariate_scale**2,
+                                cd["component_own_subset"].values, roi_subset[s])
         direct = _direct(B, data.phenotypes, *design, theta["Sigma"][1][s])
         np.testing.assert_allclose(ll[s], direct, atol=1e-7)
 

@@ -8,8 +8,8 @@ residual covariance models it).  A discovery is true when its SNP (or a SNP of i
 set) is causal for that ROI or in r² ≥ 0.5 with a causal SNP
 (:func:`bayesimg.metrics.score_discoveries`).
 
-The model is the default one (its data-driven patterns included: the planted effects act on
-1-3 ROIs with mixed signs, which the named patterns alone capture poorly).
+The model is the default one (shared + each SNP's own ROI subset: the planted effects act
+on 1-3 ROIs with mixed signs, which fixed patterns capture poorly).
 """
 
 from __future__ import annotations
@@ -129,16 +129,14 @@ def test_gsmtr_fit_gets_discoveries_by_lfsr_with_pip_nan(panel):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "at the boundary: passed (at most 7 false of ~148 calls) with one random stream, 9 of 147 "
-    "after the kernels' Gamma sampler changed (2026-12-07); the discovery benchmark measures "
-    "own-call empirical FDR 0.06-0.21 under the r2 >= 0.5 rule (issue 13, not fixed)"))
 def test_empirical_fdr_below_alpha_over_replicates(panel):
     """Pooled over replicates of two scenarios, the false share of discoveries ≤ α.
 
     (Failed with 44 false of 180 calls while a SNP's data-driven pattern was a signed rank-1
-    vector: an ROI in its support by chance got the real ROIs' sign certainty.  The ROI-subset
-    patterns fixed it; 199 s on the loaded 2-core machine.)"""
+    vector: an ROI in its support by chance got the real ROIs' sign certainty; at the
+    boundary — 9 false of 147, xfail — while ROI subsets were proposed only for
+    Bonferroni-significant SNPs; passes since every SNP carries its own subset, 157 s on the
+    loaded 2-core machine.)"""
     n_false = n_total = 0
     for scenario in ("sparse_strong", "ar_noise"):
         for seed in range(10, 20):

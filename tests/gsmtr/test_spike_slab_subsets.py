@@ -2,12 +2,13 @@
 signals.
 
 * A causal SNP acting on some ROIs, with a chance marginal |z| ≥ 2 on an ROI it does not
-  affect: the data-driven ROI subsets put that ROI in the support *and* offer the support
-  without it, so the SNP × ROI PIP of the unaffected ROI stays well below 1 and its lfsr is
-  large.  (The signed rank-1 data patterns used before tied that ROI's sign to the real
-  ROIs' β: lfsr ≈ 0 on a null ROI, the FDR inflation the discovery benchmark measured.)
-* Unused subset slots (padding to a fixed number, so data sets of one shape share one
-  compiled sweep) have mixture weight exactly 0.
+  affect: its own ROI subset S_j may hold that ROI or not (per-ROI inclusion), so the
+  SNP × ROI PIP of the unaffected ROI stays well below 1 and its lfsr is large.  (Signed
+  rank-1 data patterns tied that ROI's sign to the real ROIs' β: lfsr ≈ 0 on a null ROI.)
+* A causal SNP acting on 2 of 6 ROIs (opposite signs) that is *not* Bonferroni-significant
+  marginally: it takes its 2-ROI subset, so its 4 null ROIs get low PIP.  (Failed before the
+  ``"subsets"`` family: ROI subsets were proposed only for Bonferroni-significant SNPs, so
+  this SNP fell back to one ROI or to all six: PIP ≥ 0.5 on null ROIs.)
 * A signal split between near-copies (r² ≥ 0.8) that are often in together is one credible
   set, and its summed effect is a discovery.
 """
@@ -22,11 +23,7 @@ from _gsmtr_helpers import genotype_design, with_phenotypes
 
 import bayesimg
 from bayesimg.models import SpikeSlabMTR
-from bayesimg.models.gsmtr.spike_slab import (
-    DATA_PATTERN_MAX,
-    data_driven_subsets,
-    marginal_z,
-)
+from bayesimg.models.gsmtr.spike_slab import marginal_z, roi_proposal
 from bayesimg.report import credible_sets, discoveries
 
 N, D, C, GENE_SIZE = 300, 12, 4, 4
@@ -51,26 +48,23 @@ def _spill_data():
     raise AssertionError("no seed gives a chance association")   # pragma: no cover
 
 
-def test_subsets_offer_the_support_with_and_without_a_chance_roi():
+def test_each_snp_proposes_subsets_from_its_own_evidence():
+    """No fixed subset list: one ``"subsets"`` pattern whose S_j is each SNP's own, and a
+    pseudo-prior q_j for every SNP (Bonferroni-significant or not) that favours the ROIs of
+    its large marginal |z|."""
     data, z = _spill_data()
-    masks = [tuple(np.flatnonzero(m)) for m in data_driven_subsets(data)]
-    assert masks[0] == (0, 1, 3)                      # SNP 0's support, the chance ROI in
-    assert {(0, 1), (0, 3), (1, 3), (0,), (1,), (3,)} <= set(masks)
     model = SpikeSlabMTR()
     labels = model.component_labels(data)
-    args = model.model_args(data)
-    unused = np.char.startswith(labels.astype(str), "unused")
-    # a fixed number of subset slots; padding has Dirichlet α = 0
     n_scales = len(model.slab_scales)
-    n_named = 1 + C + 1                               # shared, single × C, independent
-    assert len(labels) == (n_named + DATA_PATTERN_MAX) * n_scales
-    assert np.all(args["dirichlet_alpha"][unused] == 0)
-    assert np.all(args["dirichlet_alpha"][~unused] > 0)
-    # singletons are the "single" patterns already: not repeated as subsets
-    assert not any(lab.startswith("rois:") and "+" not in lab for lab in labels)
+    assert len(labels) == (1 + 1) * n_scales           # shared, subsets
+    assert all(lab.startswith("subsets@") for lab in labels[-n_scales:])
+    prob = roi_proposal(data)
+    assert prob.shape == (D, C) and np.all((prob > 0) & (prob < 1))
+    np.testing.assert_array_equal(np.argsort(prob[0]), np.argsort(np.abs(z)))
+    assert SpikeSlabMTR(patterns=["data"]).patterns == ("subsets",)   # the old name
 
 
-def test_chance_roi_is_not_called_and_padding_has_no_weight():
+def test_chance_roi_is_not_called():
     data, z = _spill_data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,14 +85,50 @@ def test_chance_roi_is_not_called_and_padding_has_no_weight():
     assert {(snp0, names[0]), (snp0, names[1])} <= called
     assert (snp0, names[3]) not in called and (snp0, names[2]) not in called
     weights = fit.posterior["mixture_weights"]
-    unused = np.char.startswith(weights.coords["component"].values.astype(str), "unused")
-    assert float(np.abs(weights.values[..., unused]).max()) == 0.0
     np.testing.assert_allclose(weights.sum("component").values, 1.0, rtol=1e-10)
     # the default product prior: every draw's weights are pattern weights × scale weights
     n_scales = len(SpikeSlabMTR().slab_scales)
     table = weights.values.reshape(-1, weights.sizes["component"] // n_scales, n_scales)
     outer = table.sum(axis=2)[:, :, None] * table.sum(axis=1)[:, None, :]
     np.testing.assert_allclose(table, outer, atol=1e-12)
+
+
+def _two_of_six_data():
+    """SNP 0 of 40 acts on ROIs 2 (+) and 5 (−) of 6; the first seed where both marginal |z|
+    are in [3, z*) with z* the Bonferroni threshold over the d·c tests, and every null ROI's
+    |z| < 1.5: a real but not Bonferroni-significant 2-ROI effect."""
+    from scipy.stats import norm
+
+    c, d = 6, 40
+    design = genotype_design(N, d, GENE_SIZE, seed=11)
+    X = np.asarray(design.genotypes)
+    x = X[:, 0] / X[:, 0].std()
+    z_star = norm.isf(0.05 / (2 * d * c))
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        Y = rng.standard_normal((N, c))
+        Y[:, 1] += 0.2 * x
+        Y[:, 4] -= 0.2 * x
+        data = with_phenotypes(design, Y)
+        z = marginal_z(data)[0]
+        if all(3.0 <= abs(z[k]) < z_star for k in (1, 4)) and \
+                np.all(np.abs(np.delete(z, [1, 4])) < 1.5):
+            return data, z
+    raise AssertionError("no seed gives a sub-Bonferroni 2-ROI effect")   # pragma: no cover
+
+
+def test_sub_bonferroni_two_roi_effect_takes_its_subset():
+    data, z = _two_of_six_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bayesimg.fit(SpikeSlabMTR(), data, method="gibbs", chains=1, warmup=200,
+                           draws=400, seed=5, progress=False)
+    pip = fit.inclusion_probabilities()["snp_roi_pip"].values[0]
+    snp_pip = float(fit.posterior["snp_in"].values[..., 0].mean())
+    # in when the data say so, and then with both of its ROIs ...
+    assert snp_pip > 0.5 and pip[1] / snp_pip > 0.9 and pip[4] / snp_pip > 0.6, (pip, z)
+    # ... and not with its four null ROIs
+    assert np.max(np.delete(pip, [1, 4])) < 0.15, (pip, z)
 
 
 def _synthetic_fit(X, snp_in, W):

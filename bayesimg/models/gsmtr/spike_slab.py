@@ -17,6 +17,9 @@ Model (row j of W, w_j ∈ R^c, is SNP j's effect on the c ROIs)::
     γ_g ~ Bernoulli(π_gene)              gene g in            (g = 1 … G)
     δ_j | γ_g(j) ~ Bernoulli(γ_g π_snp)   SNP j in, given its gene (δ_j = 0 if γ_g = 0)
     w_j | δ_j = 1 ~ Σ_(p,t) ω_p ρ_t N(0, v_t² U_p),   w_j = 0 if δ_j = 0
+      with the "subsets" pattern U = D_(S_j) = diag(1_(S_j)), S_j SNP j's own ROI subset:
+      S_j | φ ~ Π_k φ^(η_jk) (1 − φ)^(1 − η_jk) given S_j ≠ ∅   (η_jk = 1 ⟺ k ∈ S_j)
+      φ ~ Beta(1, c − 1) on a grid of 40 values (prior mean 1/c: one ROI per SNP expected)
     π_gene ~ Beta(a_g, b_g),  π_snp ~ Beta(a_s, b_s),
     (ω_p) ~ Dirichlet(α) over patterns,  (ρ_t) ~ Dirichlet(α) over slab scales
     Σ ~ InvWishart(ν₀ = c + 2, Ψ₀ = I)   ("full"; prior mean I)
@@ -37,10 +40,10 @@ The mixture components m are (pattern, scale) pairs, the mash / mr.mash construc
 (Urbut et al. 2019, Nat Genet; Morgante et al. 2023, PLoS Genet; mvSuSiE, Zou et al.):
 patterns U are ``"shared"`` (11ᵀ: the same effect on every ROI), ``"single"`` (e_k e_kᵀ for
 each ROI k: an ROI-specific effect), ``"independent"`` (I: every ROI affected, effects
-independent), ``"data"`` (ROI subsets S read off the strongest marginal associations,
-U = D_S = diag(1_S): independent effects on the ROIs of S, exactly zero on the others; see
-:func:`data_driven_subsets`) and any user vectors u (uuᵀ, e.g. a bilateral left+right
-pattern); scales
+independent), ``"subsets"`` (U = D_(S_j) = diag(1_(S_j)): independent effects on the
+ROIs of SNP j's own subset S_j, exactly zero on the others — any of the 2^c − 1 non-empty
+subsets, with per-ROI inclusion at the learned rate φ) and any user vectors u (uuᵀ, e.g. a
+bilateral left+right pattern); scales
 v are a small grid in units of the standardised phenotype per unit of X
 (default 0.1, 0.2, 0.4, 0.8 SD per allele: the smallest is about the standard error
 of a per-allele effect at n = 500 and MAF 0.2 — a slab much narrower than that is
@@ -53,6 +56,18 @@ Residual correlation across ROIs (imaging phenotypes are correlated) enters thro
 SNP×ROI inclusion: w_jk ≠ 0 exactly when δ_j = 1 and the chosen pattern has a nonzero
 k-th diagonal, so P(w_jk ≠ 0 | Y) is read off the draws of W; the local false sign rate
 lfsr_jk = min(P(w_jk ≥ 0), P(w_jk ≤ 0)) (Stephens 2017) counts the point mass on both sides.
+Why every SNP carries its own subset: with a fixed list of subsets read off the
+Bonferroni-significant SNPs (the ``"data"`` patterns of earlier versions), a causal SNP
+below that threshold whose ROI subset was not listed could only enter on one ROI or on all
+of them (the discovery benchmark: PIP 0.99 on its null ROIs), and a null SNP entering on
+all ROIs put PIP 0.13–0.29 on each.  Here the subset is part of the state (per-ROI
+inclusion inside the SNP's block), so every SNP can take the subset its data support, and
+the subset prior P(S | φ) is the same for all SNPs (no use of the data in the prior).
+``"single"`` (S = {k}) and ``"independent"`` (S = all) are special subsets, so the default
+is ``("shared", "subsets")``: a rank-1 pattern with its own weight ω would get more prior
+mass than any one subset (ω against ω_sub P(S | φ)), and a 2-ROI effect would be pulled
+onto one ROI or onto all.
+
 Why subsets and not signed rank-1 data patterns (mash's u = the strongest SNP's z-scores):
 a rank-1 pattern ties every ROI of its support to one coefficient β, so an ROI that entered
 the support by chance (|z| ≥ 2 on one of 7 null ROIs: ~28% of causal SNPs) gets the sign
@@ -75,8 +90,9 @@ generalised eigenproblem per pattern per sweep.
 
 Stored draws (named dims): ``W`` (snp, phenotype), ``snp_in`` δ (snp), ``gene_in`` γ
 (gene), ``slab_component`` (snp; −1 when out), ``pi_gene``, ``pi_snp``, ``mixture_weights``
-(component; the ``"data"`` pattern has :data:`DATA_PATTERN_MAX` subset slots, unused ones
-labelled ``unused<i>`` with weight 0, so data sets of one shape share one compiled sweep),
+(component), ``roi_subset`` (snp, phenotype; S_j, the ROIs of SNP j's ``"subsets"``
+pattern — meaningful where ``slab_component`` is a ``subsets@v`` component; elsewhere it is
+the sampler's auxiliary draw), ``roi_rate`` φ,
 ``Sigma`` (phenotype, phenotype_2), ``gamma`` (covariate, phenotype).  The
 per-subject log-likelihood is the full-Σ Gaussian density of the subject's c phenotypes.
 ``fit.loo()`` is integrated LOO (the included effects integrated out given the
@@ -102,18 +118,17 @@ from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 RESIDUALS = ("full", "diagonal")
 MIXTURE_PRIORS = ("product", "joint")
-NAMED_PATTERNS = ("shared", "single", "independent", "data")
-DEFAULT_PATTERNS = NAMED_PATTERNS
-#: ``"data"`` patterns: SNPs whose largest marginal |z| is Bonferroni-significant at this
-#: level over the d × c marginal tests propose ROI subsets ...
-DATA_PATTERN_ALPHA = 0.05
-#: ... their support, the ROIs where their |z| ≥ DATA_PATTERN_ROI_Z, and its subsets: every
-#: one when the support has at most DATA_SUBSET_ENUMERATE ROIs, else the support and its
-#: leave-one-ROI-out subsets
-DATA_PATTERN_ROI_Z = 2.0
-DATA_SUBSET_ENUMERATE = 4
-#: at most this many data-driven subsets
-DATA_PATTERN_MAX = 40
+NAMED_PATTERNS = ("shared", "single", "independent", "subsets")
+#: ``"data"`` (the data-driven subset list of earlier versions) is read as ``"subsets"``
+PATTERN_ALIASES = {"data": "subsets"}
+DEFAULT_PATTERNS = ("shared", "subsets")
+#: the pseudo-prior q_j of SNP j's ROI subset: ROI k in with probability
+#: clip(logistic(PROPOSAL_SLOPE (|z_jk| − PROPOSAL_Z_MID)), PROPOSAL_FLOOR, 1 − PROPOSAL_FLOOR)
+PROPOSAL_Z_MID = 2.0
+PROPOSAL_SLOPE = 2.0
+PROPOSAL_FLOOR = 0.05
+#: φ, the per-ROI inclusion rate of the ``"subsets"`` family: uniform on this grid
+ROI_RATE_GRID = tuple((i + 0.5) / 40 for i in range(40))
 DEFAULT_SLAB_SCALES = (0.1, 0.2, 0.4, 0.8)
 
 
@@ -124,8 +139,9 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     ----------
     patterns : sequence
         Effect-sharing patterns: ``"shared"``, ``"single"``, ``"independent"`` and/or
-        length-c vectors u (pattern uuᵀ).  Default: all four named ones (``"data"``: ROI
-        subsets read off the strongest marginal associations, :func:`data_driven_subsets`).
+        length-c vectors u (pattern uuᵀ).  Default ``("shared", "subsets")``
+        (``"subsets"``: each SNP's own ROI subset with per-ROI inclusion; ``"data"`` is
+        read as ``"subsets"``).
     slab_scales : sequence of float
         Grid of slab sds v (standardised-phenotype units per unit of X).
     residual : {"full", "diagonal"}
@@ -164,6 +180,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         clean = []
         for p in patterns:
             if isinstance(p, str):
+                p = PATTERN_ALIASES.get(p, p)
                 if p not in NAMED_PATTERNS:
                     raise ModelSpecError(
                         f"unknown pattern {p!r}; use {NAMED_PATTERNS} or length-c vectors")
@@ -206,6 +223,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         "pi_gene": (),
         "pi_snp": (),
         "mixture_weights": ("component",),
+        "roi_subset": ("snp", "phenotype"),
+        "roi_rate": (),
         "Sigma": ("phenotype", "phenotype_2"),
         "gamma": ("covariate", "phenotype"),
     }
@@ -219,7 +238,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
 
     def static_key(self, data: Dataset | None = None) -> tuple:
         return (type(self).__qualname__, self.residual, "independent" in self.patterns,
-                self.covariate_scale, self.mixture_prior)
+                "subsets" in self.patterns, self.covariate_scale, self.mixture_prior)
 
     def validate(self, data: Dataset) -> None:
         # the same data as GSMTR (genotypes, centred phenotypes, SNPs grouped into genes)
@@ -249,36 +268,33 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             elif p == "single":
                 rows.extend(np.eye(c))
                 labels.extend(f"only:{name}" for name in names)
-            elif p not in ("data", "independent"):
+            elif p not in ("subsets", "independent"):
                 rows.append(np.asarray(p, dtype=float))
                 labels.append("vector:" + ",".join(f"{x:g}" for x in p))
         return np.asarray(rows, dtype=float).reshape(len(rows), c), labels
 
     def _subset_masks(self, data: Dataset) -> tuple[np.ndarray, list[str]]:
-        """ROI-subset patterns (0/1 rows, U = diag(row)) and their labels: the data-driven
-        subsets (minus singletons when ``"single"`` is a pattern, and minus all ROIs when
-        ``"independent"`` is), then all ROIs (U = I) if ``"independent"`` is asked for."""
+        """Fixed ROI-subset patterns (0/1 rows, U = diag(row)) and their labels: all ROIs
+        (U = I) if ``"independent"`` is asked for.  (The ``"subsets"`` family is not a
+        fixed list: each SNP carries its own subset, the last pattern.)"""
         c = data.n_phenotypes
-        names = [str(p) for p in data.phenotype_names]
         rows, labels = [], []
-        if "data" in self.patterns:
-            for mask in data_driven_subsets(data):
-                size = int(mask.sum())
-                if (size == 1 and "single" in self.patterns) or \
-                        (size == c and "independent" in self.patterns):
-                    continue
-                rows.append(mask)
-                labels.append("rois:" + "+".join(n for n, m in zip(names, mask, strict=True)
-                                                 if m))
-            # a fixed number of slots: data sets of one shape share one compiled sweep; the
-            # unused slots (all-zero masks) get Dirichlet α = 0, i.e. weight 0
-            for i in range(len(rows), DATA_PATTERN_MAX):
-                rows.append(np.zeros(c))
-                labels.append(f"unused{i + 1}")
         if "independent" in self.patterns:
             rows.append(np.ones(c))
             labels.append("independent")
         return np.asarray(rows, dtype=float).reshape(len(rows), c), labels
+
+    @staticmethod
+    def _roi_rate_log_prior(c: int) -> np.ndarray:
+        """log prior weights of φ on :data:`ROI_RATE_GRID`: Beta(1, c − 1) (prior mean 1/c:
+        one ROI per SNP expected; normalised over the grid)."""
+        grid = np.asarray(ROI_RATE_GRID)
+        log_w = (max(c, 2) - 2.0) * np.log1p(-grid)
+        return log_w - np.logaddexp.reduce(log_w)
+
+    def _pattern_labels(self, data: Dataset) -> list[str]:
+        labels = self._pattern_vectors(data)[1] + self._subset_masks(data)[1]
+        return labels + (["subsets"] if "subsets" in self.patterns else [])
 
     def constant_data(self, data: Dataset):
         """X (and Z) as GSMTR, plus what the discovery report reads from the fit alone: each
@@ -306,11 +322,16 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         kernel's order: what integrated LOO reads from the fit (:mod:`.spike_slab_loo`)."""
         from bayesimg.models.gsmtr.spike_slab_loo import component_constants
         rank1, subsets = self._pattern_vectors(data)[0], self._subset_masks(data)[0]
+        own = "subsets" in self.patterns
+        # the "subsets" family: its row is a placeholder, each draw's S_j is ``roi_subset``
+        patterns = np.vstack([rank1, subsets] + ([np.ones((1, data.n_phenotypes))] if own
+                                                 else []))
+        kinds = [True] * len(rank1) + [False] * (len(subsets) + own)
         k = len(self.slab_scales)
         return component_constants(
-            np.repeat(np.vstack([rank1, subsets]), k, axis=0),
-            np.repeat([True] * len(rank1) + [False] * len(subsets), k),
-            np.tile(self.slab_scales, len(rank1) + len(subsets)))
+            np.repeat(patterns, k, axis=0), np.repeat(kinds, k),
+            np.tile(self.slab_scales, len(patterns)),
+            np.repeat([False] * (len(patterns) - own) + [True] * own, k))
 
     def loo_given_hyperparameters(self, tree, *, draws, rng):
         """log p(y_i | y_{-i}, δ, component, Σ) with the included effects and Γ integrated
@@ -320,8 +341,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
 
     def component_labels(self, data: Dataset) -> np.ndarray:
         """``"<pattern>@<scale>"`` for every mixture component, in the kernel's order."""
-        _, labels = self._pattern_vectors(data)
-        labels = labels + self._subset_masks(data)[1]
+        labels = self._pattern_labels(data)
         return np.asarray([f"{lab}@{v:g}" for lab in labels for v in self.slab_scales], dtype=str)
 
     def model_args(self, data: Dataset, method: str = "gibbs") -> dict[str, Any]:
@@ -329,9 +349,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         gene_index = data.gene_index
         c = data.n_phenotypes
         rank1, _ = self._pattern_vectors(data)
-        labels = self.component_labels(data)
-        alpha = np.where(np.char.startswith(labels.astype(str), "unused"), 0.0,
-                         self.dirichlet_alpha)
+        alpha = np.full(len(self.component_labels(data)), self.dirichlet_alpha)
+        own = "subsets" in self.patterns
         return {
             "X": np.asarray(data.genotypes, dtype=float),
             "Y": np.asarray(data.phenotypes, dtype=float),
@@ -345,6 +364,9 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             "inclusion_prior": np.asarray(self.gene_prior + self.snp_prior),
             "sigma_prior_df": np.asarray(c + 2.0),
             "sigma_prior_scale": np.eye(c),
+            "roi_proposal": roi_proposal(data) if own else None,
+            "roi_rate_grid": np.asarray(ROI_RATE_GRID) if own else None,
+            "roi_rate_log_prior": self._roi_rate_log_prior(c) if own else None,
         }
 
     def predictive_args(self, data: Dataset, method: str = "gibbs") -> dict[str, Any]:
@@ -364,7 +386,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
 
         def spike_slab_model(X, Y, Z, gene_index, gene_sizes, patterns, subsets, slab_scales,
                              dirichlet_alpha, inclusion_prior, sigma_prior_df,
-                             sigma_prior_scale, n_phenotypes=None):
+                             sigma_prior_scale, roi_proposal=None, roi_rate_grid=None,
+                             roi_rate_log_prior=None, n_phenotypes=None):
             n, d = X.shape
             c = Y.shape[1] if Y is not None else n_phenotypes
             n_genes = gene_sizes.shape[0]
@@ -417,41 +440,10 @@ def marginal_z(data: Dataset) -> np.ndarray:
     return bhat * np.sqrt(xx)[:, None] / np.sqrt(np.mean(Y * Y, axis=0))[None, :]
 
 
-def data_driven_subsets(data: Dataset) -> list[np.ndarray]:
-    """ROI subsets read off the strongest marginal associations (the ``"data"`` patterns; in
-    the spirit of mash's data-driven step, Urbut et al. 2019, but as supports, not signed
-    directions: see the module docstring).
-
-    Every SNP with max_k |z_jk| ≥ z* (Bonferroni at :data:`DATA_PATTERN_ALPHA` over the d·c
-    marginal tests, z* = Φ⁻¹(1 − α/(2dc))), strongest first, proposes its support
-    S = {k : |z_jk| ≥ :data:`DATA_PATTERN_ROI_Z`} and the subsets of S (all of them when
-    |S| ≤ :data:`DATA_SUBSET_ENUMERATE`, else S and S minus one ROI), so that an ROI that
-    entered S by chance competes with the subset without it.  Repeats are dropped; at most
-    :data:`DATA_PATTERN_MAX` subsets, as 0/1 rows of length c.
-    """
-    from itertools import combinations
-
-    from scipy.stats import norm
-
-    z = marginal_z(data)
-    threshold = norm.isf(DATA_PATTERN_ALPHA / (2.0 * z.size))
-    peak = np.max(np.abs(z), axis=1)
-    kept: list[tuple[int, ...]] = []
-    for j in np.argsort(-peak, kind="stable"):
-        if peak[j] < threshold:
-            break
-        support = tuple(int(k) for k in np.flatnonzero(np.abs(z[j]) >= DATA_PATTERN_ROI_Z))
-        if len(support) <= DATA_SUBSET_ENUMERATE:
-            proposals = [sub for size in range(len(support), 0, -1)
-                         for sub in combinations(support, size)]
-        else:
-            proposals = [support, *combinations(support, len(support) - 1)]
-        for sub in proposals:
-            if sub not in kept and len(kept) < DATA_PATTERN_MAX:
-                kept.append(sub)
-    masks = []
-    for sub in kept:
-        mask = np.zeros(z.shape[1])
-        mask[list(sub)] = 1.0
-        masks.append(mask)
-    return masks
+def roi_proposal(data: Dataset) -> np.ndarray:
+    """(d, c) probabilities p_jk of SNP j's pseudo-prior q_j over ROI subsets (independent
+    Bernoulli(p_jk), conditioned on S ≠ ∅): large where the SNP's marginal |z_jk| is large.
+    Read off the data once; only the sampler's mixing depends on it, not the posterior."""
+    z = np.abs(marginal_z(data))
+    p = 1.0 / (1.0 + np.exp(-PROPOSAL_SLOPE * (z - PROPOSAL_Z_MID)))
+    return np.clip(p, PROPOSAL_FLOOR, 1.0 - PROPOSAL_FLOOR)

@@ -29,8 +29,34 @@ One sweep:
    The running residual is updated only when w_j changes (most SNPs stay out), at O(n c)
    (or O(d c) in the sufficient-statistics form used when d ≤ n, which carries XᵀR instead
    of R and never touches the n rows in the sweep).  Per SNP the Bayes factors of all
-   components cost O(c² + K₁ c + K₂ c²) (K₁ rank-1, K₂ subset patterns): Σ⁻¹, the κ's and
-   one c×c eigendecomposition per subset pattern are computed once per sweep.
+   components cost O(c² + K₁ c + K₂ c²) (K₁ rank-1, K₂ fixed subset patterns): Σ⁻¹, the
+   κ's and one c×c eigendecomposition per fixed subset pattern are computed once per sweep.
+
+   **The "subsets" family** (SNP j's own ROI subset S_j, prior P(S | φ), see the model).
+   Summing over the 2^c − 1 subsets inside the δ_j update is out of reach for c ≈ 20, so
+   S_j is kept in the state *whether or not it is used*, with a pseudo-prior q_j(S) when
+   unused (SNP out, or in another pattern) — Carlin & Chib (1995, JRSS-B 57:473): the joint
+   target p(θ | Y) × q_j(S_j)^[S_j unused] has the posterior as its marginal.  q_j is
+   independent Bernoulli(p_jk) per ROI given S ≠ ∅, p_jk rising with SNP j's marginal
+   |z_jk| (computed once from the data; it shapes the mixing only).  Per SNP, in order:
+
+   a. if S_j is unused: S_j ~ q_j (its full conditional; sequential exact sampling of the
+      non-empty product-Bernoulli);
+   b. (δ_j, m_j) with w_j integrated out, given S_j: the "subsets" components get, beside
+      π_m and their Bayes factor at D_(S_j), the factor P(S_j | φ) / q_j(S_j) (in the
+      states that use S_j the joint has P(S_j | φ) where the others have q_j(S_j)).
+      log BF at S (any mask): with P_t = s D_S Σ⁻¹ D_S + I/v_t² and h = s D_S Σ⁻¹ b̂,
+      log BF_t = −½ log det(v_t² P_t) + ½ hᵀP_t⁻¹h (one c×c Cholesky per scale);
+   c. if S_j is used: per-ROI collapsed Gibbs, k = 1 … c: η_jk | η_j,−k, v_t, b̂ ∝
+      φ^η (1 − φ)^(1−η) BF_t(S_j with / without k), S = ∅ excluded;
+   d. w_j | everything: rank-1 / fixed subset as above; own subset: w = D_S(P_t⁻¹h + L_t⁻ᵀε).
+
+   a–d are each exact conditional draws of the joint (a and c given the rest, b and c with
+   w_j integrated out, d last), so the step leaves the joint — hence the posterior —
+   invariant.  It replaces 40 padded data-driven subset slots evaluated for every SNP
+   three times per sweep; the per-ROI flips cost c Choleskys of c×c, and only for SNPs in
+   the family.  After the sweep, φ | {S_j used} is drawn exactly on its grid
+   (∝ prior × Π_j φ^|S_j| (1 − φ)^(c − |S_j|) / (1 − (1 − φ)^c)).
 2. γ_g | δ, π: 1 if any SNP of g is in, else Bernoulli(π_g(1 − π_s)^{m_g} /
    [π_g(1 − π_s)^{m_g} + 1 − π_g]).
 3. π_gene | γ ~ Beta(a_g + Σγ, b_g + G − Σγ); π_snp | δ, γ ~ Beta(a_s + Σδ,
@@ -39,7 +65,7 @@ One sweep:
    δ = 1) and scale weights ρ | m, δ ~ Dirichlet(α + scale counts) — the likelihood of the
    component labels, Π ω_p^{n_p} ρ_t^{n_t}, factorises, so the two are conditionally
    independent Dirichlets; ``"joint"``: one Dirichlet(α + counts) over all (pattern, scale)
-   pairs.  Patterns with α = 0 are padding slots: weight 0, never chosen.
+   pairs.
 4. Σ | W, Γ: full: InvWishart(ν₀ + n, Ψ₀ + EᵀE); diagonal: σ_k² ~ InvGamma(a₀ + n/2,
    b₀ + (EᵀE)_kk/2), E = Y − XW − ZΓ.
 5. Γ | W, Σ (covariates): vec Γ ~ N with precision Σ⁻¹ ⊗ ZᵀZ + I/s_Γ²
@@ -119,6 +145,91 @@ def component_log_bf(bhat, s, sigma_inv, kappa, rank1, sub_eig, scales2):
                                    / (1.0 + vs), axis=2))
         log_bf = jnp.concatenate([log_bf, lbf_sub], axis=0)
     return log_bf, a, y
+
+
+def own_subset_bf(bhat, s, sigma_inv, mask, scales2):
+    """Log Bayes factors (n_scales,) of the ``"subsets"`` family at the SNP's own ROI subset
+    S (0/1 ``mask``, any c) against the null, and the Cholesky pieces its w draw reuses.
+
+    With P_t = s D_S Σ⁻¹ D_S + I/v_t² and h = s D_S Σ⁻¹ b̂: log BF_t = −½ log det(v_t² P_t)
+    + ½ hᵀP_t⁻¹h (off S, P_t = I/v_t² and h = 0: those directions contribute nothing)."""
+    c = mask.shape[0]
+    h = s * mask * (sigma_inv @ bhat)
+    P = (s * mask[:, None] * sigma_inv * mask[None, :])[None] \
+        + jnp.eye(c, dtype=bhat.dtype)[None] / scales2[:, None, None]
+    L = jnp.linalg.cholesky(P)                                        # (T, c, c)
+    u = jax.scipy.linalg.solve_triangular(
+        L, jnp.broadcast_to(h, (scales2.shape[0], c))[..., None], lower=True)[..., 0]  # (T, c)
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=1, axis2=2)), axis=1) \
+        + c * jnp.log(scales2)
+    return -0.5 * log_det + 0.5 * jnp.sum(u * u, axis=1), (L, u)
+
+
+def draw_own_subset(pieces, t, eps, mask):
+    """w | subset S, scale t: N(P_t⁻¹h, P_t⁻¹) on S (L_tᵀw = u_t + ε), exactly 0 off S."""
+    L, u = pieces
+    w = jax.scipy.linalg.solve_triangular(L[t].T, u[t] + eps, lower=False)
+    return mask * w
+
+
+def log_subset_prior(mask, rate):
+    """log P(S | φ) = |S| log φ + (c − |S|) log(1 − φ) − log(1 − (1 − φ)^c): independent
+    per-ROI inclusion at rate φ, S conditioned to be non-empty (−inf for S = ∅)."""
+    c = mask.shape[-1]
+    size = jnp.sum(mask, axis=-1)
+    value = size * jnp.log(rate) + (c - size) * jnp.log1p(-rate) \
+        - jnp.log1p(-jnp.power(1.0 - rate, c))
+    return jnp.where(size > 0, value, -jnp.inf)
+
+
+def log_proposal(mask, prob):
+    """log q_j(S): SNP j's pseudo-prior over ROI subsets, independent Bernoulli(p_jk) per
+    ROI conditioned on S ≠ ∅ (p_jk from the SNP's marginal evidence, fixed for the run)."""
+    value = jnp.sum(mask * jnp.log(prob) + (1.0 - mask) * jnp.log1p(-prob), axis=-1)
+    return value - jnp.log1p(-jnp.prod(1.0 - prob, axis=-1))
+
+
+def draw_proposal(key, prob):
+    """S ~ q_j: ROI by ROI, P(η_k = 1 | none of η_1..η_(k−1)) = p_k / (1 − Π_(i≥k)(1 − p_i)),
+    and p_k once one ROI is in (exact sampling of the non-empty product-Bernoulli)."""
+    tail = jnp.cumprod((1.0 - prob)[::-1])[::-1]                    # Π_{i ≥ k} (1 − p_i)
+    unif = jax.random.uniform(key, prob.shape, prob.dtype)
+
+    def step(any_in, k):
+        p = jnp.where(any_in, prob[k], prob[k] / (1.0 - tail[k]))
+        on = unif[k] < p
+        return any_in | on, on.astype(prob.dtype)
+
+    _, mask = lax.scan(step, jnp.asarray(False), jnp.arange(prob.shape[0]))
+    return mask
+
+
+def flip_rois(key, mask, bhat, s, sigma_inv, v2, rate):
+    """Per-ROI Gibbs update of an included SNP's subset S at its slab scale v, w integrated
+    out: η_k | η_(−k) ∝ φ^η_k (1 − φ)^(1−η_k) BF(S with/without k) (S = ∅ excluded)."""
+    unif = jax.random.uniform(key, mask.shape, mask.dtype)
+    v2s = jnp.reshape(v2, (1,))
+    log_odds_rate = jnp.log(rate) - jnp.log1p(-rate)
+
+    def one(k, mask):
+        on, off = mask.at[k].set(1.0), mask.at[k].set(0.0)
+        lbf_on = own_subset_bf(bhat, s, sigma_inv, on, v2s)[0][0]
+        lbf_off = own_subset_bf(bhat, s, sigma_inv, off, v2s)[0][0]
+        logit = jnp.where(jnp.sum(off) > 0, log_odds_rate + lbf_on - lbf_off, jnp.inf)
+        return jnp.where(unif[k] < jax.nn.sigmoid(logit), on, off)
+
+    return lax.fori_loop(0, mask.shape[0], one, mask)
+
+
+def draw_rate(key, masks, used, grid, log_prior):
+    """φ | the subsets of the SNPs in the ``"subsets"`` family: exact, φ takes the values of
+    ``grid`` with prior log-weights ``log_prior``."""
+    c = masks.shape[1]
+    sizes = jnp.sum(masks, axis=1) * used
+    n_used = jnp.sum(used)
+    log_post = log_prior + (jnp.sum(sizes) * jnp.log(grid) + (c * n_used - jnp.sum(sizes))
+                * jnp.log1p(-grid) - n_used * jnp.log1p(-jnp.power(1.0 - grid, c)))
+    return grid[jax.random.categorical(key, log_post)]
 
 
 def update_logits(bhat, s, others_in, gene_size, pi_gene, pi_snp, log_weights, sigma_inv,
@@ -212,6 +323,11 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             "mixture_weights": active_weights(kw["dirichlet_alpha"]).astype(dtype),
             "Sigma": cov,
         })
+        if kw.get("roi_proposal") is not None:
+            # S_j: each SNP's own ROI subset (the "subsets" family), φ: the per-ROI rate
+            z["roi_subset"] = jnp.ones((d, c), jnp.int8)
+            grid = kw["roi_rate_grid"]
+            z["roi_rate"] = grid[jnp.argmax(kw["roi_rate_log_prior"])].astype(dtype)
         # every SNP out is a valid state: no sweep here (it would compile the sweep twice)
         return SpikeSlabGibbsState(jnp.zeros((), jnp.int32), z, cache, rng_key,
                                    {"cholesky_jitter": jnp.zeros((), jnp.int32)})
@@ -258,6 +374,25 @@ class SpikeSlabGibbs(ExactGibbsKernel):
 
         n_rank1 = rank1.shape[0]
         n_comp = log_pi.shape[0]
+        # the "subsets" family (each SNP's own ROI subset S_j), last n_scales components
+        own = kw.get("roi_proposal") is not None
+        n_fixed = n_comp - n_scales if own else n_comp
+        own_index = n_fixed // n_scales
+        if own:
+            proposal = kw["roi_proposal"]
+            rate = z["roi_rate"]
+            log_pi_fixed, log_pi_own = log_pi[:n_fixed], log_pi[n_fixed:]
+            roi_keys = jax.random.split(keys[4], (2, d))
+        else:
+            log_pi_fixed = log_pi
+
+        def own_terms(j, bhat, s, mask):
+            """log π_m + log BF + log P(S_j | φ) − log q_j(S_j) of the "subsets" components
+            (the pseudo-prior ratio of Carlin & Chib: S_j is in the state whether used or
+            not, distributed as q_j when unused), and the pieces the w draw reuses."""
+            lbf, pieces = own_subset_bf(bhat, s, sigma_inv, mask, scales2)
+            corr = log_subset_prior(mask, rate) - log_proposal(mask, proposal[j])
+            return log_pi_own + lbf + corr, pieces
 
         def draw_effect(m, s, a, y, eps):
             """w | component m from the single-SNP likelihood (s = x_jᵀx_j)."""
@@ -288,29 +423,55 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             return resid[j] if narrow else column_of(j) @ resid
 
         def one_snp(j, carry):
-            resid, W, snp_in, comp, n_in = carry
+            resid, W, snp_in, comp, n_in, subsets = carry
             s = xx[j]
             w_old = W[j]
             bhat = xt_resid(j, resid) / s + w_old
             g = gene_index[j]
             was_in = snp_in[j]
             logits, a, y = update_logits(bhat, s, n_in[g] - was_in, gene_sizes[g],
-                                         z["pi_gene"], z["pi_snp"], log_pi, sigma_inv, kappa,
-                                         rank1, sub_eig, scales2)
+                                         z["pi_gene"], z["pi_snp"], log_pi_fixed, sigma_inv,
+                                         kappa, rank1, sub_eig, scales2)
+            if own:
+                # S_j unused (SNP out, or in another family): redraw it from q_j, its full
+                # conditional; then (δ_j, component) with w_j integrated out, given S_j
+                mask = subsets[j]
+                was_used = (was_in > 0) & (comp[j] // n_scales == own_index)
+                mask = jnp.where(was_used, mask, draw_proposal(roi_keys[0, j], proposal[j]))
+                own_logits, _ = own_terms(j, bhat, s, mask)
+                log_in = prior_inclusion_logs(n_in[g] - was_in, gene_sizes[g], z["pi_gene"],
+                                              z["pi_snp"])[0]
+                logits = jnp.concatenate([logits, log_in + own_logits])
             choice = _categorical(logits, unif[j])
             included = choice > 0
             m = jnp.maximum(choice - 1, 0)
-            w_new = jnp.where(included, draw_effect(m, s, a, y, normal[j]), 0.0)
+            w_new = draw_effect(m, s, a, y, normal[j])
+            if own:
+                # S_j used: per-ROI Gibbs flips at the chosen slab scale (w_j integrated
+                # out), then w_j | S_j
+                used = included & (m // n_scales == own_index)
+                t = m % n_scales
+
+                def refine(args):
+                    mk, _ = args
+                    mk = flip_rois(roi_keys[1, j], mk, bhat, s, sigma_inv, scales2[t], rate)
+                    _, pieces = own_subset_bf(bhat, s, sigma_inv, mk, scales2)
+                    return mk, draw_own_subset(pieces, t, normal[j], mk)
+
+                mask, w_new = lax.cond(used, refine, lambda args: args, (mask, w_new))
+                subsets = subsets.at[j].set(mask)
+            w_new = jnp.where(included, w_new, 0.0)
             delta_w = w_old - w_new
             resid = lax.cond(jnp.any(delta_w != 0),
                              lambda r: r + jnp.outer(column_of(j), delta_w), lambda r: r, resid)
             now_in = included.astype(jnp.int32)
             return (resid, W.at[j].set(w_new), snp_in.at[j].set(now_in),
                     comp.at[j].set(jnp.where(included, m, -1).astype(jnp.int32)),
-                    n_in.at[g].add(now_in - was_in))
+                    n_in.at[g].add(now_in - was_in), subsets)
 
-        resid, W, snp_in, comp, n_in = lax.fori_loop(
-            0, d, one_snp, (resid, W, z["snp_in"], z["slab_component"], n_in))
+        subsets = z["roi_subset"].astype(dtype) if own else jnp.zeros((d, 0), dtype)
+        resid, W, snp_in, comp, n_in, subsets = lax.fori_loop(
+            0, d, one_snp, (resid, W, z["snp_in"], z["slab_component"], n_in, subsets))
 
         # ---- pair moves: SNP j and its LD partner k (|r| ≥ PARTNER_MIN_R).  When exactly one
         # of them is in, (δ_j, w_j, δ_k, w_k) is redrawn from the posterior restricted to
@@ -319,12 +480,14 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         # removed (within one gene the prior odds are 1; LD crosses gene borders).  It
         # lets a signal move between proxies in one step (single-SNP updates must pass
         # through "both in" or "both out"); pairs not in the cell are skipped at no cost.
+        # "subsets" components use each SNP's own S (S_j for j, S_k for k, both kept) with
+        # its factor P(S | φ) / q(S), as in the single-SNP step.
         partner = cache["partner"]
         pair_unif = jax.random.uniform(keys[8], (d,), dtype)
         pair_normal = jax.random.normal(keys[9], (d, c), dtype)
 
         def swap(j, carry):
-            resid, W, snp_in, comp, n_in = carry
+            resid, W, snp_in, comp, n_in, subsets = carry
             k = jnp.maximum(partner[j], 0)
             gram = cache["partner_gram"][j]
             s_j, s_k = xx[j], xx[k]
@@ -344,20 +507,35 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             cross = g_j != g_k
             prior_j = jnp.where(cross, in_j + out_k, 0.0)
             prior_k = jnp.where(cross, out_j + in_k, 0.0)
-            logits = jnp.concatenate([prior_j + log_pi + lbf_j.reshape(-1),
-                                      prior_k + log_pi + lbf_k.reshape(-1)])
+            logit_j = log_pi_fixed + lbf_j.reshape(-1)
+            logit_k = log_pi_fixed + lbf_k.reshape(-1)
+            if own:
+                # each SNP's own subset (S_j, S_k kept), with its pseudo-prior ratio
+                own_j, pieces_j = own_terms(j, bhat_j, s_j, subsets[j])
+                own_k, pieces_k = own_terms(k, bhat_k, s_k, subsets[k])
+                logit_j = jnp.concatenate([logit_j, own_j])
+                logit_k = jnp.concatenate([logit_k, own_k])
+            logits = jnp.concatenate([prior_j + logit_j, prior_k + logit_k])
             choice = _categorical(logits, pair_unif[j])
             k_in = choice >= n_comp
             m = jnp.where(k_in, choice - n_comp, choice).astype(jnp.int32)
-            w_j = jnp.where(k_in, 0.0, draw_effect(m, s_j, a_j, y_j, pair_normal[j]))
-            w_k = jnp.where(k_in, draw_effect(m, s_k, a_k, y_k, pair_normal[j]), 0.0)
+            eff_j = draw_effect(m, s_j, a_j, y_j, pair_normal[j])
+            eff_k = draw_effect(m, s_k, a_k, y_k, pair_normal[j])
+            if own:
+                used, t = m // n_scales == own_index, m % n_scales
+                eff_j = jnp.where(used, draw_own_subset(pieces_j, t, pair_normal[j],
+                                                        subsets[j]), eff_j)
+                eff_k = jnp.where(used, draw_own_subset(pieces_k, t, pair_normal[j],
+                                                        subsets[k]), eff_k)
+            w_j = jnp.where(k_in, 0.0, eff_j)
+            w_k = jnp.where(k_in, eff_k, 0.0)
             resid = (resid + jnp.outer(column_of(j), W[j] - w_j)
                      + jnp.outer(column_of(k), W[k] - w_k))
             new_k = k_in.astype(jnp.int32)
             comp = comp.at[j].set(jnp.where(k_in, -1, m)).at[k].set(jnp.where(k_in, m, -1))
             n_in = n_in.at[g_j].add(1 - new_k - snp_in[j]).at[g_k].add(new_k - snp_in[k])
             return (resid, W.at[j].set(w_j).at[k].set(w_k),
-                    snp_in.at[j].set(1 - new_k).at[k].set(new_k), comp, n_in)
+                    snp_in.at[j].set(1 - new_k).at[k].set(new_k), comp, n_in, subsets)
 
         def pair_move(j, carry):
             snp_in = carry[2]
@@ -365,9 +543,15 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             in_cell = (partner[j] >= 0) & (snp_in[j] + snp_in[k] == 1)
             return lax.cond(in_cell, lambda cr: swap(j, cr), lambda cr: cr, carry)
 
-        resid, W, snp_in, comp, n_in = lax.fori_loop(
-            0, d, pair_move, (resid, W, snp_in, comp.astype(jnp.int32), n_in))
+        resid, W, snp_in, comp, n_in, subsets = lax.fori_loop(
+            0, d, pair_move, (resid, W, snp_in, comp.astype(jnp.int32), n_in, subsets))
         z["W"], z["snp_in"], z["slab_component"] = W, snp_in, comp
+        if own:
+            # φ | the subsets in use
+            used = (snp_in > 0) & (comp // n_scales == own_index)
+            z["roi_subset"] = subsets.astype(jnp.int8)
+            z["roi_rate"] = draw_rate(keys[5], subsets, used.astype(dtype),
+                                      kw["roi_rate_grid"], kw["roi_rate_log_prior"]).astype(dtype)
 
         # ---- γ | δ, π ;  π_gene | γ ;  π_snp | δ, γ ;  mixture weights | components
         a_g, b_g, a_s, b_s = (kw["inclusion_prior"][i] for i in range(4))
@@ -452,9 +636,8 @@ class SpikeSlabGibbs(ExactGibbsKernel):
 
 
 def active_weights(alpha):
-    """Equal mixture weights over the components with Dirichlet α > 0; components with α = 0
-    are padding (unused subset slots, so that data sets with different numbers of
-    data-driven subsets share one compiled sweep): weight exactly 0, never chosen."""
+    """Equal mixture weights over the components with Dirichlet α > 0 (α = 0: weight exactly
+    0, never chosen)."""
     active = (alpha > 0).astype(alpha.dtype)
     return active / jnp.sum(active)
 

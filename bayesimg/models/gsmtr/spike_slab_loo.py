@@ -38,24 +38,32 @@ from bayesimg.models.core.predict import flat_draws, gaussian_loo_given_loadings
 COMPONENT_CONSTANTS = ("component_pattern", "component_rank1", "component_scale")
 
 
-def component_constants(patterns: np.ndarray, rank1: np.ndarray, scales: np.ndarray):
+def component_constants(patterns: np.ndarray, rank1: np.ndarray, scales: np.ndarray,
+                        own_subset: np.ndarray | None = None):
     """constant_data entries describing every mixture component: ``patterns`` (K, c) the
     vector u (rank-1) or the 0/1 mask of S (subset), ``rank1`` (K,) which kind,
-    ``scales`` (K,) the slab sd v."""
+    ``scales`` (K,) the slab sd v, ``own_subset`` (K,) the ``"subsets"`` family, whose S is
+    each SNP's own (the ``roi_subset`` draw)."""
+    own = np.zeros(len(rank1), bool) if own_subset is None else own_subset
     return {"component_pattern": (("component", "phenotype"), np.asarray(patterns, float)),
             "component_rank1": (("component",), np.asarray(rank1, dtype=bool)),
-            "component_scale": (("component",), np.asarray(scales, float))}
+            "component_scale": (("component",), np.asarray(scales, float)),
+            "component_own_subset": (("component",), np.asarray(own, dtype=bool))}
 
 
 def design_of_draw(included: np.ndarray, component: np.ndarray, patterns: np.ndarray,
                    rank1: np.ndarray, scales: np.ndarray, d: int, r: int,
-                   covariate_var: float):
+                   covariate_var: float, own_subset: np.ndarray | None = None,
+                   roi_subset: np.ndarray | None = None):
     """(columns, loadings, prior_var) of the coefficients that are Gaussian given one draw:
-    columns index [X Z] (Z columns at d + q)."""
+    columns index [X Z] (Z columns at d + q).  ``roi_subset`` (d, c): each SNP's own subset,
+    used for the components flagged ``own_subset``."""
     c = patterns.shape[1]
     columns, loadings, prior_var = [], [], []
     for j, m in zip(np.flatnonzero(included), component[included], strict=True):
         u, v2 = patterns[m], scales[m] ** 2
+        if own_subset is not None and own_subset[m]:
+            u = roi_subset[j]
         if rank1[m]:
             columns.append(j)
             loadings.append(u)
@@ -81,8 +89,12 @@ def spike_slab_loo(tree, *, draws: np.ndarray, covariate_scale: float):
     if "X" not in cd or "observed_data" not in tree.children \
             or any(name not in cd for name in COMPONENT_CONSTANTS):
         return None
-    post = flat_draws(tree, ("snp_in", "slab_component", "Sigma"), draws)
-    if len(post) < 3:
+    own_subset = (np.asarray(cd["component_own_subset"].values, dtype=bool)
+                  if "component_own_subset" in cd else None)
+    sites = ("snp_in", "slab_component", "Sigma") + (
+        ("roi_subset",) if own_subset is not None and own_subset.any() else ())
+    post = flat_draws(tree, sites, draws)
+    if len(post) < len(sites):
         return None
     X = np.asarray(cd["X"].values, dtype=float)
     Y = np.asarray(tree["observed_data"].dataset["y"].values, dtype=float)
@@ -100,7 +112,8 @@ def spike_slab_loo(tree, *, draws: np.ndarray, covariate_scale: float):
     out = np.empty((S, X.shape[0]))
     for s in range(S):
         columns, loadings, prior_var = design_of_draw(
-            included[s], component[s], patterns, rank1, scales, d, r, covariate_scale**2)
+            included[s], component[s], patterns, rank1, scales, d, r, covariate_scale**2,
+            own_subset, None if "roi_subset" not in post else np.asarray(post["roi_subset"][s]))
         out[s] = gaussian_loo_given_loadings(B, Y, columns, loadings, prior_var, Sig[s],
                                              BtB=BtB, BtY=BtY)
     theta = {"Sigma": (("phenotype", "phenotype_2"), Sig),
