@@ -64,12 +64,17 @@ def test_each_snp_proposes_subsets_from_its_own_evidence():
     assert SpikeSlabMTR(patterns=["data"]).patterns == ("subsets",)   # the old name
 
 
-def test_chance_roi_is_not_called():
-    data, z = _spill_data()
+def _short_fit(data, seed: int):
+    """One quiet Gibbs chain of the default SpikeSlabMTR, 200 + 400 sweeps."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bayesimg.fit(SpikeSlabMTR(), data, method="gibbs", chains=1, warmup=200,
-                           draws=400, seed=3, progress=False)
+        return bayesimg.fit(SpikeSlabMTR(), data, method="gibbs", chains=1, warmup=200,
+                            draws=400, seed=seed, progress=False)
+
+
+def test_chance_roi_is_not_called():
+    data, z = _spill_data()
+    fit = _short_fit(data, seed=3)
     probs = fit.inclusion_probabilities()
     pip = probs["snp_roi_pip"].values
     lfsr = probs["lfsr"].values
@@ -119,10 +124,7 @@ def _two_of_six_data():
 
 def test_sub_bonferroni_two_roi_effect_takes_its_subset():
     data, z = _two_of_six_data()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = bayesimg.fit(SpikeSlabMTR(), data, method="gibbs", chains=1, warmup=200,
-                           draws=400, seed=5, progress=False)
+    fit = _short_fit(data, seed=5)
     pip = fit.inclusion_probabilities()["snp_roi_pip"].values[0]
     snp_pip = float(fit.posterior["snp_in"].values[..., 0].mean())
     # in when the data say so, and then with both of its ROIs ...
