@@ -146,6 +146,7 @@ def main():
                    help="update these methods in an existing --out file (same settings)")
     p.add_argument("--out", default="benchmarks/results/l2r2.json")
     args = p.parse_args()
+    load_at_start = list(os.getloadavg())
     scenarios = {s: run_scenario(s, args) for s in args.scenarios}
     merged = None
     if args.merge and Path(args.out).exists():
@@ -157,12 +158,14 @@ def main():
         scenarios = old["scenarios"]
     settings = {k: v for k, v in vars(args).items() if k not in ("methods", "merge")}
     result = {"benchmark": "l2r2", "settings": settings,
-              "note": ("one shared 2-core machine at load average 17-20 (other jobs): wall "
+              "note": ("one 2-core machine shared by 6 workers (load average at start/end "
+                       "recorded): wall "
                        "times and ESS/s are indicative only; wall_s and ESS/s include "
                        "compilation, which dominates the first scenario (later ones reuse the "
                        "compiled programs); ols_visit_average is the per-SNP marginal scan, "
                        "so LD inflates its estimates of B"),
               "scenarios": scenarios}
+    result["load_average_at_start"] = load_at_start
     if merged:
         result["merged_runs"] = merged
     print("wrote", write_json(Path(args.out), result))
