@@ -9,13 +9,16 @@ subject (as :func:`~bayesimg.data.read_visits` returns them); ``visit`` is the o
 position (1, 2, …), the original labels are kept in :attr:`LongitudinalData.visit_labels`.
 
 :func:`make_longitudinal` builds it from a genotype :class:`~bayesimg.data.Dataset`
-(``make_dataset(genotypes)``) and a :func:`~bayesimg.data.read_visits` table.
+(``make_dataset(genotypes)``) and a :func:`~bayesimg.data.read_visits` table.  Text
+visit covariates (site, scanner) are one-hot encoded with the first level dropped as the
+reference (columns ``site[B]`` …), by the same helper as
+:func:`~bayesimg.data.make_dataset` (:func:`bayesimg.data.prepare.one_hot`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,7 @@ import pandas as pd
 
 from bayesimg.data.base import SubjectData, hash_arrays
 from bayesimg.data.dataset import Dataset
+from bayesimg.data.prepare import _is_categorical, one_hot
 from bayesimg.errors import DataValidationError
 
 __all__ = ["LongitudinalData", "make_longitudinal"]
@@ -183,6 +187,7 @@ class LongitudinalData(SubjectData):
 def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
                       phenotype_columns: Sequence[str],
                       covariate_columns: Sequence[str] | None = None,
+                      covariate_levels: Mapping[str, Sequence[str]] | None = None,
                       standardize_phenotypes: bool = True,
                       standardize_covariates: bool = True,
                       name: str = "longitudinal") -> LongitudinalData:
@@ -201,7 +206,16 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
         Numeric columns measured at each visit.  A visit with a missing phenotype is an
         error (drop such rows first).
     covariate_columns : sequence of str, optional
-        Numeric visit-level covariates (age, scanner drift …).
+        Visit-level covariates (age, scanner drift …).  Text columns (site, scanner:
+        :func:`~bayesimg.data.read_visits` keeps them as text) are one-hot encoded as
+        :func:`~bayesimg.data.make_dataset` does: the first level is the reference and
+        dropped, each other level ``L`` a 0/1 column ``site[L]``
+        (``preprocessing["covariates_one_hot"]``).  A missing or all-missing text
+        column is an error.
+    covariate_levels : mapping of str to sequence of str, optional
+        Levels of a text covariate, reference first (default: its sorted values), e.g.
+        the training data's ``preprocessing["covariates_one_hot"][col]["levels"]`` so
+        that new data are encoded the same way; any other value is an error.
     standardize_phenotypes, standardize_covariates : bool
         Phenotypes are always centred by their mean over all visits (the regression
         families have no intercept); with ``standardize_phenotypes`` also divided by
@@ -226,8 +240,13 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
         if col not in visits.columns:
             raise DataValidationError("column not found in the visits table", source=source,
                                       column=col)
-        if not pd.api.types.is_numeric_dtype(visits[col]):
-            raise DataValidationError("column is not numeric", source=source, column=col)
+        if col in columns and not pd.api.types.is_numeric_dtype(visits[col]):
+            raise DataValidationError("phenotype column is not numeric", source=source,
+                                      column=col)
+    for col in covariate_levels or {}:
+        if col not in covs or not _is_categorical(visits[col]):
+            raise DataValidationError("covariate_levels names a column that is not a text "
+                                      "covariate", source=source, column=str(col))
     has_time = "time" in visits.columns
     geno_ids = pd.Index(np.asarray(genotypes.subjects, dtype=str))
     table = visits[visits["subject"].astype(str).isin(geno_ids)].copy()
@@ -243,11 +262,8 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
             "values); drop those visits first", source=source, column=columns[j],
             subject=str(table["subject"].iloc[i]))
     if covs:
-        cv = table[covs].to_numpy(dtype=float)
-        if not np.isfinite(cv).all():
-            i, j = np.argwhere(~np.isfinite(cv))[0]
-            raise DataValidationError("missing covariate value", source=source,
-                                      column=covs[j], subject=str(table["subject"].iloc[i]))
+        cv, cov_names, one_hot_encoding = _visit_covariates(
+            table, covs, dict(covariate_levels or {}), source)
     order = pd.Index(pd.unique(table["subject"].astype(str)))
     keep = np.flatnonzero(geno_ids.isin(order))
     subjects = geno_ids[keep]
@@ -277,18 +293,41 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
     labels[rows, pos] = table["visit"].astype(str).to_numpy()
     Z = None
     if covs:
-        cv = table[covs].to_numpy(dtype=float)
-        zc = cv.mean(axis=0) if standardize_covariates else np.zeros(len(covs))
-        zs = cv.std(axis=0) if standardize_covariates else np.ones(len(covs))
+        zc = cv.mean(axis=0) if standardize_covariates else np.zeros(cv.shape[1])
+        zs = cv.std(axis=0) if standardize_covariates else np.ones(cv.shape[1])
         if np.any(zs == 0):
             raise DataValidationError("covariate is constant over all visits", source=source,
-                                      column=covs[int(np.argmin(zs))])
-        prep.update(covariate_center=zc, covariate_scale=zs)
-        Z = np.zeros((n, T, len(covs)))
+                                      column=cov_names[int(np.argmin(zs))])
+        prep.update(covariate_center=zc, covariate_scale=zs,
+                    covariates_one_hot=one_hot_encoding)
+        Z = np.zeros((n, T, cv.shape[1]))
         Z[rows, pos] = (cv - zc) / zs
     return LongitudinalData(
         subjects=np.asarray(subjects, dtype=str), genotypes=genotypes.genotypes[keep],
         snps=genotypes.snps, phenotypes=Y, phenotype_names=np.asarray(columns, dtype=str),
         visit_mask=mask, time=time, visit_labels=labels.astype(str), covariates=Z,
-        covariate_names=None if not covs else np.asarray(covs, dtype=str),
+        covariate_names=None if not covs else np.asarray(cov_names, dtype=str),
         preprocessing=prep, name=name)
+
+
+def _visit_covariates(table: pd.DataFrame, covs: list[str], levels: dict,
+                      source: str) -> tuple[np.ndarray, list[str], dict]:
+    """The (visits, columns) covariate matrix with text columns one-hot encoded, its
+    column names, and the encoding of each text column."""
+    frame = table.set_index(table["subject"].astype(str))
+    blocks, names, encoding = [], [], {}
+    for col in covs:
+        column = frame[col]
+        if _is_categorical(column):
+            block, dummies, encoding[col] = one_hot(column, source, levels.get(col))
+            blocks.append(block)
+            names.extend(dummies)
+            continue
+        values = column.to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            i = int(np.argmax(~np.isfinite(values)))
+            raise DataValidationError("missing covariate value", source=source, column=col,
+                                      subject=str(frame.index[i]))
+        blocks.append(values[:, None])
+        names.append(col)
+    return np.hstack(blocks), names, encoding

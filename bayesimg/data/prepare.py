@@ -362,24 +362,55 @@ def _is_categorical(column: pd.Series) -> bool:
                 or pd.api.types.is_bool_dtype(column.dtype))
 
 
+def one_hot(column: pd.Series, source: str,
+            levels: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], dict]:
+    """Drop-first one-hot encoding of a text covariate.
+
+    The reference is ``levels[0]`` (default: the sorted observed values); every other
+    level ``L`` of column ``col`` becomes a 0/1 column named ``col[L]``.  Returns the
+    (n, levels - 1) float block, the column names and the encoding
+    (``{"levels", "reference", "columns"}``, as stored in
+    ``preprocessing["covariates_one_hot"]``).  Missing values, a column with no value,
+    a single level and a value outside ``levels`` are named errors.
+    """
+    col = str(column.name)
+    missing = column.isna().to_numpy()
+    if missing.all():
+        raise DataValidationError("categorical covariate has no value (every entry is "
+                                  "missing)", source=source, column=col)
+    if missing.any():
+        raise DataValidationError(f"missing covariate value ({int(missing.sum())} missing)",
+                                  source=source, column=col,
+                                  subject=str(column.index[int(np.argmax(missing))]))
+    text = column.astype(str).to_numpy()
+    if levels is None:
+        levels = sorted(set(text))
+    else:
+        levels = [str(v) for v in levels]
+        unknown = ~np.isin(text, levels)
+        if unknown.any():
+            raise DataValidationError(
+                f"unknown category {text[int(np.argmax(unknown))]!r} (levels: {levels})",
+                source=source, column=col,
+                subject=str(column.index[int(np.argmax(unknown))]))
+    if len(levels) < 2:
+        raise DataValidationError(
+            f"categorical covariate has a single level {levels[0]!r} over the "
+            f"{len(column)} aligned subjects", source=source, column=col)
+    dummies = [f"{col}[{level}]" for level in levels[1:]]
+    block = np.column_stack([(text == lv).astype(np.float64) for lv in levels[1:]])
+    return block, dummies, {"levels": levels, "reference": levels[0], "columns": dummies}
+
+
 def _prepare_covariates(table: pd.DataFrame, standardize: bool, prep: dict):
     source = _table_source(table, "covariates")
     blocks, names, encoding = [], [], {}
     for col in table.columns:
         column = table[col]
         if _is_categorical(column):
-            levels = sorted({str(v) for v in column})
-            if len(levels) < 2:
-                raise DataValidationError(
-                    f"categorical covariate has a single level {levels[0]!r} over the "
-                    f"{len(column)} aligned subjects", source=source, column=str(col))
-            text = column.astype(str).to_numpy()
-            dummies = [f"{col}[{level}]" for level in levels[1:]]
-            blocks.append(np.column_stack([(text == lv).astype(np.float64)
-                                           for lv in levels[1:]]))
+            block, dummies, encoding[str(col)] = one_hot(column, source)
+            blocks.append(block)
             names.extend(dummies)
-            encoding[str(col)] = {"levels": levels, "reference": levels[0],
-                                  "columns": dummies}
         else:
             values = _numeric_matrix(table[[col]], "covariates")
             _check_not_constant(values, [col], "covariates", source)

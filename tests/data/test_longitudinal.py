@@ -79,3 +79,35 @@ def test_simulated_truth_is_the_generating_model():
         - data.time[..., None] * truth.time_effect
     cross = np.mean(resid[:, 0] * resid[:, 2], axis=0) - resid[:, 0].mean(0) * resid[:, 2].mean(0)
     np.testing.assert_allclose(cross, truth.subject_effect.var(axis=0), rtol=0.25)
+
+
+def test_text_site_column_is_one_hot_encoded_with_named_errors():
+    geno = _genotypes()
+    visits = _visits(geno.subjects)
+    sites = np.array(["B", "B", "A", "C", "C", "C", "A"])      # one site per subject
+    visits["site"] = read_visits(visits.assign(site=sites))["site"]  # text, as read
+    data = make_longitudinal(geno, visits, phenotype_columns=["hippo"],
+                             covariate_columns=["site"], standardize_covariates=False)
+    assert list(data.covariate_names) == ["site[B]", "site[C]"]
+    assert data.preprocessing["covariates_one_hot"]["site"]["reference"] == "A"
+    lr, lp = data.visit_index()
+    site_of = dict(zip(visits["subject"], visits["site"], strict=False))
+    per_visit = np.array([site_of[s] for s in np.asarray(data.subjects)[lr]])
+    np.testing.assert_array_equal(data.covariates[lr, lp],
+                                  np.column_stack([per_visit == "B", per_visit == "C"]))
+    # levels fixed from the training data: the same columns; an unseen site is an error
+    fixed = make_longitudinal(geno, visits, phenotype_columns=["hippo"],
+                              covariate_columns=["site"],
+                              covariate_levels={"site": ["A", "B", "C"]})
+    assert list(fixed.covariate_names) == ["site[B]", "site[C]"]
+    with pytest.raises(DataValidationError, match="unknown category 'C'.*column 'site'"):
+        make_longitudinal(geno, visits, phenotype_columns=["hippo"],
+                          covariate_columns=["site"], covariate_levels={"site": ["A", "B"]})
+    with pytest.raises(DataValidationError, match="no value.*column 'site'"):
+        make_longitudinal(geno, visits.assign(site=None), phenotype_columns=["hippo"],
+                          covariate_columns=["site"])
+    with pytest.raises(DataValidationError, match="missing covariate value"):
+        make_longitudinal(geno, visits.assign(site=[None, *sites[1:]]),
+                          phenotype_columns=["hippo"], covariate_columns=["site"])
+    with pytest.raises(DataValidationError, match="phenotype column is not numeric"):
+        make_longitudinal(geno, visits, phenotype_columns=["site"])
