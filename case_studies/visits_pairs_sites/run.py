@@ -32,7 +32,7 @@ Held-out prediction: R² of every held-out visit (original units, per ROI, avera
 the K-fold predictive means, beside a RidgeCV and a covariates-only (age, site) OLS
 baseline on the same folds.  No discovery analysis here.
 
-Run (about 30 minutes on 2 cores shared by 6 workers, load 9–17)::
+Run (20–30 minutes on 2 cores shared by 6 workers, load 4–17)::
 
     nice -n 10 python case_studies/visits_pairs_sites/run.py
 
@@ -106,7 +106,7 @@ def simulate(geno: Dataset, seed: int = 1):
             y = (X[i] @ B + age_slope * (age - 70.0) + site_offset * site[i]
                  + subject_effect[i] + chol @ rng.standard_normal(c))
             rows.append({"subject": geno.subjects[i], "visit": f"v{t}", "age": age,
-                         "site_B": float(site[i]),
+                         "site": "AB"[site[i]],
                          **dict(zip(PHEN, MEANS * (1.0 + 0.1 * y), strict=True))})
     truth = {"causal_snps": list(geno.snp_names[causal]), "B_sd_units": B,
              "age_slope_per_year": age_slope, "site_offset": site_offset,
@@ -121,7 +121,7 @@ def visit_rows(geno: Dataset, visits: pd.DataFrame) -> tuple[Dataset, np.ndarray
     index = {s: i for i, s in enumerate(geno.subjects)}
     rows = visits["subject"].map(index).to_numpy()
     Y = visits[PHEN].to_numpy(float)
-    Z = visits[["age", "site_B"]].to_numpy(float)
+    Z = site_design(visits)
     pc, ps = Y.mean(0), Y.std(0)
     zc, zs = Z.mean(0), Z.std(0)
     prep = {"phenotype_center": pc, "phenotype_scale": ps, "covariate_center": zc,
@@ -130,9 +130,14 @@ def visit_rows(geno: Dataset, visits: pd.DataFrame) -> tuple[Dataset, np.ndarray
     ids = (visits["subject"] + ":" + visits["visit"]).to_numpy(str)
     data = Dataset(subjects=ids, genotypes=geno.genotypes[rows], snps=geno.snps,
                    phenotypes=(Y - pc) / ps, phenotype_names=np.asarray(PHEN),
-                   covariates=(Z - zc) / zs, covariate_names=np.asarray(["age", "site_B"]),
+                   covariates=(Z - zc) / zs, covariate_names=np.asarray(["age", "site[B]"]),
                    preprocessing=prep, name="visit rows")
     return data, np.asarray(visits["subject"], dtype=str)
+
+
+def site_design(visits: pd.DataFrame) -> np.ndarray:
+    """(visits, 2): age and the site-B indicator, the visit rows' covariates."""
+    return np.column_stack([visits["age"], visits["site"] == "B"]).astype(float)
 
 
 def grouped_kfold(name, model, data, unit, fold, *, y_rows, y_of_pred):
@@ -214,11 +219,11 @@ def main():
     if SMOKE:
         geno = geno.subset_subjects(np.arange(100))
     visits, truth = simulate(geno)
-    # site as a 0/1 indicator: make_longitudinal takes numeric visit covariates only
-    table = bi.data.read_visits(visits, subject="subject", visit="visit", time="age",
-                                categorical=[])
+    # site is text ("A"/"B"): make_longitudinal one-hot encodes it (site[B], A the reference)
+    table = bi.data.read_visits(visits, subject="subject", visit="visit", time="age")
     long = bi.data.make_longitudinal(geno, table, phenotype_columns=PHEN,
-                                     covariate_columns=["site_B"])
+                                     covariate_columns=["site"])
+    assert list(long.covariate_names) == ["site[B]"]
     rows, unit_rows = visit_rows(geno, visits)
     # the long data's visit order is subject-major by age: align the visit rows with it
     lr, lp = long.visit_index()
@@ -229,7 +234,7 @@ def main():
     rows = rows.subset_subjects(order)
     unit_rows = unit_rows[order]
     y_orig = visits[PHEN].to_numpy(float)[order]               # (N visits, c), original
-    Zrow = visits[["age", "site_B"]].to_numpy(float)[order]
+    Zrow = site_design(visits)[order]
     rng = np.random.default_rng(0)
     fold = dict(zip(long.subjects, rng.permutation(long.n_subjects) % K_FOLDS, strict=True))
     row_fold = np.array([fold[u] for u in unit_rows])
@@ -241,9 +246,9 @@ def main():
 
     models = {
         "L2R2": (bi.models.L2R2(rank=3), long, np.asarray(long.subjects, str), long_rows),
+        "GLRR": (bi.models.GLRR(rank=3), rows, unit_rows, lambda t: t),
         "BilateralGSMTR": (bi.models.BilateralGSMTR(20.0, 20.0), rows, unit_rows,
                            lambda t: t),
-        "GLRR": (bi.models.GLRR(rank=3), rows, unit_rows, lambda t: t),
         "GSMTR": (bi.models.GroupSparseMTR(20.0, 20.0), rows, unit_rows, lambda t: t),
         **({"SpikeSlabMTR": (bi.models.SpikeSlabMTR(), rows, unit_rows, lambda t: t)}
            if os.environ.get("WITH_SPIKE_SLAB") else {}),
