@@ -17,7 +17,7 @@
   same structure, settings and data shapes loads them instead (loading takes a
   fraction of a second; tracing the model in Python remains, except for the MCMC
   driver's own programs, which it keeps in a subfolder under its own key and loads
-  without tracing: :mod:`bayesimg.inference.executables`).  It is on by
+  without tracing: :mod:`bayesimg.stored_programs`).  It is on by
   default in ``$XDG_CACHE_HOME/bayesimg/jax`` (``~/.cache/bayesimg/jax``); only
   programs that took at least :data:`CACHE_MIN_COMPILE_SECONDS` to compile are
   written.  ``BAYESIMG_COMPILATION_CACHE=0`` turns it off; a cache folder

@@ -20,7 +20,7 @@ empty cache folder (the second run re-traces and may load what the first wrote).
 * ``warm_jax_cache_only``: a third new process on the same cache with
   ``BAYESIMG_STORED_PROGRAMS=0``: JAX's persistent cache alone, which still traces and
   lowers every program to find it (what a warm first fit cost before the driver kept
-  its own compiled programs, :mod:`bayesimg.inference.executables`).
+  its own compiled programs, :mod:`bayesimg.stored_programs`).
 
 The whole cold / warm / JAX-cache-only sequence is repeated ``--repeats`` times, each
 with a new cache folder, to show the noise of the loaded machine; the verdict fields

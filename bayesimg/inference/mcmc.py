@@ -40,11 +40,11 @@ from jax import lax
 
 from bayesimg.errors import ModelSpecError
 from bayesimg.inference.checkpoint import Checkpoint
-from bayesimg.inference.executables import StoredProgram, Unstable, stable
 from bayesimg.inference.progress import progress_bar
 from bayesimg.inference.sharding import to_host
 from bayesimg.inference.storage import StoragePlan, StreamingSummary
 from bayesimg.inference.threads import blas_threads_for
+from bayesimg.stored_programs import StoredProgram, Unstable, stable
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 
@@ -208,7 +208,7 @@ class CompiledMCMC:
 
     def store_as(self, identity: list) -> None:
         """Keep this program's executables on disk under ``identity``
-        (:mod:`bayesimg.inference.executables`)."""
+        (:mod:`bayesimg.stored_programs`)."""
         self._init = StoredProgram(self._init, [*identity, "init"])
         self._advance = StoredProgram(self._advance, [*identity, "advance"])
 
@@ -525,7 +525,7 @@ def compiled_mcmc(cache_key: tuple, make_kernel: Callable[[], Any], *,
     """The cached ``program_class`` program for ``cache_key`` (built on first use).
 
     ``store_for``: the model class, when the program may also be kept on disk under this
-    key (:mod:`bayesimg.inference.executables`): only for classes defined inside the
+    key (:mod:`bayesimg.stored_programs`): only for classes defined inside the
     bayesimg package, whose code the stored programs' key covers.
     """
     settings = {k: v for k, v in kwargs.items() if k not in ("record_extra",)}

@@ -112,8 +112,8 @@ def sample(model: Model, data: SubjectData, *, kernel: str = "nuts", chains: int
 
 
 def stored_model_class(model: Model, kernel: str) -> type | None:
-    """The model class whose programs may be kept on disk (:mod:`~bayesimg.inference.
-    executables`), or ``None``: the exact Gibbs kernels only, whose programs take every
+    """The model class whose programs may be kept on disk (:mod:`bayesimg.stored_programs`),
+    or ``None``: the exact Gibbs kernels only, whose programs take every
     data value as an argument (the driver already reuses them across data sets in a
     process); NUTS's init strategy may hold data-derived start values."""
     return type(model) if kernel == "gibbs" else None

@@ -1,4 +1,4 @@
-"""Compiled programs stored on disk under bayesimg's own key (inference/executables.py)."""
+"""Compiled programs stored on disk under bayesimg's own key (stored_programs.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayesimg.inference.executables import Unstable, args_signature, stable
 from bayesimg.inference.mcmc import ChainLayout, _disk_identity
+from bayesimg.stored_programs import Unstable, args_signature, stable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ _CHILD = textwrap.dedent("""
     out = {"first": run()}
     if sys.argv[1] == "corrupt":
         # damage every stored program, forget the in-memory ones, fit again
-        from bayesimg.inference.executables import folder
+        from bayesimg.stored_programs import folder
         for path in folder().glob("*.bexe"):
             blob = bytearray(path.read_bytes())
             blob[len(blob) // 2] ^= 0xFF

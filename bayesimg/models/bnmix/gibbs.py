@@ -58,7 +58,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from bayesimg.inference.executables import stored_jit
 from bayesimg.models.bnmix.math import (
     adjacent_swap_proposal,
     allowed_from_position,
@@ -68,6 +67,7 @@ from bayesimg.models.bnmix.math import (
     pooled_node_regression,
 )
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
+from bayesimg.stored_programs import stored_jit
 
 
 def dist_ig_logpdf(a, b):

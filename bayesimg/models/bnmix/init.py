@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesimg.inference.executables import stored_jit
 from bayesimg.models.bnmix.math import membership_probs, mixture_loglik
+from bayesimg.stored_programs import stored_jit
 
 
 def greedy_order(X: np.ndarray, is_binary: np.ndarray, whitelist: np.ndarray,
