@@ -76,7 +76,9 @@ def _pointwise_exact(model, data, opts):
 
 
 def _kfold_entry(res):
-    out = {"elpd": res.elpd, "se": res.se, "p": res.p, "seconds": res.details["seconds"]}
+    out = {"elpd": res.elpd, "se": res.se, "p": res.p, "seconds": res.details["seconds"],
+           "fold_max_rhat": max(res.details["fold_max_rhat"]),
+           "fold_min_ess": min(res.details["fold_min_ess"])}
     if "elpd_uncorrected" in res.details:
         out.update(estimate=res.details["estimate"], correction=res.details["correction"],
                    elpd_uncorrected=res.details["elpd_uncorrected"],
@@ -163,6 +165,7 @@ def _estimate_entry(res, subset, exact, integ=None):
 def evaluate_model(name, model, data, opts, folds, subset, ridge_r2):
     """Every estimate of one model on the demo, with exact LOO on ``subset``."""
     n = data.n_subjects
+    load_start = list(os.getloadavg())
     timings = {}
     t = time.perf_counter()
     fit = bi.fit(model, data, method="gibbs", progress=False, **opts)
@@ -200,6 +203,12 @@ def evaluate_model(name, model, data, opts, folds, subset, ridge_r2):
     entry["kfold"] = _estimate_entry(kf_raw, subset, exact, best)
     entry["kfold_bias_corrected"] = _estimate_entry(kf, subset, exact, best)
     entry["kfold_bias_corrected"]["correction"] = kf.details["correction"]
+    diag = fit.diagnose()
+    entry["convergence"] = {"full_fit_max_rhat": float(diag.max_rhat),
+                            "full_fit_min_ess": float(min(diag.min_ess_bulk,
+                                                          diag.min_ess_tail)),
+                            "fold_max_rhat": kf.details["fold_max_rhat"],
+                            "fold_min_ess": kf.details["fold_min_ess"]}
     entry["exact_subset"] = {"elpd": float(exact.sum()), "subjects": subset.tolist(),
                              "se": float(np.sqrt(exact.size * exact.var(ddof=1)))}
     # held-out R² (original units) from the K-fold predictive means
@@ -218,6 +227,7 @@ def evaluate_model(name, model, data, opts, folds, subset, ridge_r2):
                                   integrated_pareto_k=integ.pareto_k.tolist())
     entry["timings"] = timings
     entry["recorded"] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                         "load_average_at_start": load_start,
                          "load_average_at_end": list(os.getloadavg())}
     return entry
 

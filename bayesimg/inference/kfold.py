@@ -195,7 +195,8 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
     -------
     ICResult
         ``kind="kfold"``, ``method="kfold"``, pointwise elpd per subject in data order,
-        ``details``: ``k``, ``folds`` (ids), ``folds_hash``, ``seconds``.
+        ``details``: ``k``, ``folds`` (ids), ``folds_hash``, ``seconds``,
+        ``fold_max_rhat`` and ``fold_min_ess`` (convergence of each fold fit).
     """
     import time
 
@@ -218,6 +219,7 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
         if isinstance(err.__cause__, Exception):
             raise err.__cause__ from None
         raise
+    convergence = _fold_convergence(fits, K)
     elpd_i = np.empty(data.n_subjects)
     draws_used = []
     kept, test_index = [], []
@@ -269,12 +271,23 @@ def kfold(model: Model, data: SubjectData, k: int = 10, folds: Any = None, *,
                    else ("sample",), var_name="y",
                    details={"k": K, "folds": ids.tolist(),
                             "folds_hash": hashlib.sha1(ids.tobytes()).hexdigest()[:12],
-                            "method": method, "seconds": time.perf_counter() - t0, **extra,
+                            "method": method, "seconds": time.perf_counter() - t0,
+                            **convergence, **extra,
                             **({"predictions": kept, "test_index": test_index}
                                if keep_predictions else {})})
     if fit is not None:
         fit._results["kfold"] = res
     return res
+
+
+def _fold_convergence(fits, K: int) -> dict:
+    """Max R-hat and min ESS of every fold fit (NaN where not computable, e.g. SVI)."""
+    rhat, ess = [], []
+    for f in range(K):
+        diag = fits[f"fold{f:02d}"].diagnose()
+        rhat.append(float(diag.max_rhat))
+        ess.append(float(min(diag.min_ess_bulk, diag.min_ess_tail)))
+    return {"fold_max_rhat": rhat, "fold_min_ess": ess}
 
 
 def _full_loglik(fit: Fit) -> np.ndarray | None:

@@ -232,6 +232,9 @@ def test_kfold_compare_and_arviz_conversion(case):
     assert np.isfinite(kf.pointwise).all() and kf.pointwise.size == data.n_subjects
     assert abs(kf.elpd - integ.elpd) < 2 * integ.se
     assert np.isfinite(kf.p)
+    # each fold fit's convergence is reported (2 chains: R-hat computable)
+    assert len(kf.details["fold_max_rhat"]) == 5 == len(kf.details["fold_min_ess"])
+    assert all(1.0 <= r < 1.1 for r in kf.details["fold_max_rhat"])
     # Burman's correction: the result's elpd; the plain 5-fold values stay in details
     plain = kf.details["elpd_uncorrected"]
     assert kf.details["estimate"] == "kfold (bias-corrected)"
