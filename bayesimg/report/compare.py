@@ -492,7 +492,10 @@ def _candidates(name: str, f: Any, ic: str, var_name: str | None) -> list[ICResu
             continue
         try:
             if ic == "waic":
-                out.append(waic(item, var_name=var_name))
+                # a Fit's cached WAIC: its warning is said once per fit, not per compare
+                cached_waic = getattr(item, "waic", None)
+                out.append(cached_waic() if callable(cached_waic) and var_name is None
+                           else waic(item, var_name=var_name))
                 continue
             loo_method = getattr(item, "loo", None)
             if callable(loo_method) and var_name is None:

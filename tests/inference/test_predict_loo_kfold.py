@@ -247,6 +247,14 @@ def test_kfold_compare_and_arviz_conversion(case):
         warnings.simplefilter("ignore", BayesimgWarning)
         table = bi.compare({"lam1": fit, "lam200": other})
     assert set(table["estimate"]) == {"integrated"}
+    # WAIC's warning is said once per fit: compare uses the fit's cached WAIC
+    said = []
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            bi.compare({"lam1": fit, "lam200": other}, ic="waic")
+        said.append([str(r.message) for r in rec if "p_waic" in str(r.message)])
+    assert said[0] and not said[1] and all(r.count("\n") == 0 for r in said[0])
     az = arviz_stats.compare(table.attrs["elpd_data"])
     assert list(az.index) == list(table.index)
     assert type(kf.to_arviz()).__name__ == "ELPDDataLOOKFold"
