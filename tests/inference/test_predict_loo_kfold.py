@@ -24,7 +24,7 @@ import bayesimg as bi
 from bayesimg.data import simulate_gsmtr
 from bayesimg.errors import BayesimgWarning, DataValidationError, ModelSpecError
 from bayesimg.inference.api import _warn_grid_edge
-from bayesimg.inference.kfold import make_folds
+from bayesimg.inference.kfold import _warn_large_correction, make_folds
 from bayesimg.models import GroupSparseMTR
 from bayesimg.models.core.predict import gaussian_loo_given_prior
 from bayesimg.report.compare import ICResult
@@ -320,6 +320,16 @@ def test_grid_edge_warning_points_at_the_caller():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_grid_edge("lambda1=20", labels, settings)         # inside: silent
+
+
+def test_large_bias_correction_warning_points_at_the_caller():
+    said = r"correction is \+176\.5 \(\+1\.4 SE\).*fit\.loo\(\)"
+    with pytest.warns(BayesimgWarning, match=said) as rec:
+        _warn_large_correction(176.5, 129.3, 10, "gsmtr")
+    assert len(rec) == 1 and rec[0].filename == __file__ and "\n" not in str(rec[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_large_correction(5.4, 45.1, 10, "spike_slab")     # 0.12 SE: silent
 
 
 @pytest.mark.slow
