@@ -138,7 +138,28 @@ def fold_decomposition(model, data, fit, folds, fold, opts, thin):
             "prior_var_sum_mean_fold": float(v_fold[:, :-data.n_covariates].sum(1).mean()),
             "fold_fit_max_rhat": float(diag.max_rhat),
             "fold_fit_min_ess": float(min(diag.min_ess_bulk, diag.min_ess_tail)),
-            "thin": int(thin)}
+            "thin": int(thin), "test_index": np.flatnonzero(test).tolist(),
+            "pointwise_A": a.tolist(), "pointwise_B": b.tolist()}
+
+
+def all_fold_summary(decomp, n, mc):
+    """10-fold over every fold: as kfold computes it (A) and with W integrated out (B),
+    against integrated LOO (``loo.json``'s pointwise values) in its SE and the paired SE."""
+    covered = np.concatenate([d["test_index"] for d in decomp])
+    if np.sort(covered).tolist() != list(range(n)) or not mc or "pointwise" not in mc:
+        return None
+    integ = np.asarray(mc["pointwise"]["integrated"])
+    se = float(np.sqrt(n * integ.var(ddof=1)))
+    out = {"integrated_loo_elpd": float(integ.sum()), "integrated_loo_se": se}
+    for key in ("A", "B"):
+        x = np.empty(n)
+        for d in decomp:
+            x[d["test_index"]] = d[f"pointwise_{key}"]
+        diff = x - integ
+        out[key] = {"elpd": float(x.sum()), "diff_vs_integrated": float(diff.sum()),
+                    "diff_in_integrated_se": float(diff.sum() / se),
+                    "diff_in_paired_se": float(diff.sum() / np.sqrt(n * diff.var(ddof=1)))}
+    return out
 
 
 def one_lambda(lam, data, args, loo_json):
@@ -162,7 +183,9 @@ def one_lambda(lam, data, args, loo_json):
     folds10 = bi.inference.make_folds(data, 10, seed=args.seed)
     out["fold_decomposition"] = [fold_decomposition(model, data, fit, folds10, f, opts, args.thin)
                                  for f in args.decompose_folds]
-    print(f"λ={lam:g} decomposition: {out['fold_decomposition']}", flush=True)
+    mc = (loo_json or {}).get("models", {}).get(f"gsmtr_lambda{lam:g}")
+    out["all_folds"] = all_fold_summary(out["fold_decomposition"], n, mc)
+    print(f"λ={lam:g} all folds: {out['all_folds']}", flush=True)
     for K in args.ks:
         folds = (bi.inference.make_folds(data, K, seed=args.seed) if K == 10
                  else bi.inference.make_folds(data, K, seed=1000 + K))

@@ -24,9 +24,9 @@ import bayesimg as bi
 from bayesimg.data import simulate_gsmtr
 from bayesimg.errors import BayesimgWarning, DataValidationError, ModelSpecError
 from bayesimg.inference.api import _warn_grid_edge
-from bayesimg.inference.kfold import _warn_large_correction, make_folds
+from bayesimg.inference.kfold import HELDOUT_INTEGRATED, _warn_large_correction, make_folds
 from bayesimg.models import GroupSparseMTR
-from bayesimg.models.core.predict import gaussian_loo_given_prior
+from bayesimg.models.core.predict import gaussian_heldout_given_prior, gaussian_loo_given_prior
 from bayesimg.report.compare import ICResult
 
 GIBBS = dict(method="gibbs", chains=2, warmup=100, draws=300, progress=False)
@@ -229,6 +229,17 @@ def test_kfold_compare_and_arviz_conversion(case):
         other = bi.fit(GroupSparseMTR(200.0, 200.0), data, seed=0, **GIBBS)
         integ = fit.loo()
     assert kf.kind == "kfold" and kf.method == "kfold" and kf.details["k"] == 5
+    # held-out densities with W, Γ integrated out given θ; the log mean over sampled W
+    # (integrate_coefficients=False) estimates the same thing (p = 13 ≪ n: small gap)
+    assert kf.details["heldout_density"] == HELDOUT_INTEGRATED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sampled = bi.kfold(GroupSparseMTR(1.0, 1.0), data, k=5, seed=0,
+                           integrate_coefficients=False,
+                           **{k: v for k, v in GIBBS.items() if k != "progress"})
+    assert sampled.details["heldout_density"].startswith("log mean")
+    gap = sampled.pointwise - kf.details["pointwise_uncorrected"]
+    assert abs(gap.mean()) < 0.05 and np.abs(gap).max() < 0.3
     assert np.isfinite(kf.pointwise).all() and kf.pointwise.size == data.n_subjects
     assert abs(kf.elpd - integ.elpd) < 2 * integ.se
     assert np.isfinite(kf.p)
@@ -320,6 +331,24 @@ def test_grid_edge_warning_points_at_the_caller():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_grid_edge("lambda1=20", labels, settings)         # inside: silent
+
+
+def test_heldout_density_given_theta_equals_the_gaussian_conditional():
+    """Each new row's density given the training rows, from the joint Gaussian of y."""
+    rng = np.random.default_rng(3)
+    n, m, p, c = 25, 6, 30, 2                                  # p > n: weak identification
+    B = rng.normal(size=(n + m, p))
+    Y = rng.normal(size=(n + m, c))
+    s2, v = 0.6, rng.uniform(0.05, 0.5, p)
+    got = gaussian_heldout_given_prior(B[:n], Y[:n], B[n:], Y[n:], np.array([s2]), v[None])[0]
+    C = B @ np.diag(v) @ B.T + s2 * np.eye(n + m)
+    tr = np.arange(n)
+    for k, i in enumerate(range(n, n + m)):
+        sol = np.linalg.solve(C[:n, :n], np.column_stack([C[tr, i], Y[:n]]))
+        var = C[i, i] - C[i, tr] @ sol[:, 0]
+        mean = sol[:, 1:].T @ C[tr, i]
+        want = np.sum(-0.5 * np.log(2 * np.pi * var) - 0.5 * (Y[i] - mean) ** 2 / var)
+        assert got[k] == pytest.approx(want, abs=1e-9)
 
 
 def test_large_bias_correction_warning_points_at_the_caller():

@@ -211,6 +211,15 @@ class Model(abc.ABC):
         """
         return None
 
+    def heldout_given_hyperparameters(self, tree, new_data: SubjectData, *,
+                                      draws: np.ndarray, rng: np.random.Generator):
+        """log p(ỹ_i | y_train, θ_s) (S, m) of ``new_data``'s subjects, coefficients
+        integrated out given each hyperparameter draw (flat indices ``draws``), in the
+        fit's model units; :func:`bayesimg.kfold` uses it for held-out densities without
+        Monte Carlo error in the coefficients.  None (the default): not available, kfold
+        uses :func:`bayesimg.predict`'s log mean over the posterior draws."""
+        return None
+
     def replace(self, **changes) -> Model:
         """A copy with some settings changed (``settings()`` are constructor arguments)."""
         unknown = set(changes) - set(self.settings())

@@ -88,6 +88,8 @@ class BilateralGSMTR(GroupSparseMTR):
     name = "bilateral_gsmtr"
     trace_sites = ("sigma2", "rho", "gene_norm")
     _noise_sites = ("rho",)
+    #: the pair-correlated noise is not the iid form of the held-out density
+    _heldout_integrated = False
 
     def __init__(self, lambda1: float = 2.0, lambda2: float = 2.0, *,
                  pairs: str | Sequence[tuple[str, str]] = "auto",

@@ -250,6 +250,34 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         1/ω_i | · ~ InvGauss(√(λ₂σ²/‖w_i‖²), λ₂), which with the stored (W, σ²) are
         draws of the same joint posterior.
         """
+        setup = self._given_theta(tree, draws, rng)
+        if setup is None:
+            return None
+        design, Y, sigma2, prior_var, post, theta, note = setup
+        return self._integrated_loglik(design, Y, sigma2, prior_var, post, tree), theta, note
+
+    #: held-out densities with W, Γ integrated (``heldout_given_hyperparameters``) hold
+    #: for iid N(0, σ²) noise; subclasses with another noise model set this False
+    _heldout_integrated = True
+
+    def heldout_given_hyperparameters(self, tree, new_data, *, draws, rng):
+        """log p(ỹ_i | y_train, σ², τ, ω) of new subjects with W and Γ integrated out."""
+        from bayesimg.models.core.predict import gaussian_heldout_given_prior, regression_inputs
+        if not self._heldout_integrated:
+            return None
+        setup = self._given_theta(tree, draws, rng)
+        if setup is None:
+            return None
+        design, Y, sigma2, prior_var, _, _, _ = setup
+        new = regression_inputs(tree, new_data)
+        if new["Y"] is None:
+            return None
+        B_new = new["X"] if new["Z"] is None else np.hstack([new["X"], new["Z"]])
+        return gaussian_heldout_given_prior(design, Y, B_new, new["Y"], sigma2, prior_var)
+
+    def _given_theta(self, tree, draws, rng):
+        """(design, Y, σ² (S,), prior variances (S, p), posterior draws, θ, note) of the
+        Gaussian model given θ = (σ², τ, ω), from the fit's stored data; None without it."""
         from bayesimg.models.core.predict import flat_draws
         cd = tree["constant_data"].dataset if "constant_data" in tree.children else {}
         if "X" not in cd or "gene_index" not in cd or "observed_data" not in tree.children:
@@ -289,10 +317,9 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             prior_var = np.hstack([prior_var,
                                    np.full((sigma2.shape[0], Z.shape[1]),
                                            self.covariate_scale**2)])
-        log_lik = self._integrated_loglik(design, Y, sigma2, prior_var, post, tree)
         theta = {"sigma2": ((), sigma2), "tau": (("gene",), tau), "omega": (("snp",), omega)}
         theta.update({name: ((), np.asarray(post[name], float)) for name in self._noise_sites})
-        return log_lik, theta, note
+        return design, Y, sigma2, prior_var, post, theta, note
 
     #: scalar noise sites besides σ² that the integrated LOO conditions on
     _noise_sites: tuple[str, ...] = ()
