@@ -356,9 +356,9 @@ def _warn_large_correction(correction: float, se: float, k: int, name: str) -> N
     warn_user(f"kfold ({name}, K = {k}): Burman's bias correction is {correction:+.1f} "
               f"({correction / se:+.1f} SE): the fold fits predict much worse than the "
               "full-data fit, so K-fold's training-size bias is large and a first-order "
-              "correction may leave several SE of it (measured on the demo at p ≈ n: "
-              "-4.6 SE at GSMTR lambda = 2); compare models with fit.loo() (integrated "
-              "LOO) where the family has it, or with more folds (k=20)")
+              "correction may leave several SE of it (benchmarks/results/kfold_bias.json); "
+              "compare models with fit.loo() (integrated LOO) where the family has it, or "
+              "use more folds (k=20)")
 
 
 def _fold_convergence(fits, K: int) -> dict:
