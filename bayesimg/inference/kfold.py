@@ -41,7 +41,7 @@ Held-out densities without Monte Carlo error in the coefficients
 form given its hyperparameters θ (``Model.heldout_given_hyperparameters``: GSMTR), the
 held-out subject is scored by lpd_i = log mean_s p(ỹ_i | y_train, θ_s) with the
 coefficients integrated out, as integrated LOO does: a log-mean over *sampled*
-coefficients is biased low where they are uncertain (p ≈ n), by 0.58 per subject on the
+coefficients is biased low where they are uncertain (p ≈ n), by 0.62 per subject on the
 demo at λ = 2 (``benchmarks/results/kfold_bias.json``).  Burman's correction then uses
 the same form for the full-data fit.  Other families use :func:`bayesimg.predict`.
 

@@ -137,6 +137,25 @@ def test_loo_is_integrated_by_default_and_names_its_method(case, tmp_path):
     assert again.loo().elpd == pytest.approx(integ.elpd, rel=1e-10)
 
 
+def test_predict_training_subjects_matches_the_fit_log_likelihood(case):
+    """predict (issue 14) for SpikeSlabMTR: training subjects given as new data get the
+    fit's own predictive density, and the draws come back in original units."""
+    from scipy.special import logsumexp
+
+    data, _, fit = case
+    pred = bi.predict(fit, data.subset_subjects(np.arange(6)))
+    summ = pred["predictions_summary"].dataset
+    ll = fit.tree["log_likelihood"].dataset
+    ll = ll[next(iter(ll.data_vars))].values.reshape(-1, data.n_subjects)[:, :6]
+    np.testing.assert_allclose(summ["log_pred_density_model"].values,
+                               logsumexp(ll, axis=0) - np.log(ll.shape[0]), atol=1e-6)
+    prep = data.preprocessing
+    y_orig = data.phenotypes[:6] * prep["phenotype_scale"] + prep["phenotype_center"]
+    resid = summ["y_mean"].values - y_orig                  # original units, not standardised
+    assert np.all(np.abs(resid).mean(axis=0) < 3 * prep["phenotype_scale"])
+    assert "original" in str(pred.attrs.get("units", "")) + str(summ.attrs.get("units", ""))
+
+
 @pytest.mark.slow
 def test_spike_slab_integrated_loo_matches_exact_loo_by_refits():
     """Brute force: all n subjects refitted without themselves (one compiled program)."""
