@@ -444,7 +444,10 @@ def _write(args, data, out_models, heldout, updates, old, load_start, t_all):
                   "the subset comparisons use the same subjects' pointwise values of every "
                   "estimate. kfold is plain 10-fold; kfold_bias_corrected adds Burman's "
                   "correction. Models without a 'pointwise' entry are from an earlier "
-                  "recording and take no part in 'pairs'."),
+                  "recording and take no part in 'pairs'. GSMTR rows recorded before "
+                  "2026-12-07 23:30 UTC scored held-out subjects by a log-mean over "
+                  "sampled W; later runs integrate W out (kfold's integrate_coefficients, "
+                  "see kfold_bias.json)."),
     }
     write_json(args.out, result)
 
