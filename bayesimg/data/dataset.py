@@ -10,6 +10,10 @@ validated, with missing genotypes handled and (optionally) standardised:
 * ``snps``        one row per SNP: ``snp`` (ID), ``chrom``, ``pos``, ``a1``,
   ``a2``, ``gene`` (group label; ``None`` before grouping)
 * names for subjects, phenotypes and covariates (coordinates of the outputs)
+* ``sites``       (n_subjects,) str labels of a grouping column (site, scanner, batch)
+  that the regression families model as random intercepts, or ``None``
+  (``make_dataset(..., random_effects="site")``; levels and counts under
+  ``preprocessing["random_effects"]``)
 * ``preprocessing``: a plain ``dict`` recording what was dropped, imputed and
   scaled (counts and names) so a report can say exactly what happened.
 
@@ -45,9 +49,13 @@ class Dataset(SubjectData):
     covariate_names: np.ndarray | None = None    # (r,) str
     preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)
     name: str = "dataset"
+    sites: np.ndarray | None = None              # (n,) str, random-effect grouping
 
     def __post_init__(self):
         n = len(self.subjects)
+        if self.sites is not None and np.shape(self.sites) != (n,):
+            raise DataValidationError(
+                f"sites has shape {np.shape(self.sites)}, expected ({n},) for {n} subjects")
         for label, arr, names in (
             ("genotypes", self.genotypes, None if self.snps is None else self.snps["snp"]),
             ("phenotypes", self.phenotypes, self.phenotype_names),
@@ -103,6 +111,8 @@ class Dataset(SubjectData):
         labels = [self.subjects]
         if self.snps is not None:
             labels += [self.snps["snp"].astype(str), self.snps["gene"].astype(str)]
+        if self.sites is not None:
+            labels.append(self.sites)
         return hash_arrays((self.genotypes, self.phenotypes, self.covariates), labels)
 
     def subset_snps(self, mask_or_index) -> Dataset:
@@ -127,7 +137,8 @@ class Dataset(SubjectData):
             return None if a is None else a[idx]
         return dataclasses.replace(
             self, subjects=self.subjects[idx], genotypes=take(self.genotypes),
-            phenotypes=take(self.phenotypes), covariates=take(self.covariates))
+            phenotypes=take(self.phenotypes), covariates=take(self.covariates),
+            sites=take(self.sites))
 
     def __repr__(self) -> str:
         parts = [f"{self.n_subjects} subjects"]

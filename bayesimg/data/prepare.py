@@ -70,6 +70,7 @@ def make_dataset(genotypes: GenotypeTable | None = None,
                  drop_missing_covariates: bool = False,
                  min_subjects: int = 10,
                  dosages: bool | None = None,
+                 random_effects: str | Sequence[str] | None = None,
                  name: str = "dataset") -> Dataset:
     """Align, validate and standardise genotypes, phenotypes and covariates.
 
@@ -100,6 +101,14 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         detect which (``preprocessing["genotype_values"]``); ``False``: every
         observed genotype must be 0, 1 or 2 (an error names the first that is not);
         ``True``: dosages in [0, 2].
+    random_effects : str or [str], optional
+        A grouping column of the covariates table (site, scanner, batch; text or
+        integer codes) to model as random intercepts instead of fixed effects
+        (:mod:`bayesimg.models.core.site_effects`).  It is taken out of the covariates
+        and kept as ``Dataset.sites``; its levels (sorted) and subjects per level are
+        recorded under ``preprocessing["random_effects"]``.  One column; it must have
+        no missing value (unless ``drop_missing_covariates``), at least two levels and
+        at least two subjects per level.
     name : str
         Label of the dataset.
 
@@ -124,6 +133,7 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         raise DataValidationError(f"max_snp_missing must be in [0, 1], got {max_snp_missing}")
     if dosages not in (None, True, False):
         raise DataValidationError(f"dosages must be None, True or False, got {dosages!r}")
+    site_col = random_effect_column(random_effects, covariates, covariate_columns)
     tables = _collect_tables(genotypes, phenotypes, covariates)
     prep: dict[str, Any] = {}
 
@@ -132,7 +142,10 @@ def make_dataset(genotypes: GenotypeTable | None = None,
     if phenotypes is not None:
         pheno = _select_columns(phenotypes, phenotype_columns, "phenotypes").loc[subjects]
     if covariates is not None:
-        cov = _select_columns(covariates, covariate_columns, "covariates").loc[subjects]
+        fixed = list(covariates.columns if covariate_columns is None else covariate_columns)
+        if site_col is not None:
+            fixed = [str(c) for c in fixed if str(c) != site_col] + [site_col]
+        cov = _select_columns(covariates, fixed, "covariates").loc[subjects]
 
     # Missing phenotype/covariate values: error, or drop subjects when asked.
     keep = np.ones(len(subjects), bool)
@@ -148,6 +161,10 @@ def make_dataset(genotypes: GenotypeTable | None = None,
         raise DataValidationError(
             f"only {len(subjects)} subjects remain after dropping those with missing "
             f"phenotypes/covariates; at least {min_subjects} are needed")
+    sites = None
+    if site_col is not None:
+        sites = site_labels(cov[site_col], _table_source(cov, "covariates"), prep)
+        cov = cov.drop(columns=[site_col]) if cov.shape[1] > 1 else None
 
     Y = names_y = None
     if pheno is not None:
@@ -165,7 +182,66 @@ def make_dataset(genotypes: GenotypeTable | None = None,
 
     return Dataset(subjects=np.asarray(subjects, dtype=str), genotypes=X, snps=snps,
                    phenotypes=Y, phenotype_names=names_y, covariates=Z,
-                   covariate_names=names_z, preprocessing=prep, name=name)
+                   covariate_names=names_z, preprocessing=prep, name=name, sites=sites)
+
+
+# --------------------------------------------------------------------------- random effects
+def random_effect_column(random_effects, table: pd.DataFrame | None,
+                         fixed_columns=None, label: str = "covariates") -> str | None:
+    """The one grouping column named by ``random_effects`` (a str or a one-element list),
+    checked against ``table`` (named errors: not a column, several columns, also asked
+    for as a fixed covariate, no table)."""
+    if random_effects is None:
+        return None
+    cols = [random_effects] if isinstance(random_effects, str) else list(random_effects)
+    if len(cols) != 1 or not isinstance(cols[0], str):
+        raise DataValidationError(
+            f"random_effects must name one grouping column (e.g. 'site'), got "
+            f"{random_effects!r}; several crossed grouping factors are not supported")
+    col = cols[0]
+    if table is None:
+        raise DataValidationError(
+            f"random_effects names a column of the {label} table, but no {label} table "
+            "was given", column=col)
+    if col not in [str(c) for c in table.columns]:
+        raise DataValidationError(f"random-effect column not found in the {label} table "
+                                  f"(columns: {[str(c) for c in table.columns][:10]})",
+                                  source=_table_source(table, label), column=col)
+    if fixed_columns is not None and col in [str(c) for c in fixed_columns]:
+        raise DataValidationError(
+            "column asked for both as a fixed covariate (covariate_columns) and as a "
+            "random effect; give it as one of the two", column=col)
+    return col
+
+
+def site_labels(column: pd.Series, source: str, prep: dict,
+                unit: str = "subject") -> np.ndarray:
+    """The labels of a random-effect grouping column (as text), checked: no missing
+    value, at least two levels, at least two ``unit``s per level (one unit cannot
+    separate its level's effect from its own noise).  Records levels and counts under
+    ``prep["random_effects"]``."""
+    col = str(column.name)
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"missing random-effect value ({int(missing.sum())} missing)", source=source,
+            column=col, subject=str(column.index[int(np.argmax(missing))]))
+    values = column.to_numpy()
+    if pd.api.types.is_float_dtype(column.dtype) and np.all(values == np.round(values)):
+        values = values.astype(np.int64)           # integer site codes read as floats
+    labels = np.asarray([str(v) for v in values], dtype=str)
+    levels, counts = np.unique(labels, return_counts=True)
+    if len(levels) < 2:
+        raise DataValidationError(
+            f"random-effect column has a single level {levels[0]!r}: nothing to model",
+            source=source, column=col)
+    if counts.min() < 2:
+        raise DataValidationError(
+            f"random-effect level {levels[int(np.argmin(counts))]!r} has a single {unit}; "
+            "every level needs at least two (merge or drop it)", source=source, column=col)
+    prep["random_effects"] = {"column": col, "levels": [str(v) for v in levels],
+                              f"{unit}s_per_level": [int(v) for v in counts]}
+    return labels
 
 
 # --------------------------------------------------------------------------- alignment

@@ -42,7 +42,7 @@ class GenotypePhenotypeIO:
     """
 
     def subject_axis_args(self, data: Dataset, method: str = "nuts", *, args=None):
-        return frozenset({"X", "Y", "Z"})
+        return frozenset({"X", "Y", "Z", "H"})
 
     def observed_data(self, data: Dataset) -> dict[str, np.ndarray]:
         return {"y": np.asarray(data.phenotypes, dtype=float)}
@@ -53,6 +53,9 @@ class GenotypePhenotypeIO:
         out = {"X": (("subject", "snp"), np.asarray(data.genotypes, dtype=float))}
         if data.covariates is not None:
             out["Z"] = (("subject", "covariate"), np.asarray(data.covariates, dtype=float))
+        if getattr(data, "sites", None) is not None:
+            # random-effect grouping (site_effects): the integrated LOO rebuilds H from it
+            out["site_of_subject"] = (("subject",), np.asarray(data.sites, dtype=str))
         # training centres/scales (and counted alleles): what predicting new subjects needs
         out.update(standardisation_constants(data))
         return out

@@ -215,17 +215,29 @@ def flat_draws(tree: xr.DataTree, names, draws: np.ndarray) -> dict[str, np.ndar
 
 
 def linear_predictive(inputs: dict, coef: np.ndarray, gamma: np.ndarray | None,
-                      noise_cov: np.ndarray, rng: np.random.Generator) -> PredictiveDraws:
+                      noise_cov: np.ndarray, rng: np.random.Generator, *,
+                      sites: tuple | None = None) -> PredictiveDraws:
     """Predictive of y = X coef + Z γ + ε, ε ~ N(0, Σ_s), for S draws.
 
     ``coef`` (S, d, c), ``gamma`` (S, r, c) or None, ``noise_cov`` (S,) variances
     (iid noise) or (S, c, c) covariances.  Draws and means in original units.
+    ``sites``: ``(H, unseen, u, τ)`` for site random effects
+    (:mod:`bayesimg.models.core.site_effects`): H (n, K) the new subjects' known sites,
+    ``unseen`` (n,) those at a site the fit never saw, u (S, K, c) the site effects and
+    τ (S, c) their sd.  A known site adds H u to the mean; an unseen one integrates
+    u ~ N(0, diag τ²), adding τ² to the noise covariance of that subject.
     """
     X, Z, Y = inputs["X"], inputs["Z"], inputs["Y"]
     mean = np.einsum("nd,sdc->snc", X, coef)
     if Z is not None and gamma is not None:
         mean = mean + np.einsum("nr,src->snc", Z, gamma)
     S, n, c = mean.shape
+    extra = None                                   # (S, c) site variance, unseen subjects
+    unseen = np.zeros(n, bool)
+    if sites is not None:
+        H, unseen, u, tau = sites
+        mean = mean + np.einsum("nk,skc->snc", H, u)
+        extra = np.asarray(tau, dtype=float) ** 2
     eps = rng.standard_normal((S, n, c))
     if noise_cov.ndim == 1:
         sd = np.sqrt(noise_cov)[:, None, None]
@@ -233,6 +245,9 @@ def linear_predictive(inputs: dict, coef: np.ndarray, gamma: np.ndarray | None,
     else:
         L = np.linalg.cholesky(noise_cov)
         y = mean + np.einsum("scj,snj->snc", L, eps)
+    if extra is not None and unseen.any():
+        y[:, unseen] += np.sqrt(extra)[:, None, :] * rng.standard_normal(
+            (S, int(unseen.sum()), c))
     pc, ps = inputs["phenotype_center"], inputs["phenotype_scale"]
     out = PredictiveDraws(
         draws={"y": (("subject", "phenotype"), y * ps + pc)},
@@ -243,17 +258,25 @@ def linear_predictive(inputs: dict, coef: np.ndarray, gamma: np.ndarray | None,
         inputs={"X": (("subject", "snp"), X)})
     if Y is not None:
         resid = Y[None] - mean
-        if noise_cov.ndim == 1:
-            v = noise_cov[:, None, None]
-            out.log_density = np.sum(-0.5 * (LOG_2PI + np.log(v)) - 0.5 * resid**2 / v, axis=2)
-        else:
-            L = np.linalg.cholesky(noise_cov)
-            white = np.linalg.solve(L[:, None], resid[..., None])[..., 0]   # (S, n, c)
-            logdet = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-            out.log_density = (-0.5 * c * LOG_2PI - logdet[:, None]
-                               - 0.5 * np.sum(white**2, axis=2))
+        out.log_density = _gaussian_log_density(resid, noise_cov)
+        if extra is not None and unseen.any():
+            cov = (noise_cov[:, None, None] * np.eye(c)[None] if noise_cov.ndim == 1
+                   else noise_cov) + extra[:, :, None] * np.eye(c)[None]
+            out.log_density[:, unseen] = _gaussian_log_density(resid[:, unseen], cov)
         out.log_jacobian = np.full(n, -float(np.sum(np.log(ps))))
     return out
+
+
+def _gaussian_log_density(resid: np.ndarray, noise_cov: np.ndarray) -> np.ndarray:
+    """log N(resid_si | 0, Σ_s) (S, n): ``noise_cov`` (S,) iid variances or (S, c, c)."""
+    c = resid.shape[2]
+    if noise_cov.ndim == 1:
+        v = noise_cov[:, None, None]
+        return np.sum(-0.5 * (LOG_2PI + np.log(v)) - 0.5 * resid**2 / v, axis=2)
+    L = np.linalg.cholesky(noise_cov)
+    white = np.linalg.solve(L[:, None], resid[..., None])[..., 0]           # (S, n, c)
+    logdet = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+    return -0.5 * c * LOG_2PI - logdet[:, None] - 0.5 * np.sum(white**2, axis=2)
 
 
 # ---------------------------------------------------------------------------- integrated LOO

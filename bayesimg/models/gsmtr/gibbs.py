@@ -16,6 +16,12 @@ One sweep draws every block from its full conditional:
 * 1/τ_k | · ~ InvGauss(√(λ₁σ²/‖W_k‖²_F), λ₁) and 1/ω_i | · ~ InvGauss(√(λ₂σ²/‖w_i‖²), λ₂);
 * Γ | W, σ² (covariates, our extension): columns γ_j ~ N(P⁻¹Zᵀ(y_j − Xw_j)/σ², P⁻¹) with
   P = ZᵀZ/σ² + I/s²;
+* site random effects (when ``H`` is given): the site indicators H join the covariates,
+  Z̃ = [Z, H], and [Γ; U] is drawn jointly, column j from
+  N(P_j⁻¹Z̃ᵀ(y_j − Xw_j)/σ², P_j⁻¹), P_j = Z̃ᵀZ̃/σ² + diag(1/s², …, 1/τ_j², …); then the
+  site sds τ and their auxiliaries ν (half-Cauchy prior) from their conjugate
+  conditionals (:mod:`bayesimg.models.core.site_effects`).  Everywhere else U is part of
+  the covariate term: the target of (σ², W) is Y − Z̃[Γ; U];
 * λ₁ | τ ~ Gamma(a + Σ_k (m_k c + 1)/2, b + Σ_k τ_k/2) and λ₂ | ω ~ Gamma(a + d(c + 1)/2,
   b + Σ_i ω_i/2) when λ has a Gamma(a, b) hyperprior.
 
@@ -50,6 +56,25 @@ from bayesimg.models.core.conditionals import (
 from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 from bayesimg.models.core.linalg import cho_solve, factor_and_apply, solve_lower_t
+from bayesimg.models.core.site_effects import (
+    draw_site_scales,
+    gaussian_columns_per_column_prior,
+    initial_site_state,
+)
+
+
+def site_augmented(kw):
+    """Z̃ = [Z, H] (covariates then site indicators), or ``None`` without either."""
+    Z, H = kw["Z"], kw.get("H")
+    if H is None:
+        return Z
+    return H if Z is None else jnp.concatenate([Z, H], axis=1)
+
+
+def stacked_coefficients(z):
+    """[Γ; U] matching :func:`site_augmented` (``None`` without either)."""
+    parts = [z[k] for k in ("gamma", "site_effect") if k in z]
+    return None if not parts else jnp.concatenate(parts, axis=0)
 
 
 class GSMTRGibbsState(NamedTuple):
@@ -94,7 +119,7 @@ class GSMTRGibbs(ExactGibbsKernel):
 
     def _initial_state(self, rng_key, kw, Y):
         """State before the first sweep: τ, ω from their prior, W = 0, statistics of Y."""
-        X, Z = kw["X"], kw["Z"]
+        X, Z = kw["X"], site_augmented(kw)
         n, d = X.shape
         c = Y.shape[1]
         n_genes = kw["gene_sizes"].shape[0]
@@ -111,8 +136,10 @@ class GSMTRGibbs(ExactGibbsKernel):
             "omega": scales[n_genes:] * 2.0 / lam2,
             "W": jnp.zeros((d, c), X.dtype),
         }
-        if Z is not None:
-            z["gamma"] = jnp.zeros((Z.shape[1], c), X.dtype)
+        if kw["Z"] is not None:
+            z["gamma"] = jnp.zeros((kw["Z"].shape[1], c), X.dtype)
+        if kw.get("H") is not None:
+            z.update(initial_site_state(kw["H"].shape[1], c, kw["site_scale"], X.dtype))
         if self.hyperprior is not None:
             z["lambda1"] = jnp.asarray(lam1, X.dtype)
             z["lambda2"] = jnp.asarray(lam2, X.dtype)
@@ -133,7 +160,7 @@ class GSMTRGibbs(ExactGibbsKernel):
     # ---------------------------------------------------------------- sweep
     def sample(self, state, model_args, model_kwargs):
         kw = model_kwargs
-        X, Y, Z = kw["X"], kw["Y"], kw["Z"]
+        X, Y, Z = kw["X"], kw["Y"], site_augmented(kw)
         gene_index, gene_sizes = kw["gene_index"], kw["gene_sizes"]
         n, d = X.shape
         c = Y.shape[1]
@@ -148,12 +175,12 @@ class GSMTRGibbs(ExactGibbsKernel):
             # target = Y − ZΓ only through Xᵀtarget and ‖target‖² (cost free of n)
             xt_target, target_sq = cache["XtY"], cache["YtY"]
             if Z is not None:
-                g = z["gamma"]
+                g = stacked_coefficients(z)
                 xt_target = xt_target - cache["XtZ"] @ g
                 target_sq = (target_sq - 2.0 * jnp.sum(g * cache["ZtY"])
                              + jnp.sum(g * (cache["ZtZ"] @ g)))
         else:
-            target = Y if Z is None else Y - Z @ z["gamma"]
+            target = Y if Z is None else Y - Z @ stacked_coefficients(z)
 
         # (σ², W) | τ, ω, Γ: σ² with W integrated out, then W | σ² (one factorisation)
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
@@ -188,8 +215,13 @@ class GSMTRGibbs(ExactGibbsKernel):
         # Γ | W, σ²
         if Z is not None:
             zt_resid = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow else Z.T @ (Y - X @ W)
-            noise = jax.random.normal(keys[4], (Z.shape[1], c), W.dtype)
-            z["gamma"], gamma_jitter = self._draw_gamma(cache["ZtZ"], zt_resid, noise, sigma2)
+            if kw.get("H") is None:
+                noise = jax.random.normal(keys[4], (Z.shape[1], c), W.dtype)
+                z["gamma"], gamma_jitter = self._draw_gamma(cache["ZtZ"], zt_resid, noise,
+                                                            sigma2)
+            else:
+                z, gamma_jitter = self._draw_gamma_and_sites(keys[4], keys[5], z, kw,
+                                                             cache["ZtZ"], zt_resid, sigma2)
             n_jitter = n_jitter + gamma_jitter
 
         # λ | τ, ω (hyperprior)
@@ -221,6 +253,26 @@ class GSMTRGibbs(ExactGibbsKernel):
         P = ZtZ / noise_var + jnp.eye(r, dtype=ZtZ.dtype) / self.covariate_scale**2
         return factor_and_apply(
             P, lambda L: cho_solve(L, zt_resid / noise_var) + solve_lower_t(L, noise))
+
+    def _draw_gamma_and_sites(self, key, key_scales, z, kw, ZtZ, zt_resid, noise_var):
+        """[Γ; U] jointly given W (per-phenotype prior precisions), then τ, ν | U.
+        Returns the updated state dict and the jitter count."""
+        z = dict(z)
+        c = zt_resid.shape[1]
+        r = 0 if kw["Z"] is None else kw["Z"].shape[1]
+        n_sites = kw["H"].shape[1]
+        dt = zt_resid.dtype
+        prec = jnp.concatenate([
+            jnp.full((r, c), 1.0 / self.covariate_scale**2, dt),
+            jnp.broadcast_to(1.0 / z["site_sd"] ** 2, (n_sites, c))], axis=0)
+        coef, jitter = gaussian_columns_per_column_prior(key, ZtZ, zt_resid, prec, noise_var,
+                                                         return_jitter=True)
+        if r:
+            z["gamma"] = coef[:r]
+        z["site_effect"] = coef[r:]
+        z["site_sd"], z["site_aux"] = draw_site_scales(key_scales, z["site_effect"],
+                                                       z["site_aux"], kw["site_scale"])
+        return z, jitter
 
     def _draw_lambdas(self, key1, key2, z, gene_sizes, d, c):
         """λ₁, λ₂ | τ, ω under the Gamma(a, b) hyperprior (in place in ``z``; the bilateral

@@ -47,14 +47,20 @@ and κ = (√λ₁ + √λ₂)²/2 (the precision the Laplace prior roughly adds
 sampler sees V with near-isotropic posterior even under strong LD.  The
 Jacobian is constant, so the target is unchanged.
 
-Options beyond bgsmtr: covariates Z with Γ ~ N(0, ``covariate_scale``²); λ₁, λ₂
+Options beyond bgsmtr: covariates Z with Γ ~ N(0, ``covariate_scale``²); site
+(scanner, batch) random intercepts y_i += u_{s(i)}, u_{s,j} ~ N(0, τ_j²),
+τ_j ~ HalfCauchy(0, ``site_scale``) when the dataset carries a grouping column
+(``make_dataset(..., random_effects="site")``; math, prior choice and Gibbs blocks in
+:mod:`bayesimg.models.core.site_effects`; the Gibbs kernel draws u jointly with Γ);
+λ₁, λ₂
 with Gamma hyperpriors (fully Bayes); λ chosen over a grid by WAIC/PSIS-LOO
 (:func:`bayesimg.inference.select_hyperparameter`).
 
 Outputs (named dims): ``W`` (snp, phenotype), ``sigma2``, ``gene_norm`` = ‖W_k‖_F
 (gene), ``snp_norm`` = ‖w_i‖ (snp), ``gamma`` (covariate, phenotype),
 ``tau`` (gene) and ``omega`` (snp) in the hierarchical form, ``lambda1``,
-``lambda2`` with hyperpriors.
+``lambda2`` with hyperpriors, ``site_effect`` (site, phenotype) and ``site_sd``
+(phenotype) with site random effects.
 """
 
 from __future__ import annotations
@@ -75,6 +81,13 @@ from bayesimg.models.core.checks import (
     GenotypePhenotypeIO,
     check_centred_phenotypes,
     check_finite_arrays,
+)
+from bayesimg.models.core.site_effects import (
+    SITE_DIMS,
+    SITE_HIDDEN,
+    sample_site_effects,
+    site_design,
+    site_levels,
 )
 
 _NORM_EPS = 1e-12
@@ -102,11 +115,14 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         ``"auto"`` whitens when d ≤ 4000.
     covariate_scale : float
         Prior sd of covariate coefficients Γ (phenotypes standardised).
+    site_scale : float
+        Scale A of the half-Cauchy prior on the site random-effect sds τ_j (used when
+        the dataset has ``sites``; see :mod:`bayesimg.models.core.site_effects`).
     """
 
     name = "gsmtr"
     observed = {"y": ("subject", "phenotype")}
-    hidden_sites = frozenset({"W_white"})
+    hidden_sites = frozenset({"W_white"}) | SITE_HIDDEN
     association_site = "W"
     supports_subsampling = True
     trace_sites = ("sigma2", "gene_norm")
@@ -114,7 +130,7 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
     def __init__(self, lambda1: float = 2.0, lambda2: float = 2.0, *,
                  hyperprior: tuple[float, float] | None = None,
                  parameterization: str = "marginal", whiten="auto",
-                 covariate_scale: float = 10.0):
+                 covariate_scale: float = 10.0, site_scale: float = 1.0):
         for label, lam in (("lambda1", lambda1), ("lambda2", lambda2)):
             if not np.isfinite(lam) or lam <= 0:
                 raise ModelSpecError(f"{label} must be a positive number, got {lam!r}")
@@ -129,6 +145,9 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             raise ModelSpecError(f"whiten must be 'auto', True or False, got {whiten!r}")
         if covariate_scale <= 0:
             raise ModelSpecError(f"covariate_scale must be > 0, got {covariate_scale!r}")
+        if not np.isfinite(site_scale) or site_scale <= 0:
+            raise ModelSpecError(f"site_scale must be a positive number, got {site_scale!r}")
+        self.site_scale = float(site_scale)
         self.lambda1 = float(lambda1)
         self.lambda2 = float(lambda2)
         self.hyperprior = None if hyperprior is None else tuple(map(float, hyperprior))
@@ -150,12 +169,14 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             "snp_norm": ("snp",),
             "lambda1": (),
             "lambda2": (),
+            **SITE_DIMS,
         }
 
     def settings(self) -> dict[str, Any]:
         return {"lambda1": self.lambda1, "lambda2": self.lambda2,
                 "hyperprior": self.hyperprior, "parameterization": self.parameterization,
-                "whiten": self.whiten, "covariate_scale": self.covariate_scale}
+                "whiten": self.whiten, "covariate_scale": self.covariate_scale,
+                "site_scale": self.site_scale}
 
     def _whitened(self, data: Dataset) -> bool:
         if self.parameterization != "marginal":
@@ -166,7 +187,8 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
 
     def static_key(self, data: Dataset | None = None) -> tuple:
         return (type(self).__qualname__, self.parameterization, self.hyperprior,
-                self.covariate_scale, self.whiten)
+                self.covariate_scale, self.whiten,
+                data is not None and getattr(data, "sites", None) is not None)
 
     def validate(self, data: Dataset) -> None:
         if data.genotypes is None or data.n_snps == 0:
@@ -184,6 +206,8 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
                   "subject": np.asarray(data.subjects, dtype=str)}
         if data.covariates is not None:
             coords["covariate"] = np.asarray(data.covariate_names, dtype=str)
+        if data.sites is not None:
+            coords["site"] = site_levels(data)
         return coords
 
     def model_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
@@ -200,6 +224,8 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             "lambda1": np.asarray(self.lambda1),
             "lambda2": np.asarray(self.lambda2),
             "whitener": None,
+            "H": site_design(data),
+            "site_scale": np.asarray(self.site_scale),
         }
         if method != "gibbs" and self._whitened(data):
             kappa = (np.sqrt(self.lambda1) + np.sqrt(self.lambda2)) ** 2 / 2.0
@@ -227,12 +253,21 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
 
     # ------------------------------------------------------------ prediction, LOO
     def predict_draws(self, tree, new_data, *, draws, rng):
-        """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, σ²) (original units)."""
+        """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, σ²) (original units);
+        with site effects, + u_s for a known site, + N(0, τ²) for an unseen one."""
         from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
+        from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
         inputs = regression_inputs(tree, new_data)
-        post = flat_draws(tree, ("W", "gamma", "sigma2") + tuple(self._noise_sites), draws)
-        return linear_predictive(inputs, post["W"], post.get("gamma"), self._noise_cov(post, tree),
-                                 rng)
+        post = flat_draws(tree, ("W", "gamma", "sigma2", "site_effect", "site_sd")
+                          + tuple(self._noise_sites), draws)
+        sites = new_site_design(tree, new_data)
+        if sites is not None:
+            sites = sites + (post["site_effect"], post["site_sd"])
+        out = linear_predictive(inputs, post["W"], post.get("gamma"),
+                                self._noise_cov(post, tree), rng, sites=sites)
+        if sites is not None:
+            out.attrs["site_effects"] = SITE_PREDICTION_NOTE
+        return out
 
     @staticmethod
     def _noise_cov(post, tree) -> np.ndarray:
@@ -249,6 +284,12 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         full conditionals 1/τ_k | W, σ² ~ InvGauss(√(λ₁σ²/‖W_k‖²), λ₁) and
         1/ω_i | · ~ InvGauss(√(λ₂σ²/‖w_i‖²), λ₂), which with the stored (W, σ²) are
         draws of the same joint posterior.
+
+        With site random effects the site effects u are integrated too: given θ and the
+        site sds τ (added to θ) the column j of [W; Γ; U] has the prior
+        N(0, diag(σ²/D, s², τ_j²)), so each phenotype is an exact Gaussian regression on
+        [X, Z, H] and the log density sums over phenotypes.  (Families with correlated
+        noise do not integrate u this way and fall back to PSIS.)
         """
         setup = self._given_theta(tree, draws, rng)
         if setup is None:
@@ -286,8 +327,13 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         Y = np.asarray(tree["observed_data"].dataset["y"].values, dtype=float)
         Z = np.asarray(cd["Z"].values, dtype=float) if "Z" in cd else None
         gene_index = np.asarray(cd["gene_index"].values, dtype=np.int64)
-        post = flat_draws(tree, ("sigma2", "tau", "omega", "W", "lambda1", "lambda2")
-                          + tuple(self._noise_sites), draws)
+        from bayesimg.models.core.site_effects import training_site_design
+        H = training_site_design(tree)
+        if H is not None and type(self)._integrated_loglik is not \
+                GroupSparseMTR._integrated_loglik:
+            return None
+        post = flat_draws(tree, ("sigma2", "tau", "omega", "W", "lambda1", "lambda2",
+                                 "site_sd") + tuple(self._noise_sites), draws)
         sigma2 = np.asarray(post["sigma2"], dtype=float)
         note = "W and Γ integrated out given σ², τ, ω"
         if "tau" not in post or "omega" not in post:
@@ -318,6 +364,18 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
                                    np.full((sigma2.shape[0], Z.shape[1]),
                                            self.covariate_scale**2)])
         theta = {"sigma2": ((), sigma2), "tau": (("gene",), tau), "omega": (("snp",), omega)}
+        if H is not None:
+            from bayesimg.models.core.predict import gaussian_loo_given_prior
+            site_sd = np.asarray(post["site_sd"], dtype=float)                  # (S, c)
+            design = np.hstack([design, H])
+            log_lik = sum(gaussian_loo_given_prior(
+                design, Y[:, [j]], sigma2,
+                np.hstack([prior_var, np.repeat(site_sd[:, [j]] ** 2, H.shape[1], axis=1)]))
+                for j in range(Y.shape[1]))
+            theta["site_sd"] = (("phenotype",), site_sd)
+            note += ", u given τ (site effects integrated too)"
+        else:
+            log_lik = self._integrated_loglik(design, Y, sigma2, prior_var, post, tree)
         theta.update({name: ((), np.asarray(post[name], float)) for name in self._noise_sites})
         return design, Y, sigma2, prior_var, post, theta, note
 
@@ -340,7 +398,8 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         noise_params, observe = self._noise_params, self._observe
 
         def gsmtr_model(X, Y, Z, gene_index, gene_sizes, lambda1, lambda2, whitener,
-                        n_phenotypes=None, subsample_size=None, **noise_args):
+                        H=None, site_scale=1.0, n_phenotypes=None, subsample_size=None,
+                        **noise_args):
             n, d = X.shape
             c = Y.shape[1] if Y is not None else n_phenotypes
             if c is None:
@@ -391,6 +450,10 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
             if Z is not None:
                 gamma = numpyro.sample(
                     "gamma", dist.Normal(0.0, covariate_scale).expand([Z.shape[1], c]).to_event(2))
+            site_effect = None
+            if H is not None:
+                # site random intercepts: centred for the Gibbs kernel's state, else non-centred
+                site_effect = sample_site_effects(H.shape[1], c, site_scale, centred=hierarchical)
             noise = noise_params(sigma2, c, noise_args)
 
             def batch_mean(rows):
@@ -400,10 +463,14 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
                     mean, Yb = X @ W, Y
                     if Z is not None:
                         mean = mean + Z @ gamma
+                    if H is not None:
+                        mean = mean + H @ site_effect
                     return mean, Yb
                 mean = X[rows] @ W
                 if Z is not None:
                     mean = mean + Z[rows] @ gamma
+                if H is not None:
+                    mean = mean + H[rows] @ site_effect
                 return mean, None if Y is None else Y[rows]
 
             observe(n, c, subsample_size, batch_mean, noise)
