@@ -209,3 +209,15 @@ def new_site_design(tree, new_data) -> tuple[np.ndarray, np.ndarray] | None:
         return np.zeros((n, len(levels))), np.ones(n, bool)
     H = site_onehot(sites, levels)
     return H, H.sum(axis=1) == 0
+
+
+def refuse_sites(data, family: str, where: str = "") -> None:
+    """A named error for a family (or sampler) without site random effects, so that a
+    dataset's ``sites`` are never silently ignored."""
+    from bayesimg.errors import ModelSpecError
+
+    if getattr(data, "sites", None) is not None:
+        raise ModelSpecError(
+            f"{family}{where} has no site random effects yet (they exist for GroupSparseMTR, "
+            "and for BilateralGSMTR with method='nuts'); build the dataset without "
+            "random_effects=..., and give the site column as a fixed covariate instead")

@@ -337,6 +337,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                 self.store_noise_cov, self.keep_raw)
 
     def validate(self, data: Dataset) -> None:
+        from bayesimg.models.core.site_effects import refuse_sites
+        refuse_sites(data, type(self).__name__)
         if data.genotypes is None or data.n_snps == 0:
             raise DataValidationError("GLRR needs genotypes (no SNP columns in the dataset)")
         if data.phenotypes is None or data.n_phenotypes == 0:

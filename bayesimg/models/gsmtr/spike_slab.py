@@ -243,6 +243,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     def validate(self, data: Dataset) -> None:
         # the same data as GSMTR (genotypes, centred phenotypes, SNPs grouped into genes)
         GroupSparseMTR.validate(self, data)
+        from bayesimg.models.core.site_effects import refuse_sites
+        refuse_sites(data, "SpikeSlabMTR")
         c = data.n_phenotypes
         for p in self.patterns:
             if not isinstance(p, str) and len(p) != c:
