@@ -143,6 +143,11 @@ from bayesimg.models.core.conditionals import (
 )
 from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
+from bayesimg.models.core.site_effects import (
+    draw_site_scales,
+    initial_site_state,
+    site_effects_given_precisions,
+)
 
 #: degrees of freedom of the Student-t noise loadings (ν of the MGP, as in glrr.py)
 NU = 3.0
@@ -423,6 +428,8 @@ class GLRRGibbs(ExactGibbsKernel):
                  "scale_accept": jnp.zeros((), dt)}
         if K > 0:
             stats["noise_hmc_accept"] = jnp.zeros((), dt)
+        if kw.get("H") is not None:
+            z.update(initial_site_state(kw["H"].shape[1], c, kw["site_scale"], dt))
         # a valid state already (every block has a finite value): no sweep here, which
         # would compile the whole sweep a second time into the init program
         return GLRRGibbsState(jnp.zeros((), jnp.int32), z, keys[2], stats)
@@ -452,6 +459,43 @@ class GLRRGibbs(ExactGibbsKernel):
 
     # ---------------------------------------------------------------- sweep
     def sample(self, state, model_args, model_kwargs):
+        """One sweep; with site random effects (``H``): GLRR's sweep on y − Hu (θ | u),
+        then u | θ and the site sds (:meth:`_site_blocks`)."""
+        kw = model_kwargs
+        if kw.get("H") is None:
+            return self._sweep(state, model_args, kw)
+        z = dict(state.z)
+        site = {k: z.pop(k) for k in ("site_effect", "site_sd", "site_aux")}
+        k_sweep, k_site = jax.random.split(state.rng_key)
+        inner = self._sweep(GLRRGibbsState(state.i, z, k_sweep, state.stats), model_args,
+                            {**kw, "Y": kw["Y"] - kw["H"] @ site["site_effect"]})
+        z, jitter = self._site_blocks(k_site, dict(inner.z), kw, site)
+        stats = dict(inner.stats)
+        stats["cholesky_jitter"] = stats["cholesky_jitter"] + jitter
+        return GLRRGibbsState(inner.i, z, inner.rng_key, stats)
+
+    @staticmethod
+    def _site_blocks(key, z, kw, site):
+        """u | θ, y with the noise factors η integrated out: rows of E = Y − XB − ZΓ at
+        site s are N(u_s, Σ), Σ = ΛΛᵀ + diag ψ, so u_s ~ N(P_s⁻¹Σ⁻¹Σ_{i∈s}e_i, P_s⁻¹),
+        P_s = n_sΣ⁻¹ + diag(1/τ²); then τ, ν | u (:mod:`bayesimg.models.core.site_effects`)."""
+        X, Y, Z, H = kw["X"], kw["Y"], kw["Z"], kw["H"]
+        E = Y - X @ ((z["U"] * z["delta"]) @ z["V"].T)
+        if Z is not None:
+            E = E - Z @ z["gamma"]
+        Sigma = z["Lam"] @ z["Lam"].T + jnp.diag(z["psi"])
+        Sinv = jnp.linalg.inv(Sigma)
+        Sinv = 0.5 * (Sinv + Sinv.T)
+        counts = jnp.sum(H, axis=0)
+        k_u, k_tau = jax.random.split(key)
+        u, jitter = site_effects_given_precisions(
+            k_u, counts[:, None, None] * Sinv[None], (H.T @ E) @ Sinv, site["site_sd"],
+            return_jitter=True)
+        sd, aux = draw_site_scales(k_tau, u, site["site_aux"], kw["site_scale"])
+        z.update(site_effect=u, site_sd=sd, site_aux=aux)
+        return z, jitter
+
+    def _sweep(self, state, model_args, model_kwargs):
         kw = model_kwargs
         X, Y, Z, dt, n, d, c, R, K = self._dims(kw)
         narrow = d <= n
@@ -607,7 +651,7 @@ class GLRRGibbs(ExactGibbsKernel):
     def model_sites(self, z):
         """The NUTS model's latent sites from a Gibbs state (noise_raw = Λ τ^{1/2})."""
         out = {"U": z["U"], "V": z["V"], "delta": z["delta"], "psi": z["psi"]}
-        for name in ("rank_global", "rank_increment", "gamma"):
+        for name in ("rank_global", "rank_increment", "gamma", "site_effect", "site_sd"):
             if name in z:
                 out[name] = z[name]
         if z["Lam"].shape[1] > 0:

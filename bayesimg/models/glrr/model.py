@@ -145,6 +145,13 @@ from bayesimg.models.core.checks import (
     check_centred_phenotypes,
     check_finite_arrays,
 )
+from bayesimg.models.core.site_effects import (
+    SITE_DIMS,
+    SITE_HIDDEN,
+    sample_site_effects,
+    site_design,
+    site_levels,
+)
 
 PRIORS = ("laplace", "gaussian")
 RANK_PRIORS = ("mgp", "common")
@@ -214,7 +221,11 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                  noise_shapes: tuple[float, float] = (2.0, 3.0),
                  psi_prior: tuple[float, float] = (1.0, 0.3),
                  covariate_scale: float = 10.0, rank_threshold: float = 1.0,
-                 store_noise_cov: bool = True, keep_raw: bool = False):
+                 store_noise_cov: bool = True, keep_raw: bool = False,
+                 site_scale: float = 1.0):
+        if not np.isfinite(site_scale) or site_scale <= 0:
+            raise ModelSpecError(f"site_scale must be a positive number, got {site_scale!r}")
+        self.site_scale = float(site_scale)
         if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1:
             raise ModelSpecError(f"rank must be an integer >= 1, got {rank!r}")
         if noise_factors is not None and (
@@ -264,7 +275,7 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
 
     @property
     def hidden_sites(self) -> frozenset[str]:
-        return frozenset() if self.keep_raw else HIDDEN
+        return SITE_HIDDEN | (frozenset() if self.keep_raw else HIDDEN)
 
     #: stored only for integrated LOO: left out of summaries, plots and diagnostics
     helper_sites = frozenset({"loo_snp_layer", "loo_phenotype_layer"})
@@ -294,10 +305,12 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             "rank_increment": ("rank_step",),
             "noise_raw": ("phenotype", "noise_factor"),
             "noise_increment": ("noise_factor",),
+            **SITE_DIMS,
         }
 
     def settings(self) -> dict[str, Any]:
         return {"rank": self.rank, "noise_factors": self.noise_factors,
+                "site_scale": self.site_scale,
                 "snp_prior": self.snp_prior, "phenotype_prior": self.phenotype_prior,
                 "snp_penalty": self.snp_penalty, "phenotype_penalty": self.phenotype_penalty,
                 "rank_prior": self.rank_prior,
@@ -334,11 +347,10 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         return (type(self).__qualname__, self.rank,
                 None if c is None else self.n_noise_factors(c), self.snp_prior,
                 self.phenotype_prior, self.rank_prior, self.fixed_global, self.covariate_scale,
-                self.store_noise_cov, self.keep_raw)
+                self.store_noise_cov, self.keep_raw,
+                data is not None and getattr(data, "sites", None) is not None)
 
     def validate(self, data: Dataset) -> None:
-        from bayesimg.models.core.site_effects import refuse_sites
-        refuse_sites(data, type(self).__name__)
         if data.genotypes is None or data.n_snps == 0:
             raise DataValidationError("GLRR needs genotypes (no SNP columns in the dataset)")
         if data.phenotypes is None or data.n_phenotypes == 0:
@@ -370,6 +382,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
                   "noise_factor": np.arange(1, self.n_noise_factors(c) + 1)}
         if data.covariates is not None:
             coords["covariate"] = np.asarray(data.covariate_names, dtype=str)
+        if getattr(data, "sites", None) is not None:
+            coords["site"] = site_levels(data)
         return coords
 
     def penalties(self, d: int, c: int) -> tuple[float, float]:
@@ -393,6 +407,8 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
             "psi_prior": np.asarray(self.psi_prior),
             "rank_threshold": np.asarray(self.rank_threshold),
             "sign_reference": sign_reference(X, Y, Z, self.rank),
+            "H": site_design(data),
+            "site_scale": np.asarray(self.site_scale),
         }
 
     def predictive_args(self, data: Dataset, method: str = "nuts") -> dict[str, Any]:
@@ -424,20 +440,27 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         prior = self.prior_model()
         covariate_scale = self.covariate_scale
 
+        centred_sites = method == "gibbs"
+
         def glrr_model(X, Y, Z, snp_rate, phenotype_rate, rank_increment_shape,
                        global_precision, noise_shapes, psi_prior, rank_threshold,
-                       sign_reference, n_phenotypes=None, from_posterior=False):
+                       sign_reference, H=None, site_scale=1.0, n_phenotypes=None,
+                       from_posterior=False):
             d = X.shape[1]
             c = Y.shape[1] if Y is not None else n_phenotypes
             if c is None:
                 raise ModelSpecError("pass Y or n_phenotypes to draw from the predictive")
             if from_posterior:
-                _predictive(X, Z, d, c, covariate_scale)
+                _predictive(X, Z, d, c, covariate_scale, H)
                 return
             layers = prior(X, Z, c, snp_rate, phenotype_rate, rank_increment_shape,
                            global_precision, noise_shapes, psi_prior, rank_threshold,
                            sign_reference)
             mean, Lam, psi = layers["mean"], layers["noise_factors"], layers["psi"]
+            if H is not None:
+                # site random intercepts (core.site_effects): centred for the Gibbs state
+                mean = mean + H @ sample_site_effects(H.shape[1], c, site_scale,
+                                                      centred=centred_sites)
             if Lam.shape[1] > 0:
                 noise = dist.LowRankMultivariateNormal(mean, Lam, psi)
             else:
@@ -547,12 +570,21 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         Needs Σ per draw (``noise_cov``, stored unless ``store_noise_cov=False``).
         """
         from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
+        from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
         inputs = regression_inputs(tree, new_data)
-        post = flat_draws(tree, ("B", "gamma", "noise_cov", "psi"), draws)
+        post = flat_draws(tree, ("B", "gamma", "noise_cov", "psi", "site_effect", "site_sd"),
+                          draws)
         if "noise_cov" not in post:
             raise ModelSpecError("predicting new subjects needs Σ per draw: refit with "
                                  "store_noise_cov=True")
-        return linear_predictive(inputs, post["B"], post.get("gamma"), post["noise_cov"], rng)
+        sites = new_site_design(tree, new_data)
+        if sites is not None:
+            sites = sites + (post["site_effect"], post["site_sd"])
+        out = linear_predictive(inputs, post["B"], post.get("gamma"), post["noise_cov"], rng,
+                                sites=sites)
+        if sites is not None:
+            out.attrs["site_effects"] = SITE_PREDICTION_NOTE
+        return out
 
     # ------------------------------------------------------------ integrated LOO
     def align_draws(self, samples, data):
@@ -582,7 +614,9 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         integrated: it is the d×R factor (p ≈ n) that one subject moves, so PSIS then
         reweights the low-dimensional (A, Σ) and the scales only.  Needs the stored
         ``loo_snp_layer``/``loo_phenotype_layer``, ``noise_cov`` and the data (None
-        otherwise: ``fit.loo()`` falls back to PSIS).
+        otherwise: ``fit.loo()`` falls back to PSIS).  With site random effects the
+        site effects u are conditioned on per draw (y − Hu is then GLRR's data): each is
+        shared by a whole site, so leaving one subject out barely moves it.
         """
         from bayesimg.models.core.predict import gaussian_loo_given_layers
         cd = tree["constant_data"].dataset if "constant_data" in tree.children else {}
@@ -595,8 +629,20 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         if got is None:
             return None
         layers, Sig, s_u, note = got
-        log_lik = gaussian_loo_given_layers(X, Z, Y, layers, Sig, s_u,
-                                            self.covariate_scale**2)
+        from bayesimg.models.core.site_effects import training_site_design
+        H = training_site_design(tree)
+        if H is None:
+            log_lik = gaussian_loo_given_layers(X, Z, Y, layers, Sig, s_u,
+                                                self.covariate_scale**2)
+        else:
+            # the site effects are conditioned on, draw by draw (each is shared by many
+            # subjects, so one subject moves it little; PSIS reweights it with (A, Σ))
+            from bayesimg.models.core.predict import flat_draws
+            u = np.asarray(flat_draws(tree, ("site_effect",), draws)["site_effect"], float)
+            log_lik = np.concatenate([gaussian_loo_given_layers(
+                X, Z, Y - H @ u[s], layers[s:s + 1], Sig[s:s + 1], s_u[s:s + 1],
+                self.covariate_scale**2) for s in range(u.shape[0])])
+            note += "; the site effects conditioned on per draw"
         theta = {"layers": (("rank", "phenotype"), layers),
                  "noise_cov": (("phenotype", "phenotype_2"), Sig)}
         return log_lik, theta, note
@@ -682,14 +728,17 @@ def _identified(U, V, delta, XU, Lam, psi, sign_reference, rank_threshold, store
         numpyro.deterministic("noise_cov", Lam @ Lam.T + jnp.diag(psi))
 
 
-def _predictive(X, Z, d, c, covariate_scale):
-    """y from posterior draws of the identified B, Γ and Σ."""
+def _predictive(X, Z, d, c, covariate_scale, H=None):
+    """y from posterior draws of the identified B, Γ, the site effects and Σ."""
     B = numpyro.sample("B", dist.ImproperUniform(constraints.real, (), (d, c)))
     mean = X @ B
     if Z is not None:
         gamma = numpyro.sample("gamma", dist.ImproperUniform(constraints.real, (),
                                                               (Z.shape[1], c)))
         mean = mean + Z @ gamma
+    if H is not None:
+        mean = mean + H @ numpyro.sample(
+            "site_effect", dist.ImproperUniform(constraints.real, (), (H.shape[1], c)))
     cov = numpyro.sample("noise_cov",
                          dist.ImproperUniform(constraints.positive_definite, (), (c, c)))
     with numpyro.plate("subject", X.shape[0]):
