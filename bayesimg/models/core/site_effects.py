@@ -219,5 +219,5 @@ def refuse_sites(data, family: str, where: str = "") -> None:
     if getattr(data, "sites", None) is not None:
         raise ModelSpecError(
             f"{family}{where} has no site random effects yet (they exist for GroupSparseMTR, "
-            "and for BilateralGSMTR with method='nuts'); build the dataset without "
+            "GLRR, and BilateralGSMTR with method='nuts'); build the dataset without "
             "random_effects=..., and give the site column as a fixed covariate instead")

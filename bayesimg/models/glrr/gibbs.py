@@ -119,6 +119,12 @@ mixed alike under the former noise block: ψ R-hat 1.13 at the default run lengt
 collapsed HMC move of step 3 is what made it mix (figures above and in
 ``benchmarks/results/glrr_mixing.json``).
 
+Site random effects (``H`` given; :mod:`bayesimg.models.core.site_effects`).  The sweep
+above runs on y − Hu, which leaves p(θ | u, y) invariant.  Then u is drawn from its full
+conditional given θ, with η integrated out.  The rows of E = Y − XB − ZΓ at site s are
+N(u_s, Σ), so u_s | θ ~ N(P_s⁻¹Σ⁻¹Σ_{i∈s}e_i, P_s⁻¹), with P_s = n_sΣ⁻¹ + diag(1/τ²).
+Finally τ and its half-Cauchy auxiliary ν are drawn from their conjugate conditionals.
+
 Start: the rank-R truncated SVD of a ridge estimate of B (as SVI/MAP) perturbed per
 chain (U, V by 30% of a typical entry, δ by a factor e^{N(0, 0.3²)}), ψ from the ridge
 residuals (× e^{N(0, 0.2²)}), small random Λ, unit MGP increments, Laplace mixing

@@ -196,6 +196,14 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
         (a_ψ, b_ψ): 1/ψ_j ~ Gamma(a_ψ, b_ψ).
     covariate_scale : float
         Prior sd of covariate coefficients Γ.
+    site_scale : float
+        Scale A of the half-Cauchy prior on the site random-effect sds.  It is used
+        when the dataset has ``sites`` (``make_dataset(..., random_effects="site")``).
+        Then y_i gains u_{s(i)}, with u_{s,j} ~ N(0, τ_j²) and τ_j ~ HalfCauchy(0, A).
+        Outputs: ``site_effect`` (site, phenotype) and ``site_sd`` (phenotype).  Math
+        and prior choice: :mod:`bayesimg.models.core.site_effects`.  The Gibbs kernel
+        first runs GLRR's sweep on y − Hu.  It then draws u | θ with the noise factors
+        integrated out (one c×c Gaussian per site), and then τ.
     rank_threshold : float
         Multiple of the noise edge σ̄(√d + √c) a signal singular value must exceed
         to count in ``effective_rank``.
