@@ -199,11 +199,14 @@ def _read_genotype_dataset(d: dict[str, Any]):
                              columns=d.get("phenotype_columns"))
     cov = None
     if d.get("covariates"):
-        cov = bdata.read_table(d["covariates"], id_column=d.get("id_column"),
-                               columns=d.get("covariate_columns"))
+        columns = d.get("covariate_columns")
+        if columns is not None and d.get("random_effects"):
+            columns = [*columns, d["random_effects"]]
+        cov = bdata.read_table(d["covariates"], id_column=d.get("id_column"), columns=columns)
     dataset = bdata.make_dataset(
         geno, pheno, cov, phenotype_columns=d.get("phenotype_columns"),
         covariate_columns=d.get("covariate_columns"),
+        random_effects=d.get("random_effects"),
         max_snp_missing=d.get("max_snp_missing", 0.05), min_maf=d.get("min_maf", 0.0),
         standardize_genotypes=d.get("standardize_genotypes", "center"),
         drop_missing_phenotypes=d.get("drop_missing_phenotypes", False),
@@ -252,7 +255,8 @@ def build_model(config: RunConfig):
         return GroupSparseMTR(lambda1=m.get("lambda1", 2.0), lambda2=m.get("lambda2", 2.0),
                               hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
                               parameterization=m.get("parameterization", "marginal"),
-                              covariate_scale=m.get("covariate_scale", 10.0))
+                              covariate_scale=m.get("covariate_scale", 10.0),
+                              site_scale=m.get("site_scale", 1.0))
     if family == "bilateral_gsmtr":
         from bayesimg.models import BilateralGSMTR
         pairs = m.get("pairs", "auto")
@@ -262,7 +266,8 @@ def build_model(config: RunConfig):
             rho_prior=tuple(m.get("rho_prior", (1.0, 1.0))),
             hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
             parameterization=m.get("parameterization", "marginal"),
-            covariate_scale=m.get("covariate_scale", 10.0))
+            covariate_scale=m.get("covariate_scale", 10.0),
+            site_scale=m.get("site_scale", 1.0))
     if family == "spike_slab":
         from bayesimg.models import SpikeSlabMTR
         kwargs = {k: m[k] for k in ("residual", "covariate_scale") if k in m}
@@ -272,7 +277,8 @@ def build_model(config: RunConfig):
     if family == "glrr":
         from bayesimg.models import GLRR
         return GLRR(rank=m.get("rank", 3), noise_factors=m.get("noise_factors"),
-                    covariate_scale=m.get("covariate_scale", 10.0))
+                    covariate_scale=m.get("covariate_scale", 10.0),
+                    site_scale=m.get("site_scale", 1.0))
     if family == "factor":
         from bayesimg.models import MultiViewFactor
         return MultiViewFactor(m.get("n_factors", 10),

@@ -76,3 +76,15 @@ def test_families_without_site_effects_refuse_them_before_any_compile():
     for model in (bi.models.GLRR(), bi.models.SpikeSlabMTR()):
         with pytest.raises(ModelSpecError, match="no site random effects"):
             model.validate(data)
+
+
+def test_config_keys_reach_the_dataset_and_the_model(tmp_path):
+    from bayesimg.config import load_config
+    from bayesimg.jobs import build_model
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[data]\nplink = "x"\nphenotypes = "y.csv"\ncovariates = "c.csv"\n'
+                   'random_effects = "site"\n[model]\nfamily = "glrr"\nsite_scale = 0.5\n')
+    config = load_config(cfg)
+    assert config.data["random_effects"] == "site"
+    assert build_model(config).site_scale == 0.5
