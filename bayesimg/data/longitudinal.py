@@ -26,7 +26,7 @@ import pandas as pd
 
 from bayesimg.data.base import SubjectData, hash_arrays
 from bayesimg.data.dataset import Dataset
-from bayesimg.data.prepare import _is_categorical, one_hot
+from bayesimg.data.prepare import _is_categorical, one_hot, random_effect_column, site_labels
 from bayesimg.errors import DataValidationError
 
 __all__ = ["LongitudinalData", "make_longitudinal"]
@@ -48,6 +48,9 @@ class LongitudinalData(SubjectData):
     visit_labels : (n, T) str, the original visit labels ("" padded)
     covariates : (n, T, r) float or None, visit-level covariates (0 padded)
     covariate_names : (r,) str or None
+    sites : (n,) str or None, each subject's site (scanner, batch) modelled as a random
+        intercept (``make_longitudinal(..., random_effects="site")``; constant over a
+        subject's visits)
     preprocessing : dict — ``genotype_center``/``genotype_scale`` (from the genotype
         dataset), ``phenotype_center``/``phenotype_scale`` (pooled over visits),
         ``covariate_center``/``covariate_scale``, ``time_center``, ``time_name``
@@ -65,9 +68,13 @@ class LongitudinalData(SubjectData):
     covariate_names: np.ndarray | None = None
     preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)
     name: str = "longitudinal"
+    sites: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.subjects)
+        if self.sites is not None and np.shape(self.sites) != (n,):
+            raise DataValidationError(
+                f"sites has shape {np.shape(self.sites)}, expected ({n},) for {n} subjects")
         if self.genotypes.ndim != 2 or self.genotypes.shape[0] != n:
             raise DataValidationError(
                 f"genotypes have shape {self.genotypes.shape}, expected ({n}, d)")
@@ -153,7 +160,8 @@ class LongitudinalData(SubjectData):
             self, subjects=self.subjects[idx], genotypes=self.genotypes[idx],
             phenotypes=take(self.phenotypes), visit_mask=take(self.visit_mask),
             time=take(self.time), visit_labels=take(self.visit_labels),
-            covariates=take(self.covariates))
+            covariates=take(self.covariates),
+            sites=None if self.sites is None else self.sites[idx])
 
     def baseline(self) -> Dataset:
         """The first visit of every subject as a cross-sectional :class:`Dataset`
@@ -164,7 +172,7 @@ class LongitudinalData(SubjectData):
                        covariate_names=self.covariate_names,
                        preprocessing={k: v for k, v in self.preprocessing.items()
                                       if k.startswith("genotype")},
-                       name=f"{self.name} (first visits)")
+                       name=f"{self.name} (first visits)", sites=self.sites)
 
     def visit_average(self) -> Dataset:
         """Each subject's phenotypes averaged over its visits (and re-centred) as a
@@ -175,7 +183,7 @@ class LongitudinalData(SubjectData):
                        phenotypes=Y, phenotype_names=self.phenotype_names,
                        preprocessing={k: v for k, v in self.preprocessing.items()
                                       if k.startswith("genotype")},
-                       name=f"{self.name} (visit averages)")
+                       name=f"{self.name} (visit averages)", sites=self.sites)
 
     def __repr__(self) -> str:
         lo, hi = int(self.visit_counts.min()), int(self.visit_counts.max())
@@ -190,6 +198,7 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
                       covariate_levels: Mapping[str, Sequence[str]] | None = None,
                       standardize_phenotypes: bool = True,
                       standardize_covariates: bool = True,
+                      random_effects: str | Sequence[str] | None = None,
                       name: str = "longitudinal") -> LongitudinalData:
     """Align a genotype dataset with a long table of visits.
 
@@ -221,6 +230,12 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
         families have no intercept); with ``standardize_phenotypes`` also divided by
         their sd over visits.  Covariates likewise when ``standardize_covariates``.
 
+    random_effects : str or [str], optional
+        A site/scanner column of the visits table modelled as a random intercept
+        (:mod:`bayesimg.models.core.site_effects`) instead of a covariate: kept per subject
+        as ``sites``.  It must be constant over each subject's visits, have no missing
+        value, at least two levels and two subjects per level (named errors otherwise).
+
     Time (when the table has it) is centred by its mean over visits and kept in its
     units (``preprocessing["time_center"]``).
     """
@@ -243,6 +258,7 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
         if col in columns and not pd.api.types.is_numeric_dtype(visits[col]):
             raise DataValidationError("phenotype column is not numeric", source=source,
                                       column=col)
+    site_col = random_effect_column(random_effects, visits, covs, label="visits")
     for col in covariate_levels or {}:
         if col not in covs or not _is_categorical(visits[col]):
             raise DataValidationError("covariate_levels names a column that is not a text "
@@ -302,12 +318,35 @@ def make_longitudinal(genotypes: Dataset, visits: pd.DataFrame, *,
                     covariates_one_hot=one_hot_encoding)
         Z = np.zeros((n, T, cv.shape[1]))
         Z[rows, pos] = (cv - zc) / zs
+    sites = None
+    if site_col is not None:
+        sites = _subject_sites(table, site_col, subjects, source, prep)
     return LongitudinalData(
+        sites=sites,
         subjects=np.asarray(subjects, dtype=str), genotypes=genotypes.genotypes[keep],
         snps=genotypes.snps, phenotypes=Y, phenotype_names=np.asarray(columns, dtype=str),
         visit_mask=mask, time=time, visit_labels=labels.astype(str), covariates=Z,
         covariate_names=None if not covs else np.asarray(cov_names, dtype=str),
         preprocessing=prep, name=name)
+
+
+def _subject_sites(table: pd.DataFrame, col: str, subjects: pd.Index, source: str,
+                   prep: dict) -> np.ndarray:
+    """Each subject's site from the visits (one value per subject, checked)."""
+    frame = table.set_index(table["subject"].astype(str))[col]
+    if frame.isna().any():
+        raise DataValidationError("missing random-effect value", source=source, column=col,
+                                  subject=str(frame.index[int(np.argmax(frame.isna()))]))
+    per_subject = frame.astype(str).groupby(level=0, sort=False).nunique()
+    moved = per_subject[per_subject > 1]
+    if len(moved):
+        raise DataValidationError(
+            f"random-effect column changes between visits of {len(moved)} subject(s); a "
+            "subject's site must be constant (or give it as a visit covariate)",
+            source=source, column=col, subject=str(moved.index[0]))
+    first = frame.groupby(level=0, sort=False).first().reindex(subjects)
+    first.name = col
+    return site_labels(first, source, prep)
 
 
 def _visit_covariates(table: pd.DataFrame, covs: list[str], levels: dict,

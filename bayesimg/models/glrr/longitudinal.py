@@ -65,6 +65,7 @@ import numpyro.distributions as dist
 from bayesimg.data.longitudinal import LongitudinalData
 from bayesimg.errors import DataValidationError, ModelSpecError
 from bayesimg.models.core.random_intercept import RandomInterceptNormal
+from bayesimg.models.core.site_effects import sample_site_effects, site_design, site_levels
 from bayesimg.models.glrr.model import GeneralizedLowRankRegression, ridge_svd, sign_reference
 
 __all__ = ["L2R2", "LongitudinalLowRankRegression"]
@@ -194,6 +195,8 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         covs = self.covariate_names(data)
         if covs is not None:
             coords["covariate"] = covs
+        if data.sites is not None:
+            coords["site"] = site_levels(data)
         return coords
 
     def design(self, data: LongitudinalData) -> tuple[np.ndarray, np.ndarray | None]:
@@ -233,6 +236,9 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
             "psi_prior": np.asarray(self.psi_prior),
             "rank_threshold": np.asarray(self.rank_threshold),
             "sign_reference": sign_reference(X, Y, Z, self.rank),
+            # site random effects: the visits' site indicators (a subject's site is fixed)
+            "H": None if data.sites is None else site_design(data)[rows],
+            "site_scale": np.asarray(self.site_scale),
         }
 
     def subject_axis_args(self, data, method: str = "nuts", *, args=None):
@@ -254,6 +260,8 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         if data.covariates is not None:
             out["Z"] = (("subject", "visit", "visit_covariate"),
                         np.asarray(data.covariates, dtype=float))
+        if data.sites is not None:
+            out["site_of_subject"] = (("subject",), np.asarray(data.sites, dtype=str))
         for key, dim, n in (("phenotype_center", "phenotype", data.n_phenotypes),
                             ("phenotype_scale", "phenotype", data.n_phenotypes),
                             ("genotype_center", "genotype_snp", data.n_snps),
@@ -279,8 +287,11 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         fixed = self.fixed_subject_var
         store_effects = self.store_subject_effects
 
+        centred_sites = method == "gibbs"
+
         def l2r2_model(X, Y, Z, Y_obs, visit_mask, subject_index, visit_position,
-                       subject_var_prior, n_phenotypes=None, from_posterior=False, **glrr_kw):
+                       subject_var_prior, H=None, site_scale=1.0, n_phenotypes=None,
+                       from_posterior=False, **glrr_kw):
             if from_posterior:
                 raise ModelSpecError("L2R2 has no posterior predictive model")
             n, T = visit_mask.shape
@@ -291,6 +302,9 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
             mean = X @ layers["B"]
             if Z is not None:
                 mean = mean + Z @ layers["gamma"]
+            if H is not None:
+                mean = mean + H @ sample_site_effects(H.shape[1], c, site_scale,
+                                                      centred=centred_sites)
             Lam, psi = layers["noise_factors"], layers["psi"]
             cov = Lam @ Lam.T + jnp.diag(psi)
             if fixed:
@@ -325,7 +339,8 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
         from bayesimg.models.core.predict import PredictiveDraws, flat_draws
         new = _to_fit_units(tree, new_data)
         X, Z = self.design(new)
-        post = flat_draws(tree, ("B", "gamma", "noise_cov", "subject_var"), draws)
+        post = flat_draws(tree, ("B", "gamma", "noise_cov", "subject_var", "site_effect",
+                                 "site_sd"), draws)
         if "noise_cov" not in post:
             raise ModelSpecError("predicting new subjects needs Σ per draw: refit with "
                                  "store_noise_cov=True")
@@ -342,12 +357,23 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
             mean_flat = mean_flat + np.einsum("nr,src->snc", Z, post["gamma"])
         n, T = new.visit_mask.shape
         rows, pos = new.visit_index()
+        from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
+        sites = new_site_design(tree, new)
+        unseen = np.zeros(n, bool)
+        if sites is not None:
+            H, unseen = sites
+            mean_flat = mean_flat + np.einsum("nk,skc->snc", H[rows], post["site_effect"])
         mean = np.zeros((S, n, T, c))
         mean[:, rows, pos] = mean_flat
         mask = new.visit_mask
         L = np.linalg.cholesky(post["noise_cov"])
         eps = np.einsum("scj,sntj->sntc", L, rng.standard_normal((S, n, T, c)))
-        b = rng.standard_normal((S, n, 1, c)) * np.sqrt(omega)[:, None, None, :]
+        # a subject's intercept, plus its site's effect when the site is unseen: both are
+        # constant over its visits, so an unseen site adds τ² to the intercept variance
+        intercept_var = np.broadcast_to(omega[:, None, :], (S, n, c)).copy()
+        if sites is not None:
+            intercept_var[:, unseen] += post["site_sd"][:, None, :] ** 2
+        b = rng.standard_normal((S, n, 1, c)) * np.sqrt(intercept_var)[:, :, None, :]
         y = (mean + b + eps)
         pc = np.asarray(tree["constant_data"].dataset["phenotype_center"].values) \
             if "phenotype_center" in tree["constant_data"].dataset else np.zeros(c)
@@ -362,14 +388,26 @@ class LongitudinalLowRankRegression(GeneralizedLowRankRegression):
                     "phenotype": np.asarray(new.phenotype_names, dtype=str)},
             attrs={"units": "original units of the phenotypes (the fit's standardisation "
                             "undone)"})
+        if sites is not None:
+            out.attrs["site_effects"] = SITE_PREDICTION_NOTE
         if np.isfinite(new.phenotypes[mask]).all():
             value = jnp.asarray(np.where(mask[..., None], new.phenotypes, 0.0))
 
             def density(m, cov, om):
                 return RandomInterceptNormal(m, cov, om, jnp.asarray(mask, float)
                                              ).log_prob(value)
-            out.log_density = np.asarray(jax.vmap(density)(
+            out.log_density = np.array(jax.vmap(density)(
                 jnp.asarray(mean), jnp.asarray(post["noise_cov"]), jnp.asarray(omega)))
+            if unseen.any():
+                sub = np.flatnonzero(unseen)
+                value_u = value[sub]
+
+                def density_unseen(m, cov, om):
+                    return RandomInterceptNormal(m, cov, om, jnp.asarray(mask[sub], float)
+                                                 ).log_prob(value_u)
+                out.log_density[:, sub] = np.asarray(jax.vmap(density_unseen)(
+                    jnp.asarray(mean[:, sub]), jnp.asarray(post["noise_cov"]),
+                    jnp.asarray(omega + post["site_sd"] ** 2)))
             out.log_jacobian = -new.visit_counts * float(np.sum(np.log(ps)))
         return out
 

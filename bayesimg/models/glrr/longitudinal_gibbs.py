@@ -24,6 +24,14 @@ sweeps (step 1 redraws it from θ), so the stored draws are those of the NUTS mo
 whose deterministic sites (and the per-subject marginal log-likelihood) the kernel
 computes with the model function itself.
 
+Site random effects (``H`` given, a subject's site fixed over its visits): before step 1,
+u | θ, ω is drawn with b integrated out (:meth:`L2R2Gibbs._collapsed_sites`), then τ | u
+(:mod:`bayesimg.models.core.site_effects`), and steps 1–4 run on y − Hu.  Step 1 then
+draws b given (θ, ω, u), so the pair (u, b) is one draw from its joint conditional
+(partially collapsed Gibbs, van Dyk & Park 2008, JASA 103:790, in a valid order).
+Integrating b matters here because b_i and u_s are both constant over a subject's
+visits: drawing u given b would be the same slow coupling as the one step 4 addresses.
+
 Why step 4: b_i and the genetic mean Bᵀx_i are both constant over a subject's visits,
 so when ω is large relative to Σ/T_i the intercepts drawn in step 1 absorb part of the
 genetic signal and steps 1–3 alone give B back only gradually (an AR(1)-like coupling
@@ -40,6 +48,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 
 from bayesimg.models.core.conditionals import gaussian_columns_given_precision
 from bayesimg.models.core.random_intercept import RandomInterceptNormal
+from bayesimg.models.core.site_effects import draw_site_scales, site_effects_given_precisions
 from bayesimg.models.glrr.gibbs import GLRRGibbs, GLRRGibbsState
 
 __all__ = ["L2R2Gibbs"]
@@ -88,6 +97,54 @@ class L2R2Gibbs(GLRRGibbs):
         return GLRRGibbsState(state.i, z, state.rng_key, state.stats)
 
     def sample(self, state, model_args, model_kwargs):
+        """One sweep; with site random effects (``H``): u | θ, ω with the subject
+        intercepts integrated out (:meth:`_collapsed_sites`), τ | u, then steps 1–4 on
+        y − Hu (see the module docstring)."""
+        kw = model_kwargs
+        if kw.get("H") is None:
+            return self._sweep_given_sites(state, model_args, kw)
+        z = dict(state.z)
+        site = {k: z.pop(k) for k in ("site_effect", "site_sd", "site_aux")}
+        k_site, k_tau, k_rest = jax.random.split(state.rng_key, 3)
+        dt = kw["Y"].dtype
+        c = kw["Y"].shape[1]
+        omega = (jnp.full((c,), kw["subject_var_prior"][0], dt) if self.fixed_subject_var
+                 else z["subject_var"])
+        u, Hs, jitter = self._collapsed_sites(k_site, z, kw, omega, site["site_sd"])
+        sd, aux = draw_site_scales(k_tau, u, site["site_aux"], kw["site_scale"])
+        shift = Hs @ u                                                     # (n, c)
+        shifted = {**kw, "H": None, "Y": kw["Y"] - shift[kw["subject_index"]],
+                   "Y_obs": kw["Y_obs"] - shift[:, None, :] * kw["visit_mask"][..., None]}
+        inner = self._sweep_given_sites(GLRRGibbsState(state.i, z, k_rest, state.stats),
+                                        model_args, shifted)
+        z_new = dict(inner.z)
+        z_new.update(site_effect=u, site_sd=sd, site_aux=aux)
+        stats = dict(inner.stats)
+        stats["cholesky_jitter"] = stats["cholesky_jitter"] + jitter
+        return GLRRGibbsState(inner.i, z_new, inner.rng_key, stats)
+
+    def _collapsed_sites(self, key, z, kw, omega, site_sd):
+        """u | θ, ω, y with the intercepts b integrated out.  A subject's site is fixed,
+        so with r_it = y_it − μ_it its visit mean r̄_i ~ N(u_s(i), Σ/T_i + D) and the
+        deviations from it do not involve u: u_s ~ N(P_s⁻¹ Σ_{i∈s} K_i r̄_i, P_s⁻¹),
+        K_i = (Σ/T_i + D)⁻¹, P_s = Σ_{i∈s} K_i + diag(1/τ²).  Returns (u, the subjects'
+        site indicators (n × S), jitter count)."""
+        idx = kw["subject_index"]
+        n = kw["visit_mask"].shape[0]
+        counts = jnp.sum(kw["visit_mask"], axis=1)
+        Hs = jax.ops.segment_sum(kw["H"], idx, n) / counts[:, None]
+        resid = kw["Y"] - self._visit_mean(z, kw)
+        rbar = jax.ops.segment_sum(resid, idx, n) / counts[:, None]
+        Sigma = self._noise_cov(z)
+        C = Sigma[None] / counts[:, None, None] + jnp.diag(omega)[None]
+        K = jnp.linalg.inv(C)
+        K = 0.5 * (K + jnp.swapaxes(K, 1, 2))
+        prec = jnp.einsum("is,icd->scd", Hs, K)
+        lin = jnp.einsum("is,icd,id->sc", Hs, K, rbar)
+        u, jitter = site_effects_given_precisions(key, prec, lin, site_sd, return_jitter=True)
+        return u, Hs, jitter
+
+    def _sweep_given_sites(self, state, model_args, model_kwargs):
         kw = model_kwargs
         z = dict(state.z)
         k_b, k_omega, k_glrr = jax.random.split(state.rng_key, 3)

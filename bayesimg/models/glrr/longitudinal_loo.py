@@ -128,13 +128,24 @@ def l2r2_integrated_loo(model, tree, *, draws: np.ndarray, rng: np.random.Genera
     Xr, Zr, Yr, noise_class, counts = rotate_visits(subject, X, Z, Y)
     noise = np.concatenate([Sig[:, None], Sig[:, None] + counts[None, :, None, None]
                             * np.einsum("sj,jk->sjk", omega, np.eye(c))[:, None]], axis=1)
-    log_lik = gaussian_loo_given_layers(Xr, Zr, Yr, layers, noise, s_u,
-                                        model.covariate_scale**2,
-                                        noise_class=noise_class, subject=subject)
+    from bayesimg.models.core.site_effects import training_site_design
+    H = training_site_design(tree)
+    if H is None:
+        log_lik = gaussian_loo_given_layers(Xr, Zr, Yr, layers, noise, s_u,
+                                            model.covariate_scale**2,
+                                            noise_class=noise_class, subject=subject)
+    else:
+        # site effects conditioned on per draw (shared by a whole site): y − H u
+        u = np.asarray(flat_draws(tree, ("site_effect",), draws)["site_effect"], float)
+        log_lik = np.concatenate([gaussian_loo_given_layers(
+            Xr, Zr, rotate_visits(subject, Y - H[subject] @ u[s])[0], layers[s:s + 1],
+            noise[s:s + 1], s_u[s:s + 1], model.covariate_scale**2,
+            noise_class=noise_class, subject=subject) for s in range(S)])
     theta = {"layers": (("rank", "phenotype"), layers),
              "noise_cov": (("phenotype", "phenotype_2"), Sig),
              "subject_var": (("phenotype",), omega)}
     note = ("U, Γ and the subject intercepts b_i integrated out given A = diag(δ)Vᵀ, Σ, ω"
             + (" and U's Laplace mixing variances (drawn from their full conditional given U)"
-               if model.snp_prior == "laplace" else ""))
+               if model.snp_prior == "laplace" else "")
+            + ("; the site effects conditioned on per draw" if H is not None else ""))
     return log_lik, theta, note
