@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayesimg as bi
-from bayesimg.errors import DataValidationError, ModelSpecError
+from bayesimg.errors import DataValidationError
 
 
 def _tables(n=12, seed=0):
@@ -68,16 +68,6 @@ def test_no_covariates_table_is_named():
         bi.data.make_dataset(phenotypes=pheno, random_effects="site")
 
 
-def test_families_without_site_effects_refuse_them_before_any_compile():
-    import dataclasses
-    data, _ = bi.data.simulate_gsmtr(n_subjects=20, n_snps=4, n_genes=2, n_phenotypes=2,
-                                     seed=0)
-    data = dataclasses.replace(data, sites=np.array(["a", "b"] * 10))
-    for model in (bi.models.GLRR(), bi.models.SpikeSlabMTR()):
-        with pytest.raises(ModelSpecError, match="no site random effects"):
-            model.validate(data)
-
-
 def test_config_keys_reach_the_dataset_and_the_model(tmp_path):
     from bayesimg.config import load_config
     from bayesimg.jobs import build_model
@@ -88,3 +78,25 @@ def test_config_keys_reach_the_dataset_and_the_model(tmp_path):
     config = load_config(cfg)
     assert config.data["random_effects"] == "site"
     assert build_model(config).site_scale == 0.5
+
+
+def test_make_longitudinal_takes_a_subject_level_site():
+    data, _ = bi.data.simulate_gsmtr(n_subjects=12, n_snps=4, n_genes=2, n_phenotypes=1,
+                                     seed=0)
+    rows = [{"subject": s, "visit": f"v{t}", "hippo": float(i + t),
+             "site": ["oslo", "lyon", "ucla"][i % 3]}
+            for i, s in enumerate(data.subjects) for t in range(2)]
+    visits = bi.data.read_visits(pd.DataFrame(rows))
+    geno = data
+    long = bi.data.make_longitudinal(geno, visits, phenotype_columns=["hippo"],
+                                     random_effects="site")
+    assert list(long.sites[:3]) == ["oslo", "lyon", "ucla"] and long.covariates is None
+    assert list(long.subset_subjects([1]).sites) == ["lyon"]
+    moved = visits.copy()
+    moved.loc[moved.index[1], "site"] = "lyon"          # subject 0's second visit elsewhere
+    with pytest.raises(DataValidationError, match="changes between visits"):
+        bi.data.make_longitudinal(geno, moved, phenotype_columns=["hippo"],
+                                  random_effects="site")
+    with pytest.raises(DataValidationError, match="not found in the visits"):
+        bi.data.make_longitudinal(geno, visits, phenotype_columns=["hippo"],
+                                  random_effects="scanner")

@@ -73,7 +73,8 @@ from bayesimg.models.core.linalg import cho_solve, factor_and_apply, solve_lower
 __all__ = ["SITE_DIMS", "SITE_HIDDEN", "SITE_PREDICTION_NOTE", "draw_site_scales",
            "gaussian_columns_per_column_prior", "initial_site_state", "new_site_design",
            "sample_site_effects", "site_design", "site_effects_given_precisions",
-           "site_levels", "site_onehot", "training_site_design"]
+           "site_augmented", "site_levels", "site_onehot", "stacked_coefficients",
+           "training_site_design"]
 
 #: output dims of the site sites (merged into a family's ``Model.dims``)
 SITE_DIMS = {"site_effect": ("site", "phenotype"), "site_sd": ("phenotype",),
@@ -109,12 +110,15 @@ def gaussian_columns_per_column_prior(key, gram, rhs, prior_precision, noise_var
 
 
 def site_effects_given_precisions(key, site_precision, site_linear, site_sd, *,
-                                  return_jitter=False):
+                                  prior_precision=None, return_jitter=False):
     """u_s ~ N(P_s⁻¹ b_s, P_s⁻¹), P_s = ``site_precision[s]`` + diag(1/τ²), independently
-    over sites (``site_precision`` S×c×c, ``site_linear`` b S×c, ``site_sd`` τ (c,))."""
+    over sites (``site_precision`` S×c×c, ``site_linear`` b S×c, ``site_sd`` τ (c,)).
+    ``prior_precision`` (c×c) replaces diag(1/τ²) when u is drawn in rotated coordinates
+    (u R: precision Rᵀ diag(1/τ²) R)."""
     c = site_linear.shape[1]
     noise = jax.random.normal(key, site_linear.shape, site_linear.dtype)
-    prior = jnp.eye(c, dtype=site_linear.dtype) / (site_sd * site_sd)[None, :]
+    prior = (jnp.eye(c, dtype=site_linear.dtype) / (site_sd * site_sd)[None, :]
+             if prior_precision is None else prior_precision)
 
     def one(P, b, e):
         return factor_and_apply(P + prior, lambda L: cho_solve(L, b) + solve_lower_t(L, e))
@@ -143,6 +147,21 @@ def initial_site_state(n_sites, c, site_scale, dtype):
     return {"site_effect": jnp.zeros((n_sites, c), dtype),
             "site_sd": jnp.full((c,), 0.5, dtype) * site_scale,
             "site_aux": jnp.full((c,), 1.0, dtype) * site_scale**2}
+
+
+def site_augmented(kw):
+    """Z̃ = [Z, H] (covariates then site indicators) from a kernel's model arguments, or
+    ``None`` without either: the kernels keep their sufficient statistics over Z̃."""
+    Z, H = kw["Z"], kw.get("H")
+    if H is None:
+        return Z
+    return H if Z is None else jnp.concatenate([Z, H], axis=1)
+
+
+def stacked_coefficients(z):
+    """[Γ; U] matching :func:`site_augmented` (``None`` without either)."""
+    parts = [z[k] for k in ("gamma", "site_effect") if k in z]
+    return None if not parts else jnp.concatenate(parts, axis=0)
 
 
 # ------------------------------------------------------------------ NumPyro model
@@ -210,14 +229,3 @@ def new_site_design(tree, new_data) -> tuple[np.ndarray, np.ndarray] | None:
     H = site_onehot(sites, levels)
     return H, H.sum(axis=1) == 0
 
-
-def refuse_sites(data, family: str, where: str = "") -> None:
-    """A named error for a family (or sampler) without site random effects, so that a
-    dataset's ``sites`` are never silently ignored."""
-    from bayesimg.errors import ModelSpecError
-
-    if getattr(data, "sites", None) is not None:
-        raise ModelSpecError(
-            f"{family}{where} has no site random effects yet (they exist for GroupSparseMTR, "
-            "GLRR, and BilateralGSMTR with method='nuts'); build the dataset without "
-            "random_effects=..., and give the site column as a fixed covariate instead")

@@ -197,8 +197,6 @@ class BilateralGSMTR(GroupSparseMTR):
 
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel in rotated coordinates (:mod:`.bilateral_gibbs`)."""
-        from bayesimg.models.core.site_effects import refuse_sites
-        refuse_sites(data, "BilateralGSMTR", " with method='gibbs'")
         from bayesimg.models.gsmtr.bilateral_gibbs import BilateralGSMTRGibbs
         return BilateralGSMTRGibbs(hyperprior=self.hyperprior,
                                    covariate_scale=self.covariate_scale,

@@ -25,7 +25,13 @@ column is unchanged.  One sweep:
   conditional exactly invariant;
 * Γ | W, σ², ρ: per group, columns N(P_g⁻¹Zᵀr_j/(σ² s_g), P_g⁻¹), P_g = ZᵀZ/(σ² s_g) + I/s²
   (the Γ prior is isotropic, hence also unchanged by the rotation);
-* λ₁, λ₂ | τ, ω under a hyperprior, as in GSMTR.
+* λ₁, λ₂ | τ, ω under a hyperprior, as in GSMTR;
+* site random effects (``H`` given; :mod:`bayesimg.models.core.site_effects`): the site
+  indicators join the covariates in the sufficient statistics (Z̃ = [Z, H], as in
+  GSMTR's kernel) and the rotated effects ũ = uR enter the target like Γ.  Γ is drawn
+  given ũ as above.  Then ũ_s | Γ, W, σ², ρ ~ N(P_s⁻¹ b_s, P_s⁻¹), with
+  P_s = n_s diag(1/(σ² s_j)) + Rᵀ diag(1/τ²) R (the N(0, diag τ²) prior on u, rotated)
+  and b_s the site's rotated residual sum scaled by 1/(σ² s_j).  Finally τ, ν | u = ũR.
 
 The recorded draws are taken back to the left/right coordinates (W = W_rot R, R the
 rotation, its own inverse).
@@ -37,6 +43,12 @@ import jax
 import jax.numpy as jnp
 
 from bayesimg.models.core.conditionals import gaussian_column_groups, slice_bounded
+from bayesimg.models.core.site_effects import (
+    draw_site_scales,
+    site_augmented,
+    site_effects_given_precisions,
+    stacked_coefficients,
+)
 from bayesimg.models.gsmtr.gibbs import GSMTRGibbs, GSMTRGibbsState
 from bayesimg.models.gsmtr.pairs import rotate_pairs, unrotate_pairs
 
@@ -76,7 +88,8 @@ class BilateralGSMTRGibbs(GSMTRGibbs):
 
     def sample(self, state, model_args, model_kwargs):
         kw = model_kwargs
-        X, Z = kw["X"], kw["Z"]
+        X, Z = kw["X"], site_augmented(kw)
+        r = 0 if kw["Z"] is None else kw["Z"].shape[1]
         gene_index, gene_sizes = kw["gene_index"], kw["gene_sizes"]
         sizes = _group_sizes(kw)
         bounds = [0, sizes[0], 2 * sizes[0], sum(sizes)]
@@ -92,13 +105,13 @@ class BilateralGSMTRGibbs(GSMTRGibbs):
         if narrow:
             xt_target, col_sq = cache["XtY"], cache["YtY_cols"]
             if Z is not None:
-                g = z["gamma"]
+                g = stacked_coefficients(z)
                 xt_target = xt_target - cache["XtZ"] @ g
                 col_sq = (col_sq - 2.0 * jnp.sum(g * cache["ZtY"], axis=0)
                           + jnp.sum(g * (cache["ZtZ"] @ g), axis=0))
         else:
             Yr = _rotated(kw, kw["Y"])
-            target = Yr if Z is None else Yr - Z @ z["gamma"]
+            target = Yr if Z is None else Yr - Z @ stacked_coefficients(z)
 
         # (σ², W) | ρ, τ, ω, Γ: σ² with W integrated out, then W | σ²
         prior_prec = 1.0 / z["tau"][gene_index] + 1.0 / z["omega"]
@@ -141,20 +154,34 @@ class BilateralGSMTRGibbs(GSMTRGibbs):
 
         z["rho"] = slice_bounded(k_rho, log_density, z["rho"], -1.0, 1.0)
 
-        # Γ | W, σ², ρ: one factorisation per column group
+        # Γ | W, σ², ρ (and ũ): one factorisation per column group
         if Z is not None:
             zt_resid = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow \
                 else Z.T @ (Yr - X @ W)
-            noise = jax.random.normal(keys[4], (Z.shape[1], c), W.dtype)
             scales = _noise_scales(z["rho"], sizes)
-            parts = []
-            for g in range(len(sizes)):
-                cols = slice(bounds[g], bounds[g + 1])
-                part, jit = self._draw_gamma(cache["ZtZ"], zt_resid[:, cols], noise[:, cols],
-                                             sigma2 * scales[g])
-                parts.append(part)
+            col_scale = jnp.concatenate([jnp.full((k,), 1.0, W.dtype) * scales[g]
+                                         for g, k in enumerate(sizes)])
+            ZtZ = cache["ZtZ"]
+            if r:
+                rhs = zt_resid[:r]
+                if kw.get("H") is not None:
+                    rhs = rhs - ZtZ[:r, r:] @ z["site_effect"]
+                noise = jax.random.normal(keys[4], (r, c), W.dtype)
+                parts = []
+                for g in range(len(sizes)):
+                    cols = slice(bounds[g], bounds[g + 1])
+                    part, jit = self._draw_gamma(ZtZ[:r, :r], rhs[:, cols], noise[:, cols],
+                                                 sigma2 * scales[g])
+                    parts.append(part)
+                    n_jitter = n_jitter + jit
+                z["gamma"] = jnp.concatenate(parts, axis=1)
+            if kw.get("H") is not None:
+                site_sums = zt_resid[r:]
+                if r:
+                    site_sums = site_sums - ZtZ[r:, :r] @ z["gamma"]
+                z, jit = self._draw_sites(keys[4], z, kw, jnp.diagonal(ZtZ[r:, r:]),
+                                          site_sums, sigma2 * col_scale)
                 n_jitter = n_jitter + jit
-            z["gamma"] = jnp.concatenate(parts, axis=1)
 
         # λ | τ, ω (hyperprior)
         self._draw_lambdas(keys[5], keys[6], z, gene_sizes, d, c)
@@ -162,6 +189,24 @@ class BilateralGSMTRGibbs(GSMTRGibbs):
         return GSMTRGibbsState(state.i + 1, z, state.cache,
                                jax.random.split(state.rng_key, 1)[0],
                                {"cholesky_jitter": n_jitter})
+
+    @staticmethod
+    def _draw_sites(key, z, kw, counts, site_sums, noise_var):
+        """ũ | rest in rotated coordinates (rows independent over sites), then τ, ν | u."""
+        z = dict(z)
+        c = site_sums.shape[1]
+        R = _rotated(kw, jnp.eye(c, dtype=site_sums.dtype))          # M_rot = M R
+        prior = R.T @ jnp.diag(1.0 / z["site_sd"] ** 2) @ R
+        prec = counts[:, None, None] * jnp.diag(1.0 / noise_var)[None]
+        k_u, k_tau = jax.random.split(jax.random.fold_in(key, 11))
+        u_rot, jitter = site_effects_given_precisions(
+            k_u, prec, site_sums / noise_var, z["site_sd"], prior_precision=prior,
+            return_jitter=True)
+        z["site_effect"] = u_rot
+        u = unrotate_pairs(u_rot, kw["pair_left"], kw["pair_right"], kw["unpaired"])
+        z["site_sd"], z["site_aux"] = draw_site_scales(k_tau, u, z["site_aux"],
+                                                       kw["site_scale"])
+        return z, jitter
 
     def postprocess_fn(self, model_args, model_kwargs):
         add_norms = super().postprocess_fn(model_args, model_kwargs)
@@ -173,6 +218,8 @@ class BilateralGSMTRGibbs(GSMTRGibbs):
             out["W"] = unrotate_pairs(z["W"], left, right, unpaired)
             if "gamma" in z:
                 out["gamma"] = unrotate_pairs(z["gamma"], left, right, unpaired)
+            if "site_effect" in z:
+                out["site_effect"] = unrotate_pairs(z["site_effect"], left, right, unpaired)
             return add_norms(out)
 
         return to_left_right

@@ -60,21 +60,9 @@ from bayesimg.models.core.site_effects import (
     draw_site_scales,
     gaussian_columns_per_column_prior,
     initial_site_state,
+    site_augmented,
+    stacked_coefficients,
 )
-
-
-def site_augmented(kw):
-    """Z̃ = [Z, H] (covariates then site indicators), or ``None`` without either."""
-    Z, H = kw["Z"], kw.get("H")
-    if H is None:
-        return Z
-    return H if Z is None else jnp.concatenate([Z, H], axis=1)
-
-
-def stacked_coefficients(z):
-    """[Γ; U] matching :func:`site_augmented` (``None`` without either)."""
-    parts = [z[k] for k in ("gamma", "site_effect") if k in z]
-    return None if not parts else jnp.concatenate(parts, axis=0)
 
 
 class GSMTRGibbsState(NamedTuple):

@@ -114,6 +114,12 @@ from bayesimg.data.dataset import Dataset
 from bayesimg.errors import ModelSpecError
 from bayesimg.models.core.base import Model
 from bayesimg.models.core.checks import GenotypePhenotypeIO
+from bayesimg.models.core.site_effects import (
+    SITE_DIMS,
+    SITE_HIDDEN,
+    sample_site_effects,
+    site_design,
+)
 from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 RESIDUALS = ("full", "diagonal")
@@ -163,12 +169,14 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     observed = {"y": ("subject", "phenotype")}
     association_site = "W"
     trace_sites = ("pi_gene", "pi_snp")
+    hidden_sites = SITE_HIDDEN
 
     def __init__(self, *, patterns: Sequence = DEFAULT_PATTERNS,
                  slab_scales: Sequence[float] = DEFAULT_SLAB_SCALES,
                  residual: str = "full", gene_prior: tuple[float, float] = (1.0, 1.0),
                  snp_prior: tuple[float, float] = (1.0, 1.0), dirichlet_alpha: float = 1.0,
-                 covariate_scale: float = 10.0, mixture_prior: str = "product"):
+                 covariate_scale: float = 10.0, mixture_prior: str = "product",
+                 site_scale: float = 1.0):
         if residual not in RESIDUALS:
             raise ModelSpecError(f"residual must be one of {RESIDUALS}, got {residual!r}")
         if mixture_prior not in MIXTURE_PRIORS:
@@ -212,6 +220,9 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         self.snp_prior = tuple(map(float, snp_prior))
         self.dirichlet_alpha = float(dirichlet_alpha)
         self.covariate_scale = float(covariate_scale)
+        if not (np.isfinite(site_scale) and site_scale > 0):
+            raise ModelSpecError(f"site_scale must be a positive number, got {site_scale!r}")
+        self.site_scale = float(site_scale)
         self.mixture_prior = mixture_prior
 
     # ------------------------------------------------------------ interface
@@ -226,6 +237,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         "roi_subset": ("snp", "phenotype"),
         "roi_rate": (),
         "Sigma": ("phenotype", "phenotype_2"),
+        **SITE_DIMS,
         "gamma": ("covariate", "phenotype"),
     }
 
@@ -234,17 +246,17 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
                 "slab_scales": list(self.slab_scales), "residual": self.residual,
                 "gene_prior": list(self.gene_prior), "snp_prior": list(self.snp_prior),
                 "dirichlet_alpha": self.dirichlet_alpha,
-                "covariate_scale": self.covariate_scale, "mixture_prior": self.mixture_prior}
+                "covariate_scale": self.covariate_scale, "mixture_prior": self.mixture_prior,
+                "site_scale": self.site_scale}
 
     def static_key(self, data: Dataset | None = None) -> tuple:
         return (type(self).__qualname__, self.residual, "independent" in self.patterns,
-                "subsets" in self.patterns, self.covariate_scale, self.mixture_prior)
+                "subsets" in self.patterns, self.covariate_scale, self.mixture_prior,
+                data is not None and getattr(data, "sites", None) is not None)
 
     def validate(self, data: Dataset) -> None:
         # the same data as GSMTR (genotypes, centred phenotypes, SNPs grouped into genes)
         GroupSparseMTR.validate(self, data)
-        from bayesimg.models.core.site_effects import refuse_sites
-        refuse_sites(data, "SpikeSlabMTR")
         c = data.n_phenotypes
         for p in self.patterns:
             if not isinstance(p, str) and len(p) != c:
@@ -338,7 +350,10 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     def loo_given_hyperparameters(self, tree, *, draws, rng):
         """log p(y_i | y_{-i}, δ, component, Σ) with the included effects and Γ integrated
         out (:func:`bayesimg.models.gsmtr.spike_slab_loo.spike_slab_loo`)."""
+        from bayesimg.models.core.site_effects import training_site_design
         from bayesimg.models.gsmtr.spike_slab_loo import spike_slab_loo
+        if training_site_design(tree) is not None:
+            return None          # with site random effects: plain PSIS (not integrated yet)
         return spike_slab_loo(tree, draws=draws, covariate_scale=self.covariate_scale)
 
     def component_labels(self, data: Dataset) -> np.ndarray:
@@ -369,6 +384,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             "roi_proposal": roi_proposal(data) if own else None,
             "roi_rate_grid": np.asarray(ROI_RATE_GRID) if own else None,
             "roi_rate_log_prior": self._roi_rate_log_prior(c) if own else None,
+            "H": site_design(data),
+            "site_scale": np.asarray(self.site_scale),
         }
 
     def predictive_args(self, data: Dataset, method: str = "gibbs") -> dict[str, Any]:
@@ -389,7 +406,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         def spike_slab_model(X, Y, Z, gene_index, gene_sizes, patterns, subsets, slab_scales,
                              dirichlet_alpha, inclusion_prior, sigma_prior_df,
                              sigma_prior_scale, roi_proposal=None, roi_rate_grid=None,
-                             roi_rate_log_prior=None, n_phenotypes=None):
+                             roi_rate_log_prior=None, H=None, site_scale=1.0,
+                             n_phenotypes=None):
             n, d = X.shape
             c = Y.shape[1] if Y is not None else n_phenotypes
             n_genes = gene_sizes.shape[0]
@@ -408,6 +426,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             mean = X @ W
             if Z is not None:
                 mean = mean + Z @ free("gamma", (Z.shape[1], c))
+            if H is not None:
+                mean = mean + H @ sample_site_effects(H.shape[1], c, site_scale, centred=True)
             scale_tril = jnp.linalg.cholesky(Sigma)
             with numpyro.plate("subject", n):
                 numpyro.sample("y", dist.MultivariateNormal(mean, scale_tril=scale_tril), obs=Y)
@@ -415,11 +435,20 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         return spike_slab_model
 
     def predict_draws(self, tree, new_data, *, draws, rng):
-        """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, Σ) (original units)."""
+        """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, Σ) (original units); with
+        site effects, + u_s for a known site, + N(0, diag τ²) for an unseen one."""
         from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
+        from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
         inputs = regression_inputs(tree, new_data)
-        post = flat_draws(tree, ("W", "gamma", "Sigma"), draws)
-        return linear_predictive(inputs, post["W"], post.get("gamma"), post["Sigma"], rng)
+        post = flat_draws(tree, ("W", "gamma", "Sigma", "site_effect", "site_sd"), draws)
+        sites = new_site_design(tree, new_data)
+        if sites is not None:
+            sites = sites + (post["site_effect"], post["site_sd"])
+        out = linear_predictive(inputs, post["W"], post.get("gamma"), post["Sigma"], rng,
+                                sites=sites)
+        if sites is not None:
+            out.attrs["site_effects"] = SITE_PREDICTION_NOTE
+        return out
 
     def gibbs_kernel(self, data: Dataset):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.spike_slab_gibbs`)."""

@@ -68,7 +68,11 @@ One sweep:
    pairs.
 4. Σ | W, Γ: full: InvWishart(ν₀ + n, Ψ₀ + EᵀE); diagonal: σ_k² ~ InvGamma(a₀ + n/2,
    b₀ + (EᵀE)_kk/2), E = Y − XW − ZΓ.
-5. Γ | W, Σ (covariates): vec Γ ~ N with precision Σ⁻¹ ⊗ ZᵀZ + I/s_Γ²
+5. Γ | W, Σ, u (covariates): vec Γ ~ N with precision Σ⁻¹ ⊗ ZᵀZ + I/s_Γ²; with site random
+   effects (``H``; :mod:`bayesimg.models.core.site_effects`) the site indicators join the
+   covariates in the sufficient statistics (Z̃ = [Z, H]), Γ is drawn given u, then
+   u_s | Γ, W, Σ ~ N(P_s⁻¹Σ⁻¹b_s, P_s⁻¹), P_s = n_sΣ⁻¹ + diag(1/τ²), b_s the site's residual
+   sum, and τ, ν | u.  Γ
    (:func:`~bayesimg.models.core.conditionals.matrix_normal_kron`).
 
 Each step draws from the exact full conditional of the joint (step 1 from the conditional
@@ -88,6 +92,13 @@ from bayesimg.models.core.conditionals import matrix_normal_kron
 from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 from bayesimg.models.core.linalg import robust_cholesky, solve_lower
+from bayesimg.models.core.site_effects import (
+    draw_site_scales,
+    initial_site_state,
+    site_augmented,
+    site_effects_given_precisions,
+    stacked_coefficients,
+)
 
 
 class SpikeSlabGibbsState(NamedTuple):
@@ -285,7 +296,8 @@ class SpikeSlabGibbs(ExactGibbsKernel):
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         kw = model_kwargs
-        X, Y, Z = kw["X"], kw["Y"], kw["Z"]
+        X, Y, Z = kw["X"], kw["Y"], site_augmented(kw)
+        r = 0 if kw["Z"] is None else kw["Z"].shape[1]
         n, d = X.shape
         c = Y.shape[1]
         dtype = X.dtype
@@ -303,13 +315,16 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         target = Y
         z = {}
         if Z is not None:
-            r = Z.shape[1]
             cache["ZtZ"] = Z.T @ Z
             cache["ZtY"] = Z.T @ Y
-            cache["ZtZ_eig"] = jnp.linalg.eigh(cache["ZtZ"])
+        if r:
+            cache["ZtZ_eig"] = jnp.linalg.eigh(cache["ZtZ"][:r, :r])
             z["gamma"] = jnp.linalg.solve(
-                cache["ZtZ"] + jnp.eye(r, dtype=dtype) / self.covariate_scale**2, cache["ZtY"])
-            target = Y - Z @ z["gamma"]
+                cache["ZtZ"][:r, :r] + jnp.eye(r, dtype=dtype) / self.covariate_scale**2,
+                cache["ZtY"][:r])
+            target = Y - kw["Z"] @ z["gamma"]
+        if kw.get("H") is not None:
+            z.update(initial_site_state(kw["H"].shape[1], c, kw["site_scale"], dtype))
         cov = target.T @ target / n + 1e-6 * jnp.eye(c, dtype=dtype)
         if self.residual == "diagonal":
             cov = jnp.diag(jnp.diag(cov))
@@ -335,7 +350,8 @@ class SpikeSlabGibbs(ExactGibbsKernel):
     # ---------------------------------------------------------------- sweep
     def sample(self, state, model_args, model_kwargs):
         kw = model_kwargs
-        X, Y, Z = kw["X"], kw["Y"], kw["Z"]
+        X, Y, Z = kw["X"], kw["Y"], site_augmented(kw)
+        r = 0 if kw["Z"] is None else kw["Z"].shape[1]
         gene_index, gene_sizes = kw["gene_index"], kw["gene_sizes"]
         rank1, scales = kw["patterns"], kw["slab_scales"]
         n, d = X.shape
@@ -361,10 +377,11 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         # ---- the running residual (or Xᵀ residual), rebuilt from scratch every sweep
         W = z["W"]
         if narrow:
-            xt_target = cache["XtY"] if Z is None else cache["XtY"] - cache["XtZ"] @ z["gamma"]
+            xt_target = (cache["XtY"] if Z is None
+                         else cache["XtY"] - cache["XtZ"] @ stacked_coefficients(z))
             resid = xt_target - cache["XtX"] @ W
         else:
-            target = Y if Z is None else Y - Z @ z["gamma"]
+            target = Y if Z is None else Y - Z @ stacked_coefficients(z)
             resid = target - X @ W
 
         unif = jax.random.uniform(keys[0], (d,), dtype)
@@ -572,7 +589,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             # EᵀE = TᵀT − (XᵀT)ᵀW − Wᵀ(XᵀE), T = Y − ZΓ, from sufficient statistics
             tt = cache["YtY"]
             if Z is not None:
-                g_ = z["gamma"]
+                g_ = stacked_coefficients(z)
                 zty = cache["ZtY"]
                 tt = tt - g_.T @ zty - zty.T @ g_ + g_.T @ cache["ZtZ"] @ g_
             ete = tt - xt_target.T @ W - W.T @ resid
@@ -627,9 +644,28 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             zt_e = (cache["ZtY"] - cache["XtZ"].T @ W) if narrow else Z.T @ (Y - X @ W)
             lam_s, Q_s = jnp.linalg.eigh(Sigma)
             prec_eig = (1.0 / lam_s, Q_s)
-            linear = zt_e @ (Q_s @ (Q_s.T / lam_s[:, None]))
-            z["gamma"] = matrix_normal_kron(keys[7], cache["ZtZ_eig"], prec_eig, linear,
-                                            1.0 / self.covariate_scale**2)
+            sigma_inv_e = Q_s @ (Q_s.T / lam_s[:, None])
+            if r:
+                zt_g = zt_e[:r]
+                if kw.get("H") is not None:
+                    zt_g = zt_g - cache["ZtZ"][:r, r:] @ z["site_effect"]
+                z["gamma"] = matrix_normal_kron(keys[7], cache["ZtZ_eig"], prec_eig,
+                                                zt_g @ sigma_inv_e,
+                                                1.0 / self.covariate_scale**2)
+            if kw.get("H") is not None:
+                # u | Γ, W, Σ (rows independent over sites), then τ, ν | u
+                sums = zt_e[r:]
+                if r:
+                    sums = sums - cache["ZtZ"][r:, :r] @ z["gamma"]
+                counts = jnp.diagonal(cache["ZtZ"][r:, r:])
+                k_u, k_tau = jax.random.split(jax.random.fold_in(keys[7], 13))
+                u, jit = site_effects_given_precisions(
+                    k_u, counts[:, None, None] * sigma_inv_e[None], sums @ sigma_inv_e,
+                    z["site_sd"], return_jitter=True)
+                n_jitter = n_jitter + jit
+                z["site_effect"] = u
+                z["site_sd"], z["site_aux"] = draw_site_scales(k_tau, u, z["site_aux"],
+                                                               kw["site_scale"])
 
         return SpikeSlabGibbsState(state.i + 1, z, cache, next_key,
                                    {"cholesky_jitter": n_jitter})
