@@ -158,8 +158,7 @@ KEYS: dict[str, dict[str, Key]] = {
         "ld_prune_r2": Key(lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]",
                            families=_G, help="prune SNPs in LD above this r² within genes"),
         "drop_missing_phenotypes": Key(_bool, "true or false", False, families=_G),
-        "random_effects": Key(_str, "a column name (text)", families=("gsmtr", "glrr",
-                                                                      "bilateral_gsmtr"),
+        "random_effects": Key(_str, "a column name (text)", families=_G,
                               help="a site/scanner column of the covariates modelled as "
                                    "random intercepts (site_effect, site_sd)"),
         "count": Key(_one_of("a1", "a2"), "'a1' or 'a2'", "a1", families=_G,
@@ -196,7 +195,7 @@ KEYS: dict[str, dict[str, Key]] = {
         "noise_factors": Key(_int_at_least(0), "a whole number >= 0", families=("glrr",),
                              help="latent factors of the residual covariance"),
         "site_scale": Key(_pos, "a positive number", 1.0,
-                          families=("gsmtr", "glrr", "bilateral_gsmtr"),
+                          families=_G,
                           help="half-Cauchy scale of the site random-effect sds"),
         "covariate_scale": Key(_pos, "a positive number", 10.0,
                                families=(*_GS, "spike_slab", "glrr", "factor"),

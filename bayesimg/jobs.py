@@ -270,7 +270,7 @@ def build_model(config: RunConfig):
             site_scale=m.get("site_scale", 1.0))
     if family == "spike_slab":
         from bayesimg.models import SpikeSlabMTR
-        kwargs = {k: m[k] for k in ("residual", "covariate_scale") if k in m}
+        kwargs = {k: m[k] for k in ("residual", "covariate_scale", "site_scale") if k in m}
         if "slab_scales" in m:
             kwargs["slab_scales"] = tuple(m["slab_scales"])
         return SpikeSlabMTR(**kwargs)

@@ -29,7 +29,7 @@ def test_l2r2_recovers_site_effects_with_subject_intercepts():
     model = bi.models.L2R2(rank=1, noise_factors=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bi.fit(model, data, method="gibbs", chains=2, warmup=150, draws=200, seed=1,
+        fit = bi.fit(model, data, method="gibbs", chains=1, warmup=150, draws=200, seed=1,
                      progress=False)
     eff = fit.posterior["site_effect"]
     assert eff.dims[2:] == ("site", "phenotype")

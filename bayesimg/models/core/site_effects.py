@@ -54,6 +54,10 @@ itself stays wide and close to the prior's shape when S ≤ 3.  A prediction for
   Σ⁻¹ for one row, or (Σ/T_i + D)⁻¹ on a subject's visit mean when a subject random
   intercept N(0, D) is integrated out (L2R2).  One c×c Cholesky per site.
 
+Who uses which block: GSMTR's kernel the joint [Γ; U] draw; GLRR, L2R2, SpikeSlabMTR and
+BilateralGSMTR (in its rotated coordinates, with a non-diagonal prior precision) the
+per-site draw given the residuals; all of them the τ update.
+
 :func:`sample_site_effects` is the NumPyro counterpart: it is centred for the Gibbs
 model (the state holds u) and non-centred, u = τ·z, for NUTS, because a few sites
 give the funnel that centring causes.

@@ -50,6 +50,12 @@ subtracted (GLRR's conditionals are those of θ given b, unchanged).
 
 Summaries: ``effective_rank`` and the signal singular values are computed on the
 visit-level design (N visits rows), as GLRR computes them on its n rows.
+
+Site random effects (``make_longitudinal(..., random_effects="site")``, a subject's site
+fixed over its visits; :mod:`bayesimg.models.core.site_effects`): y_it gains u_{s(i)}.
+The Gibbs kernel draws u with the subject intercepts integrated out
+(:mod:`bayesimg.models.glrr.longitudinal_gibbs`).  Prediction for a subject at an unseen
+site adds τ² to its intercept variance.  The integrated LOO conditions on u per draw.
 """
 
 from __future__ import annotations

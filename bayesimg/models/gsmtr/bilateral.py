@@ -48,6 +48,12 @@ no CAR graph, and the conditionals use the residuals.
 Parameters are GSMTR's plus ``pairs`` (``"auto"``: parsed from the phenotype names by
 :func:`bayesimg.data.pair_hemispheres`; or a list of ``(left, right)`` names) and
 ``rho_prior``.
+
+Site random effects (a dataset with ``sites``; :mod:`bayesimg.models.core.site_effects`):
+u_{s,j} ~ N(0, τ_j²) in the left/right coordinates, τ_j ~ HalfCauchy(0, ``site_scale``).
+They are inherited from GSMTR's model for NUTS.  The Gibbs kernel draws them as ũ = uR in
+the rotated coordinates, with prior precision Rᵀ diag(1/τ²) R.  ``fit.loo()`` uses PSIS
+with site effects: the integrated form is not derived for them.
 """
 
 from __future__ import annotations

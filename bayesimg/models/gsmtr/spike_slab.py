@@ -97,6 +97,11 @@ the sampler's auxiliary draw), ``roi_rate`` φ,
 per-subject log-likelihood is the full-Σ Gaussian density of the subject's c phenotypes.
 ``fit.loo()`` is integrated LOO (the included effects integrated out given the
 configuration and Σ: :mod:`bayesimg.models.gsmtr.spike_slab_loo`).
+
+Site random effects (a dataset with ``sites``; :mod:`bayesimg.models.core.site_effects`):
+y_i gains u_{s(i)}, with u_{s,j} ~ N(0, τ_j²) and τ_j ~ HalfCauchy(0, ``site_scale``).
+The Gibbs kernel draws Γ given u, then u given Γ under the full Σ (one c×c Gaussian per
+site), then τ.  ``fit.loo()`` uses PSIS then: the integrated form is not extended to u.
 """
 
 from __future__ import annotations
