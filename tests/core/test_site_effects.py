@@ -92,3 +92,41 @@ def test_half_cauchy_scale_update_leaves_its_conditional_invariant():
     assert p > 1e-3, p
     # and not the prior: a wrong rate (e.g. dropping Σu²/2) moves the median far
     assert abs(np.median(tau) - np.interp(0.5, cdf, grid)) < 0.05
+
+
+def test_l2r2_site_draw_integrates_the_subject_intercepts_exactly():
+    """L2R2's u | θ, ω (subject intercepts b integrated out) against the dense Gaussian
+    posterior of u from all visits: y = μ + H u + 1 b_i + ε, b_i ~ N(0, D), ε ~ N(0, Σ)."""
+    from bayesimg.models.glrr.longitudinal_gibbs import L2R2Gibbs
+
+    rng = np.random.default_rng(6)
+    c, d = 2, 3
+    visits = np.array([2, 3, 1, 2, 3])                         # 5 subjects
+    site_of = np.array([0, 0, 1, 1, 1])
+    subject = np.repeat(np.arange(5), visits)
+    N = subject.size
+    X = rng.standard_normal((N, d))
+    Y = rng.standard_normal((N, c))
+    H = np.eye(2)[site_of[subject]]
+    z = {"U": rng.standard_normal((d, 1)), "delta": np.array([0.7]),
+         "V": rng.standard_normal((c, 1)), "Lam": rng.standard_normal((c, 1)) * 0.5,
+         "psi": np.array([0.6, 1.1])}
+    Sigma = z["Lam"] @ z["Lam"].T + np.diag(z["psi"])
+    omega, tau = np.array([0.5, 0.9]), np.array([0.8, 1.5])
+    mask = (np.arange(3)[None, :] < visits[:, None]).astype(float)
+    kw = {"X": jnp.asarray(X), "Y": jnp.asarray(Y), "Z": None, "H": jnp.asarray(H),
+          "subject_index": jnp.asarray(subject), "visit_mask": jnp.asarray(mask)}
+    kernel = L2R2Gibbs.__new__(L2R2Gibbs)          # the block uses no settings
+    keys = jax.random.split(jax.random.PRNGKey(7), N_DRAWS)
+    draw = jax.jit(jax.vmap(lambda k: kernel._collapsed_sites(
+        k, {key: jnp.asarray(v) for key, v in z.items()}, kw, jnp.asarray(omega),
+        jnp.asarray(tau))[0]))
+    out = np.asarray(draw(keys)).reshape(N_DRAWS, -1)            # (draws, site·phenotype)
+    # dense: vec(Y − μ) (visit-major) ~ N(A vec u, C)
+    r = (Y - X @ ((z["U"] * z["delta"]) @ z["V"].T)).ravel()
+    same = (subject[:, None] == subject[None, :]).astype(float)
+    C = np.kron(np.eye(N), Sigma) + np.kron(same, np.diag(omega))
+    A = np.kron(H, np.eye(c))
+    P = A.T @ np.linalg.solve(C, A) + np.diag(np.tile(1 / tau**2, 2))
+    cov = np.linalg.inv(P)
+    _check_moments(out, cov @ A.T @ np.linalg.solve(C, r), cov)
