@@ -172,3 +172,32 @@ def test_gibbs_kernels_with_correlated_noise_recover_site_effects(case, family):
     new = dataclasses.replace(data.subset_subjects([0, 0]), sites=np.array(["A", "new"]))
     sd = bi.predict(fit, new)["predictions_summary"].dataset["y_sd"].values
     assert np.all(sd[1] > sd[0])
+
+
+def test_heldout_density_integrates_w_gamma_and_u_like_the_dense_conditional(case):
+    """K-fold's held-out density (GSMTR, site effects integrated given θ, τ) equals the
+    direct Gaussian conditional of new subjects at known sites; an unseen site falls back
+    (None: the sampled density, which integrates u ~ N(0, τ²))."""
+    data, _, _, fit = case
+    model = GroupSparseMTR(2.0, 2.0)
+    new = data.subset_subjects([0, 1])
+    flat = np.array([5])
+    ll = model.heldout_given_hyperparameters(fit.tree, new, draws=flat,
+                                             rng=np.random.default_rng(0))
+    _, theta, _ = model.loo_given_hyperparameters(fit.tree, draws=flat,
+                                                  rng=np.random.default_rng(0))
+    H = (data.sites[:, None] == LEVELS[None]).astype(float)
+    B = np.hstack([data.genotypes, data.covariates, H])
+    s2, tau, om, sd = (theta[k][1][0] for k in ("sigma2", "tau", "omega", "site_sd"))
+    v_w = s2 / (1 / tau[data.gene_index] + 1 / om)
+    direct = np.zeros(2)
+    for j in range(2):
+        v = np.concatenate([v_w, [model.covariate_scale**2], np.full(len(LEVELS), sd[j] ** 2)])
+        M = B.T @ B + s2 * np.diag(1 / v)
+        mean = B[:2] @ np.linalg.solve(M, B.T @ data.phenotypes[:, j])
+        var = s2 * (1 + np.einsum("ip,ip->i", B[:2], np.linalg.solve(M, B[:2].T).T))
+        direct += -0.5 * np.log(2 * np.pi * var) - 0.5 * (new.phenotypes[:, j] - mean) ** 2 / var
+    np.testing.assert_allclose(ll[0], direct, atol=1e-8)
+    unseen = dataclasses.replace(new, sites=np.array(["A", "elsewhere"]))
+    assert model.heldout_given_hyperparameters(fit.tree, unseen, draws=flat,
+                                               rng=np.random.default_rng(0)) is None

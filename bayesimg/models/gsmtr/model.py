@@ -295,6 +295,13 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         if setup is None:
             return None
         design, Y, sigma2, prior_var, post, theta, note = setup
+        if "site_var" in post:
+            from bayesimg.models.core.predict import gaussian_loo_given_prior
+            n_sites = design.shape[1] - prior_var.shape[1]
+            log_lik = self._site_columns(
+                lambda j, v: gaussian_loo_given_prior(design, Y[:, [j]], sigma2, v),
+                prior_var, post["site_var"], n_sites)
+            return log_lik, theta, note
         return self._integrated_loglik(design, Y, sigma2, prior_var, post, tree), theta, note
 
     #: held-out densities with W, Γ integrated (``heldout_given_hyperparameters``) hold
@@ -309,12 +316,22 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
         setup = self._given_theta(tree, draws, rng)
         if setup is None:
             return None
-        design, Y, sigma2, prior_var, _, _, _ = setup
+        design, Y, sigma2, prior_var, post, _, _ = setup
         new = regression_inputs(tree, new_data)
         if new["Y"] is None:
             return None
         B_new = new["X"] if new["Z"] is None else np.hstack([new["X"], new["Z"]])
-        return gaussian_heldout_given_prior(design, Y, B_new, new["Y"], sigma2, prior_var)
+        if "site_var" not in post:
+            return gaussian_heldout_given_prior(design, Y, B_new, new["Y"], sigma2, prior_var)
+        from bayesimg.models.core.site_effects import new_site_design
+        H_new, unseen = new_site_design(tree, new_data)
+        if unseen.any():
+            return None      # an unseen site's effect is not in this form: sampled density
+        B_new = np.hstack([B_new, H_new])
+        return self._site_columns(
+            lambda j, v: gaussian_heldout_given_prior(design, Y[:, [j]], B_new,
+                                                      new["Y"][:, [j]], sigma2, v),
+            prior_var, post["site_var"], H_new.shape[1])
 
     def _given_theta(self, tree, draws, rng):
         """(design, Y, σ² (S,), prior variances (S, p), posterior draws, θ, note) of the
@@ -365,19 +382,25 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
                                            self.covariate_scale**2)])
         theta = {"sigma2": ((), sigma2), "tau": (("gene",), tau), "omega": (("snp",), omega)}
         if H is not None:
-            from bayesimg.models.core.predict import gaussian_loo_given_prior
+            # site effects: the last columns of the design, prior variance τ_j² per
+            # phenotype (post["site_var"], (S, c)); see _per_phenotype
             site_sd = np.asarray(post["site_sd"], dtype=float)                  # (S, c)
             design = np.hstack([design, H])
-            log_lik = sum(gaussian_loo_given_prior(
-                design, Y[:, [j]], sigma2,
-                np.hstack([prior_var, np.repeat(site_sd[:, [j]] ** 2, H.shape[1], axis=1)]))
-                for j in range(Y.shape[1]))
+            post["site_var"] = site_sd**2
             theta["site_sd"] = (("phenotype",), site_sd)
-            note += ", u given τ (site effects integrated too)"
-        else:
-            log_lik = self._integrated_loglik(design, Y, sigma2, prior_var, post, tree)
+            note += ", and the site effects u given their sds τ"
         theta.update({name: ((), np.asarray(post[name], float)) for name in self._noise_sites})
         return design, Y, sigma2, prior_var, post, theta, note
+
+    @staticmethod
+    def _site_columns(density, prior_var, site_var, n_sites):
+        """Σ_j density(j, v_j), v_j = (prior variances, then τ_j² for each of the n_sites
+        site columns): with site effects the prior of column j of [W; Γ; U] is
+        diag(σ²/D, s², τ_j²), so each phenotype is its own exact Gaussian regression (iid
+        noise keeps the columns independent given θ)."""
+        return sum(density(j, np.hstack([prior_var, np.repeat(site_var[:, [j]], n_sites,
+                                                               axis=1)]))
+                   for j in range(site_var.shape[1]))
 
     #: scalar noise sites besides σ² that the integrated LOO conditions on
     _noise_sites: tuple[str, ...] = ()
