@@ -31,10 +31,12 @@ meta <- c(sprintf("bgsmtr_version=%s", as.character(packageVersion("bgsmtr"))),
             extSoftVersion()[["BLAS"]]))
 
 if (mode == "export") {
-  subj <- colnames(X)
+  # the example's subjects are unnamed (columns of X) or V1..V632 (of Y), in one order
+  subj <- sprintf("subject_%03d", seq_len(ncol(X)))
+  if (ncol(Y) != ncol(X)) stop("X and Y of the example have different subject counts")
   write.csv(data.frame(subject = subj, t(X), check.names = FALSE),
             file.path(out_dir, "snp_data.csv"), row.names = FALSE)
-  write.csv(data.frame(subject = colnames(Y), t(Y), check.names = FALSE),
+  write.csv(data.frame(subject = subj, t(Y), check.names = FALSE),
             file.path(out_dir, "brain_measures.csv"), row.names = FALSE)
   write.csv(A, file.path(out_dir, "neighbourhood.csv"), row.names = FALSE)
   # the pairing sp_bgsmtr builds from the names as given: rows sorted by name (character
