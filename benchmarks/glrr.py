@@ -124,8 +124,9 @@ def _octave(l2r2_path):
         return {"status": "not available",
                 "reason": "no local copy of BIG-S2/L2R2 given (--l2r2-path)"}
     return {"status": "not available",
-            "reason": "octave and L2R2 found, but the driver for the authors' program is not "
-                      "part of this repository (GPL-3 code is never bundled)"}
+            "reason": "octave and L2R2 found; the authors' program is compared on its own "
+                      "example data by benchmarks/l2r2_anchor.py, not on this benchmark's "
+                      "data (GPL-3 code is never bundled)"}
 
 
 def main(argv=None):
