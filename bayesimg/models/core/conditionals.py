@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from bayesimg.models.core import flat_random
 from bayesimg.models.core.linalg import (
     JITTER_START,
     JITTER_TRIES,
@@ -50,8 +51,8 @@ def inverse_gaussian(key, mean, shape, *, normal=None, uniform=None):
     shape = jnp.broadcast_to(jnp.asarray(shape, mean.dtype), mean.shape)
     if normal is None or uniform is None:
         k_norm, k_unif = jax.random.split(key)
-        normal = jax.random.normal(k_norm, mean.shape, mean.dtype)
-        uniform = jax.random.uniform(k_unif, mean.shape, mean.dtype)
+        normal = flat_random.normal(k_norm, mean.shape, mean.dtype)
+        uniform = flat_random.uniform(k_unif, mean.shape, mean.dtype)
     nu = jnp.reshape(normal, mean.shape)
     y = jnp.maximum(nu * nu, jnp.finfo(mean.dtype).tiny)
     x = 4.0 * shape / (y * (1.0 + jnp.sqrt(1.0 + 4.0 * shape / (mean * y))) ** 2)
@@ -101,7 +102,7 @@ def gaussian_columns_given_precision(key, gram, rhs, prior_precision, sigma, *,
         raise ValueError("a collapsed scale draw (callable sigma) needs rhs_sq = ‖T‖²_F")
     A = gram + jnp.diag(prior_precision)
     if noise is None:
-        noise = jax.random.normal(key, rhs.shape, rhs.dtype)
+        noise = flat_random.normal(key, rhs.shape, rhs.dtype)
     noise = jnp.reshape(noise, rhs.shape)
 
     def draw_with(L):
@@ -130,8 +131,8 @@ def gaussian_columns_wide(key, X, Y, prior_precision, sigma, *, return_jitter=Fa
     c = Y.shape[1]
     k_u, k_delta = jax.random.split(key)
     inv_prec = 1.0 / prior_precision
-    xi = jnp.sqrt(inv_prec)[:, None] * jax.random.normal(k_u, (d, c), X.dtype)
-    v = X @ xi + jax.random.normal(k_delta, (n, c), X.dtype)
+    xi = jnp.sqrt(inv_prec)[:, None] * flat_random.normal(k_u, (d, c), X.dtype)
+    v = X @ xi + flat_random.normal(k_delta, (n, c), X.dtype)
     M = (X * inv_prec[None, :]) @ X.T + jnp.eye(n, dtype=X.dtype)
 
     def draw_with(L):

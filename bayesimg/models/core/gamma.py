@@ -28,6 +28,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import ndtri
 
+from bayesimg.models.core import flat_random
+
 #: rounds of proposals before an element is given up as NaN (non-finite shapes only)
 MAX_ROUNDS = 64
 
@@ -48,7 +50,7 @@ def gamma(key, a, shape=None, dtype=None):
         i, out, done = carry
         # one uniform call per round (each random call site compiles its own hash):
         # x = Φ⁻¹(u₀), the acceptance u₁, the boost u₂ kept with the accepted proposal
-        u = jax.random.uniform(jax.random.fold_in(key, i), (3,) + shape, dtype, minval=tiny)
+        u = flat_random.uniform(jax.random.fold_in(key, i), (3,) + shape, dtype, minval=tiny)
         x = ndtri(u[0])
         v = (1.0 + c * x) ** 3
         v_pos = jnp.where(v > 0, v, 1.0)

@@ -141,6 +141,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve
 from numpyro import handlers
 
+from bayesimg.models.core import flat_random
 from bayesimg.models.core.conditionals import (
     gaussian_columns_given_precision,
     gaussian_columns_wide,
@@ -198,8 +199,8 @@ def scale_move(key, p, alpha, beta, gamma, *, normal=None, uniform=None):
     sd = 1.0 / jnp.sqrt(curvature(mode) + tiny)
     if normal is None or uniform is None:
         k_prop, k_acc = jax.random.split(key)
-        normal = jax.random.normal(k_prop, alpha.shape, dtype)
-        uniform = jax.random.uniform(k_acc, alpha.shape, dtype)
+        normal = flat_random.normal(k_prop, alpha.shape, dtype)
+        uniform = flat_random.uniform(k_acc, alpha.shape, dtype)
     prop = mode + sd * normal
     zero = jnp.zeros_like(prop)
 

@@ -88,6 +88,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from bayesimg.models.core import flat_random
 from bayesimg.models.core.conditionals import matrix_normal_kron
 from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
@@ -385,7 +386,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             resid = target - X @ W
 
         unif = jax.random.uniform(keys[0], (d,), dtype)
-        normal = jax.random.normal(keys[1], (d, c), dtype)
+        normal = flat_random.normal(keys[1], (d, c), dtype)
         xx = cache["xx"]
         n_in = jax.ops.segment_sum(z["snp_in"], gene_index, num_segments=n_genes)
 
@@ -399,7 +400,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             proposal = kw["roi_proposal"]
             rate = z["roi_rate"]
             log_pi_fixed, log_pi_own = log_pi[:n_fixed], log_pi[n_fixed:]
-            roi_keys = jax.random.split(keys[4], (2, d))
+            roi_keys = flat_random.split(keys[4], (2, d))
         else:
             log_pi_fixed = log_pi
 
@@ -501,7 +502,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         # its factor P(S | φ) / q(S), as in the single-SNP step.
         partner = cache["partner"]
         pair_unif = jax.random.uniform(keys[8], (d,), dtype)
-        pair_normal = jax.random.normal(keys[9], (d, c), dtype)
+        pair_normal = flat_random.normal(keys[9], (d, c), dtype)
 
         def swap(j, carry):
             resid, W, snp_in, comp, n_in, subsets = carry
@@ -684,7 +685,7 @@ def inverse_wishart(key, chi2, scale):
     A_ij ~ N(0, 1) (i > j), Σ⁻¹ = C⁻ᵀAAᵀC⁻¹ is Wishart(df, scale⁻¹), so Σ = VᵀV with
     V = A⁻¹Cᵀ.  (numpyro's InverseWishart sampler costs ~6 s of compile time.)"""
     c = scale.shape[0]
-    A = jnp.tril(jax.random.normal(key, (c, c), scale.dtype), -1) + jnp.diag(jnp.sqrt(chi2))
+    A = jnp.tril(flat_random.normal(key, (c, c), scale.dtype), -1) + jnp.diag(jnp.sqrt(chi2))
     C, _ = robust_cholesky(scale)
     V = solve_lower(A, C.T)
     Sigma = V.T @ V
