@@ -66,6 +66,8 @@ from bayesimg.models.bnmix.math import (
     mixture_loglik,
     pooled_node_regression,
 )
+from bayesimg.models.core import flat_random
+from bayesimg.models.core.gamma import gamma
 from bayesimg.models.core.gibbs_kernel import ExactGibbsKernel
 from bayesimg.stored_programs import stored_jit
 
@@ -180,7 +182,7 @@ class BNMixGibbs(ExactGibbsKernel):
         # 1: labels
         comp = component_loglik(X, z["mu"], z["B"], z["sigma2"], is_binary)
         comp = comp + jnp.log(z["pi"])[:, None] + label_mask(known, K)
-        labels = jax.random.categorical(keys[0], comp, axis=0)
+        labels = flat_random.categorical(keys[0], comp, axis=0)
         onehot = jax.nn.one_hot(labels, K, dtype=dtype)
         counts = onehot.sum(axis=0)
 
@@ -203,8 +205,9 @@ class BNMixGibbs(ExactGibbsKernel):
         nw_sh = allowed & ~white & pool                                 # B₀ horseshoe active
         m_j = allowed.sum(axis=0).astype(dtype)
 
-        # every Gamma variate of the sweep in one call (jax.random.gamma is costly to
-        # compile); all shapes are known here, the rates are applied block by block
+        # every Gamma variate of the sweep in one call of the vectorised sampler
+        # (bayesimg.models.core.gamma; jax.random.gamma is costly to compile); all
+        # shapes are known here, the rates are applied block by block
         sum_x = S[:, 0, 1:]                                                     # (K, p)
         ones_kpp = jnp.ones((K, p, p), dtype)
         shapes = [kw["alpha"] + counts,                                         # π
@@ -223,8 +226,7 @@ class BNMixGibbs(ExactGibbsKernel):
                   (K * jnp.sum(gauss & pool) + 1.0).astype(dtype) / 2.0,      # ω²
                   jnp.ones((), dtype)]                                          # ξ_ω
         sizes = [a.size for a in shapes]
-        flat = jax.random.gamma(keys[1], jnp.concatenate([jnp.ravel(a) for a in shapes]),
-                                dtype=dtype)
+        flat = gamma(keys[1], jnp.concatenate([jnp.ravel(a) for a in shapes]), dtype=dtype)
         flat = jnp.maximum(flat, jnp.finfo(dtype).tiny)
         (g_pi, g_t1, g_t0, g_s2, g_lam, g_nu, g_tau, g_xi, g_lam0, g_nu0, g_tau0, g_xi0,
          g_psi, g_nupsi, g_om, g_xiom) = (
@@ -236,14 +238,16 @@ class BNMixGibbs(ExactGibbsKernel):
         pi = jnp.maximum(pi, jnp.finfo(dtype).tiny)
 
         # 5: coefficients and intercepts (shared part and deviations, jointly per node)
-        reg_keys = jax.random.split(keys[3], p)
+        # the N(0, 1) variates of every node's draw from one call (each call site of
+        # jax.random.normal compiles its own bit generator and inverse error function)
+        reg_noise = flat_random.normal(keys[3], (p, K + 1, p + 1), dtype)
 
-        def regression(j, kk):
+        def regression(j, noise):
             sd0, sd = node_coefficient_sd(z, allowed[:, j], j, white[:, j], slab, mean_scale,
                                           pool)
-            return pooled_node_regression(S, j, sd0, sd, sigma2[:, j], counts, kk)
+            return pooled_node_regression(S, j, sd0, sd, sigma2[:, j], counts, noise)
 
-        _, beta0, beta = jax.vmap(regression)(jnp.arange(p), reg_keys)
+        _, beta0, beta = jax.vmap(regression)(jnp.arange(p), reg_noise)
         # beta0 (p, P), beta (p, K, P) → (K, p, P)
         beta = jnp.swapaxes(beta, 0, 1)
         beta_tot = beta0[None] + beta
@@ -333,17 +337,19 @@ class BNMixGibbs(ExactGibbsKernel):
 
         ig = dist_ig_logpdf(noise_a, noise_b)
 
-        def mh(pos, st, ml, vhat, new, group, n_groups, key):
+        def mh(pos, st, ml, vhat, new, group, n_groups, u, refresh):
             """Independent Metropolis decisions for groups of nodes (segment ids
-            ``group``; ``n_groups`` = none) whose proposals touch disjoint node sets."""
+            ``group``; ``n_groups`` = none) whose proposals touch disjoint node sets;
+            ``u`` (n_groups,) U(0, 1) variates.  ``refresh``: no move, every Gaussian
+            node's cached marginal likelihood and ridge residual variance recomputed."""
             nodes = jnp.arange(p)
             old_allowed = allowed_from_position(pos, base)
             new_allowed = allowed_from_position(new, base)
             flip = (pos[:, None] < pos[None, :]) != (new[:, None] < new[None, :])
-            changed = jnp.any(old_allowed != new_allowed, axis=0) & ~is_binary
+            changed = (jnp.any(old_allowed != new_allowed, axis=0) | refresh) & ~is_binary
             vhat_new = jax.vmap(lambda j: resid_scale(new_allowed[:, j], j), out_axes=1)(nodes)
             carry = self.carry_scales
-            ratio = jnp.where(changed[None] & carry, vhat_new / vhat, 1.0)      # (K, p)
+            ratio = jnp.where(changed[None] & carry & ~refresh, vhat_new / vhat, 1.0)
             prop = {k: jnp.where(flip & carry, jnp.swapaxes(v, -1, -2), v)
                     for k, v in st.items() if k != "sigma2"}
             prop["sigma2"] = st["sigma2"] * ratio
@@ -362,36 +368,33 @@ class BNMixGibbs(ExactGibbsKernel):
             seg = n_groups + 1
             log_ratio = jax.ops.segment_sum(term, group, seg)[:n_groups]
             bad = jax.ops.segment_max(illegal.astype(jnp.int32), group, seg)[:n_groups] > 0
-            u = jax.random.uniform(key, (n_groups,), dtype)
             ok = (jnp.log(u) < log_ratio) & ~bad
-            take = ok[jnp.minimum(group, n_groups - 1)] & (group < n_groups)
+            take = (ok[jnp.minimum(group, n_groups - 1)] & (group < n_groups)) | refresh
             flip_take = flip & take[:, None] & take[None, :]
             st = {k: jnp.where(flip_take, prop[k], v) if k != "sigma2"
                   else jnp.where(take[None], prop[k], v) for k, v in st.items()}
             out = (jnp.where(take, new, pos), st, jnp.where(take, ml_new, ml),
                    jnp.where(take[None] & changed[None], vhat_new, vhat))
-            return out, (jnp.sum(ok).astype(dtype), jnp.asarray(n_groups, dtype))
+            return out, ok
 
-        def adjacent_pass(carry, _):
-            # every adjacent pair once, in two phases of disjoint pairs (t = o, o+2, …):
-            # a pair's swap changes only its two nodes' parent sets, so the decisions
-            # within a phase are independent Metropolis steps
-            pos, st, ml, vhat, key = carry
-            key, *phase_keys = jax.random.split(key, 3)
-            accepted = proposed = jnp.zeros((), dtype)
-            for o, k in zip((0, 1), phase_keys, strict=True):
-                n_pairs, group, new = adjacent_swap_proposal(pos, o, p)
-                if n_pairs == 0:
-                    continue
-                (pos, st, ml, vhat), (a, n) = mh(pos, st, ml, vhat, new, group, n_pairs, k)
-                accepted, proposed = accepted + a, proposed + n
-            return (pos, st, ml, vhat, key), (accepted, proposed)
+        # every move of the sweep runs through one Metropolis step (each call site traces
+        # and compiles its own copy of the vmapped marginal likelihoods and ridge fits):
+        # a static schedule of move types, one scan.  Type 3 (first) fills the cache of
+        # per-node marginal likelihoods and ridge residual variances at the current
+        # order; then ``order_moves`` × (phase 0, phase 1) adjacent passes (types 0, 1)
+        # and ``relocations`` (type 2).  Phase o pairs positions (o, o+1), (o+2, o+3), …:
+        # a pair's swap changes only its two nodes' parent sets, so the decisions within
+        # a phase are independent Metropolis steps; a relocation is one group.
+        phases = [o for o in (0, 1) if (p - o) // 2 > 0]
+        schedule = [3] + phases * self.order_moves + [2] * self.relocations
+        n_groups = max(p // 2, 1)
+        real_groups = jnp.asarray([p // 2, (p - 1) // 2, 1, 0], jnp.int32)
 
-        def relocate(carry, _):
-            pos, st, ml, vhat, key = carry
-            key, k_v, k_t, k_c, k_u = jax.random.split(key, 5)
-            s = jax.random.randint(k_v, (), 0, p)
-            t = jax.random.randint(k_t, (), 0, p)
+        def proposal(pos, kind, u):
+            """(group (p,), proposed positions) of a move of type ``kind`` from three
+            U(0, 1) variates ``u``; a node in no group has group ``n_groups``."""
+            s = jnp.minimum(jnp.floor(u[0] * p), p - 1).astype(pos.dtype)    # uniform slot
+            t = jnp.minimum(jnp.floor(u[1] * p), p - 1).astype(pos.dtype)    # uniform slot
             v = jnp.argmax(pos == s)
             # relocation: the node at s moves to t, those between shift towards s
             up = (pos > s) & (pos <= t)
@@ -400,23 +403,32 @@ class BNMixGibbs(ExactGibbsKernel):
             # reversal: the segment of the order between s and t is reversed
             lo, hi = jnp.minimum(s, t), jnp.maximum(s, t)
             reversed_ = jnp.where((pos >= lo) & (pos <= hi), lo + hi - pos, pos)
-            new = jnp.where(jax.random.bernoulli(k_c), moved, reversed_)
-            out, stats = mh(pos, st, ml, vhat, new, jnp.zeros((p,), jnp.int32), 1, k_u)
-            return out + (key,), stats
+            relocated = jnp.where(u[2] < 0.5, moved, reversed_)
+            n_pairs, pair, swapped = adjacent_swap_proposal(pos, jnp.minimum(kind, 1), p)
+            group = jnp.where(kind >= 2, 0, jnp.where(pair == n_pairs, n_groups, pair))
+            new = jnp.where(kind == 2, relocated, swapped)
+            return group, jnp.where(kind == 3, pos, new)
+
+        def move(carry, step):
+            pos, st, ml, vhat = carry
+            kind, u = step
+            group, new = proposal(pos, kind, u[:3])
+            out, ok = mh(pos, st, ml, vhat, new, group, n_groups, u[3:], kind == 3)
+            n_real = real_groups[kind]
+            accepted = jnp.sum(ok & (jnp.arange(n_groups) < n_real)).astype(dtype)
+            return out, (accepted, n_real.astype(dtype))
 
         st = {k: z[k] for k in ("lam", "nu", "lam_shared", "nu_shared", "sigma2")}
-        allowed = allowed_from_position(position, base)
-        # cached per node: marginal likelihood and ridge residual variance at the current order
-        ml = jax.vmap(lambda j: node_ml(allowed, j, st))(jnp.arange(p))
-        vhat = jax.vmap(lambda j: resid_scale(allowed[:, j], j), out_axes=1)(jnp.arange(p))
-        carry = (position, st, ml, vhat, key)
-        accepted = proposed = jnp.zeros((), dtype)
-        for fn, n_moves in ((adjacent_pass, self.order_moves), (relocate, self.relocations)):
-            if n_moves > 0:
-                carry, (a, n) = jax.lax.scan(fn, carry, None, length=n_moves)
-                accepted, proposed = accepted + a.sum(), proposed + n.sum()
+        if len(schedule) == 1:
+            return position, st, jnp.zeros((), dtype)
+        # every U(0, 1) variate of the moves from one call: per move, the proposal's
+        # three and one per group for the acceptances
+        unif = flat_random.uniform(key, (len(schedule), 3 + n_groups), dtype)
+        cache = (jnp.zeros((p,), dtype), jnp.ones((counts.shape[0], p), dtype))
+        carry, (a, n) = jax.lax.scan(move, (position, st, *cache),
+                                     (jnp.asarray(schedule, jnp.int32), unif))
         position, st = carry[:2]
-        return position, st, accepted / jnp.maximum(proposed, 1.0)
+        return position, st, a.sum() / jnp.maximum(n.sum(), 1.0)
 
     def postprocess_fn(self, model_args, model_kwargs):
         return lambda z: z

@@ -118,14 +118,18 @@ def _em_program(K: int, n_iter: int):
             sigma2 = jnp.where(is_binary, 1.0, sigma2)
             return pi, mu, B, sigma2
 
-        def body(_, carry):
-            r, B_old, s2_old = carry
+        # n_iter (M, E) steps and a last M step, all in one loop so that the M step is
+        # traced and compiled once (the last pass keeps its responsibilities)
+        def body(i, carry):
+            r, B_old, s2_old, _ = carry
             params = m_step(r, B_old, s2_old)
-            return membership_probs(X, *params, is_binary, known), params[2], params[3]
+            r_next = membership_probs(X, *params, is_binary, known)
+            return jnp.where(i < n_iter, r_next, r), params[2], params[3], params
 
-        init = (resp, jnp.ones((K, p, p), X.dtype), jnp.ones((K, p), X.dtype))
-        r, B_old, s2_old = jax.lax.fori_loop(0, n_iter, body, init)
-        params = m_step(r, B_old, s2_old)
+        ones_kp = jnp.ones((K, p), X.dtype)
+        init = (resp, jnp.ones((K, p, p), X.dtype), ones_kp,
+                (jnp.ones((K,), X.dtype), ones_kp, jnp.ones((K, p, p), X.dtype), ones_kp))
+        r, _, _, params = jax.lax.fori_loop(0, n_iter + 1, body, init)
         ll = jnp.sum(mixture_loglik(X, *params, is_binary, known))
         # model choice between restarts: log-likelihood minus the L0-like edge penalty
         Nk = r.sum(axis=0)

@@ -78,7 +78,7 @@ def node_regression(S, j, sd, sigma2, n_k, key=None):
     return log_ml, beta
 
 
-def pooled_node_regression(S, j, sd0, sd, sigma2, n_k, key=None):
+def pooled_node_regression(S, j, sd0, sd, sigma2, n_k, noise=None):
     r"""Node j's regressions in all K clusters with a shared and a cluster-specific part.
 
     Cluster k's coefficients (intercept, b_{1..p, j}) are γ₀ + γ_k, the shared part
@@ -98,9 +98,10 @@ def pooled_node_regression(S, j, sd0, sd, sigma2, n_k, key=None):
                            − Σ log diag L_k] + ½|w₀|² − Σ log diag L₀,
 
     and an exact joint draw is u₀ = L₀⁻ᵀ(w₀ + ε₀), then u_k | u₀ = L_k⁻ᵀ(w_k − W_k u₀ + ε_k)
-    (cost K + 1 Cholesky factors of size P instead of one of size (K + 1)P).  With
-    ``sd0 = 0`` this is K independent :func:`node_regression` calls.
-    Returns ``(log_ml, beta0 (P,), beta (K, P))`` (betas None without a key).
+    (cost K + 1 Cholesky factors of size P instead of one of size (K + 1)P), with
+    (ε₀, ε_1..K) = ``noise`` (K + 1, P) standard normal variates.  With ``sd0 = 0``
+    this is K independent :func:`node_regression` calls.
+    Returns ``(log_ml, beta0 (P,), beta (K, P))`` (betas None without ``noise``).
     """
     K, P, _ = S.shape
     eye = jnp.eye(P, dtype=S.dtype)
@@ -123,13 +124,11 @@ def pooled_node_regression(S, j, sd0, sd, sigma2, n_k, key=None):
                       + 0.5 * jnp.sum(wk * wk, axis=1)
                       - jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=1, axis2=2)), axis=1))
               + 0.5 * jnp.dot(w0, w0) - jnp.sum(jnp.log(jnp.diag(L0))))
-    if key is None:
+    if noise is None:
         return log_ml, None, None
-    k0, k1 = jax.random.split(key)
-    u0 = solve_triangular(L0.T, w0 + jax.random.normal(k0, (P,), S.dtype), lower=False)
-    eps = jax.random.normal(k1, (K, P), S.dtype)
+    u0 = solve_triangular(L0.T, w0 + noise[0], lower=False)
     uk = jax.vmap(lambda L, b: solve_triangular(L.T, b, lower=False))(
-        Lk, wk - jnp.einsum("kab,b->ka", Wk, u0) + eps)
+        Lk, wk - jnp.einsum("kab,b->ka", Wk, u0) + noise[1:])
     return log_ml, sd0 * u0, sd * uk
 
 
