@@ -340,7 +340,7 @@ def _save(results: dict, numpyro: dict, mofapy2: dict, load_start) -> None:
                   "bnClustOmics": "not run: R is not installed on this machine",
                   "mofapy2": mofapy2 or "not run"},
         "load_average_at_start": load_start, "load_average_now": os.getloadavg(),
-        "note": "2-core CPU shared by 6 workers (see the load averages): wall times are "
+        "note": "2-core CPU shared by 7 workers (see the load averages): wall times are "
                 "inflated several-fold, CPU seconds are the comparison, and even they move "
                 "by about 1-2 s between repeats (see 'repeats'); float64",
     })
