@@ -306,9 +306,10 @@ class BNMixGibbs(ExactGibbsKernel):
         parents), v̂ the ridge-regression residual variance given the labels (a
         function of the order only, so r is inverted by the reverse move; Jacobian
         Π r).  Acceptance: the ratio of the nodes' marginal likelihoods (coefficients
-        integrated out) × the σ² and ν prior ratios × the Jacobian.  Adjacent moves
-        pick a uniform position t and swap the nodes at t, t + 1; relocations pick a
-        uniform node and a uniform new position (both symmetric proposals).
+        integrated out) × the σ² and ν prior ratios × the Jacobian.  Adjacent passes
+        swap every adjacent pair once, in two phases of disjoint pairs; relocations
+        pick a uniform slot s and a uniform new slot t and move the node at s to t or
+        reverse the segment between them (probability ½ each; symmetric proposals).
         """
         X, is_binary = kw["X"], kw["is_binary"]
         base, white = kw["base_allowed"], kw["whitelist"]
