@@ -365,7 +365,8 @@ def run_replicate(scenario: str, seed: int, args, mvsusie: dict,
                                {"rule": "95% interval excludes 0"}))
 
     if "spike_slab" in args.methods and primary and hasattr(bi.models, "SpikeSlabMTR"):
-        fit, cpu, wall = _quiet_fit(bi.models.SpikeSlabMTR(), data, method="gibbs", **mcmc)
+        model = bi.models.SpikeSlabMTR(**json.loads(args.spike_slab_options))
+        fit, cpu, wall = _quiet_fit(model, data, method="gibbs", **mcmc)
         post = _posterior_table(data, _draws(fit, "W"))
         post["pip"] = _pip_frame(fit, data, post)
         units = unit_members = None
@@ -596,6 +597,8 @@ def main(argv=None):
     parser.add_argument("--loo-draws", type=int, default=100,
                         help="hyperparameter draws of GSMTR's integrated LOO")
     parser.add_argument("--glrr-rank", type=int, default=3)
+    parser.add_argument("--spike-slab-options", default="{}",
+                        help="SpikeSlabMTR keyword arguments as JSON (default: its defaults)")
     parser.add_argument("--calibration-bins", type=int, default=10)
     parser.add_argument("--calibration-min-count", type=int, default=20)
     parser.add_argument("--model-replicates", type=int, default=None,
@@ -721,7 +724,9 @@ def _result(args, summary, sizes, done, ratios, targets, mvsusie, spike_slab_ava
                          "gsmtr_ic": f"loo (bi.compare ic='loo': integrated LOO on "
                                      f"{args.loo_draws} thinned draws where available)",
                          "glrr_rank_bound": args.glrr_rank, "sampler": "exact Gibbs",
-                         "spike_slab_model": "SpikeSlabMTR() defaults"},
+                         "spike_slab_model": (f"SpikeSlabMTR(**{args.spike_slab_options})"
+                                              if json.loads(args.spike_slab_options)
+                                              else "SpikeSlabMTR() defaults")},
         "methods_status": methods_status,
         "scenarios": summary,
         "ratios": ratios,

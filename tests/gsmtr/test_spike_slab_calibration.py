@@ -2,11 +2,12 @@
 the calibration of its posterior inclusion probabilities.
 
 Replicates r = 1..R: genotypes X_r (n = 40, d = 6 SNPs in 2 genes of 3, c = 2 ROIs), every
-parameter drawn from the model's prior — π_gene, π_snp ~ Beta(1, 1), γ_g, δ_j, mixture
+parameter drawn from the model's prior — π_gene, π_snp ~ their Beta priors, γ_g, δ_j, mixture
 weights ω_p ρ_t (pattern and slab-scale weights ~ Dirichlet(1) each), a component per
-included SNP (patterns: shared, single, independent and the ``"subsets"`` family, whose
-SNP-own ROI subset S_j is drawn from independent per-ROI inclusion at rate φ given S ≠ ∅, φ
-from its grid prior), w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
+included SNP (patterns: shared, single, independent and the own-subset families
+``"subsets"`` (w = D_S·N(0, v²I)) and ``"shared_subsets"`` (w = β 1_S, β ~ N(0, v²)), whose
+SNP-own ROI subset S_j is drawn from independent per-ROI inclusion at the family's rate φ_f
+given S ≠ ∅, φ_f from its grid prior), w_j ~ N(0, v²U), Σ ~ InvWishart(c + 2,
 I) — and Y = XW + E, rows of E ~ N(0, Σ); then the posterior is sampled.  Two SNPs are LD
 proxies of others (r ≈ 0.8; one pair within a gene, one across genes), so the pair moves
 run.  If the sampler targets the posterior, the rank of every true scalar among L thinned
@@ -33,19 +34,23 @@ from bayesimg.models import SpikeSlabMTR
 from bayesimg.models.gsmtr.spike_slab import ROI_RATE_GRID
 
 N, D, C, GENE_SIZE = 40, 6, 2, 3
-PATTERNS = ("shared", "single", "independent", "subsets")
+PATTERNS = ("shared", "single", "independent", "subsets", "shared_subsets")
 SCALES = (0.3, 0.8)
 RUN = dict(chains=2, warmup=150, draws=500, progress=False)
 L_RANK = 99
 
 
-def _prior_draw(rng, gene_index):
+def _prior_draw(rng, design):
     model = SpikeSlabMTR(patterns=PATTERNS, slab_scales=SCALES)
     rank1 = np.array([np.ones(C), *np.eye(C)])
-    n_comp = (len(rank1) + 2) * len(SCALES)           # + independent, + subsets
+    families = model._own_families()
+    n_comp = (len(rank1) + 1 + len(families)) * len(SCALES)   # + independent, families
     grid = np.asarray(ROI_RATE_GRID)
-    rate = rng.choice(grid, p=np.exp(model._roi_rate_log_prior(C)))
-    pi_gene, pi_snp = rng.beta(1, 1), rng.beta(1, 1)
+    # one rate φ_f per own-subset family (subsets, shared_subsets)
+    rates = [rng.choice(grid, p=np.exp(row)) for row in model._roi_rate_log_prior(C)]
+    gene_index = design.gene_index
+    # π_snp's default prior depends on the gene sizes: Beta(1, 2) here (3 SNPs per gene)
+    pi_gene, pi_snp = rng.beta(*model.gene_prior), rng.beta(*model.snp_prior_for(design))
     gene_in = rng.random(gene_index.max() + 1) < pi_gene
     snp_in = gene_in[gene_index] & (rng.random(D) < pi_snp)
     # the default product prior: pattern weights × slab-scale weights, Dirichlet(1) each
@@ -60,14 +65,18 @@ def _prior_draw(rng, gene_index):
             W[j] = rank1[p] * v * rng.standard_normal()
         else:
             mask = np.ones(C)                         # independent: all ROIs
-            while p > len(rank1):                     # subsets: S ~ Bernoulli(φ)^C | S ≠ ∅
-                mask = (rng.random(C) < rate).astype(float)
+            family = p - len(rank1) - 1               # own-subset family (−1: independent)
+            while family >= 0:                        # S ~ Bernoulli(φ_f)^C | S ≠ ∅
+                mask = (rng.random(C) < rates[family]).astype(float)
                 if mask.any():
                     break
-            W[j] = mask * v * rng.standard_normal(C)
+            shared = family >= 0 and families[family] == "shared_subsets"
+            coef = rng.standard_normal() if shared else rng.standard_normal(C)
+            W[j] = mask * v * coef
     Sigma = stats.invwishart(df=C + 2, scale=np.eye(C)).rvs(random_state=rng)
     truth = {"Sigma_11": Sigma[0, 0], "Sigma_12": Sigma[0, 1], "W_11": W[0, 0],
-             "W_21": W[1, 0], "pi_snp": pi_snp, "n_in": snp_in.sum(), "roi_rate": rate}
+             "W_21": W[1, 0], "pi_snp": pi_snp, "n_in": snp_in.sum(),
+             **{f"roi_rate_{f}": rate for f, rate in zip(families, rates, strict=True)}}
     return model, W, Sigma, snp_in, truth
 
 
@@ -86,7 +95,9 @@ def _posterior_quantities(fit):
     Sigma = draws(fit, "Sigma")
     W = draws(fit, "W")
     return {"Sigma_11": Sigma[:, 0, 0], "Sigma_12": Sigma[:, 0, 1], "W_11": W[:, 0, 0],
-            "W_21": W[:, 1, 0], "pi_snp": draws(fit, "pi_snp"), "roi_rate": draws(fit, "roi_rate"),
+            "W_21": W[:, 1, 0], "pi_snp": draws(fit, "pi_snp"),
+            **{f"roi_rate_{f}": draws(fit, "roi_rate")[:, i]
+               for i, f in enumerate(fit.posterior["subset_family"].values)},
             "n_in": draws(fit, "snp_in").sum(axis=1)}
 
 
@@ -95,7 +106,7 @@ def _run(n_rep: int, seed0: int):
     for r in range(n_rep):
         rng = np.random.default_rng(seed0 + r)
         design = _with_ld(genotype_design(N, D, GENE_SIZE, seed=seed0 + 50_000 + r), rng)
-        model, W, Sigma, snp_in, truth = _prior_draw(rng, design.gene_index)
+        model, W, Sigma, snp_in, truth = _prior_draw(rng, design)
         E = rng.standard_normal((N, C)) @ np.linalg.cholesky(Sigma).T
         data = with_phenotypes(design, design.genotypes @ W + E)
         with warnings.catch_warnings():
