@@ -49,8 +49,7 @@ def _prior_draw(rng, design):
     # one rate φ_f per own-subset family (subsets, shared_subsets)
     rates = [rng.choice(grid, p=np.exp(row)) for row in model._roi_rate_log_prior(C)]
     gene_index = design.gene_index
-    # π_snp's default prior depends on the gene sizes: Beta(1, 2) here (3 SNPs per gene)
-    pi_gene, pi_snp = rng.beta(*model.gene_prior), rng.beta(*model.snp_prior_for(design))
+    pi_gene, pi_snp = rng.beta(*model.gene_prior), rng.beta(*model.snp_prior)
     gene_in = rng.random(gene_index.max() + 1) < pi_gene
     snp_in = gene_in[gene_index] & (rng.random(D) < pi_snp)
     # the default product prior: pattern weights × slab-scale weights, Dirichlet(1) each

@@ -26,22 +26,23 @@ Model (row j of W, w_j ∈ R^c, is SNP j's effect on the c ROIs)::
       φ_subsets ~ Beta(1, c − 1), φ_shared_subsets ~ Beta(1, 1), each on a grid of 40
         values (prior mean 1/c for "subsets": one ROI per SNP expected; uniform for
         shared effects, which may span a few ROIs or all)
-    π_gene ~ Beta(a_g, b_g) (default Beta(1, 1)),
-    π_snp ~ Beta(a_s, b_s)  (default Beta(1, max(m̄ − 1, 1)), m̄ = d / G SNPs per gene),
+    π_gene ~ Beta(a_g, b_g),  π_snp ~ Beta(a_s, b_s)   (default Beta(1, 1) each),
     (ω_p) ~ Dirichlet(α) over patterns,  (ρ_t) ~ Dirichlet(α) over slab scales
     Σ ~ InvWishart(ν₀ = c + 2, Ψ₀ = I)   ("full"; prior mean I)
       or σ_k² ~ InvGamma((ν₀ − c + 1)/2, 1/2) independently ("diagonal": the IW's marginals)
     Γ ~ N(0, s_Γ²) entrywise (as GSMTR)
 
-Why π_snp's default prior expects one SNP per included gene: given its gene is in, a SNP
-is in with probability π_snp, so one SNP alone in a gene of m SNPs has prior weight
-∝ π_snp (1 − π_snp)^(m − 1).  π_snp is learned only from the genes that are in; with
-Beta(1, 1) and a handful of weak signals it settled (discovery benchmark, ``many_weak``: 12
-causal SNPs in genes of 30–68 pruned SNPs, 15 genes) near 0.6 on a few small genes — a
-lone SNP in a gene of 50 then has prior weight ∝ 0.4^49 ≈ 1e-19 and the weak effects there never
-entered (3 calls in 20 replicates).  Beta(1, m̄ − 1) has prior mean 1/m̄ (one SNP per
-included gene: LD-pruned SNPs of one gene mostly tag one or two causal variants) and still
-lets the data move π_snp; it uses the gene sizes only, never the phenotypes.
+Weak polygenic signals and the prior of π_snp: given its gene is in, a SNP is in with
+probability π_snp, so a SNP alone in a gene of m SNPs has prior weight ∝ π_snp (1 −
+π_snp)^(m − 1).  π_snp is learned only from the genes that are in; with Beta(1, 1) and a
+handful of weak signals it can settle high on a few small genes (discovery benchmark,
+``many_weak``: 12 causal SNPs at z ≈ 2 in genes of 30–68 pruned SNPs; one replicate gave
+π_snp ≈ 0.6, so a lone SNP in a gene of 50 had prior weight ∝ 0.4^49 ≈ 1e-19), and the weak
+effects in large genes never enter (3 calls in 20 replicates).  ``snp_prior=(1, m̄ − 1)``
+(m̄ = SNPs per gene; prior mean 1/m̄, one SNP per included gene) made 5 calls, none false,
+in 5 ``many_weak`` replicates where Beta(1, 1) made none; it is not the default because it
+costs power elsewhere: in the recovery test (3 genes, m̄ = 29) a planted 0.41-SD effect
+was lost (lfsr 0.06 → 0.28; 4 of 7 planted pairs found instead of 6).
 
 Why a product prior on the mixture weights (``mixture_prior="product"``, the default): with
 one Dirichlet over all (pattern, scale) pairs (``"joint"``) the ~50 weights are learned from
@@ -187,9 +188,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         Residual covariance across phenotypes: inverse-Wishart, or independent
         inverse-gamma variances.
     gene_prior, snp_prior : (float, float)
-        Beta(a, b) priors on π_gene and π_snp.  ``snp_prior=None`` (default): Beta(1,
-        max(m̄ − 1, 1)) with m̄ the mean number of SNPs per gene — a priori one SNP in
-        per included gene (see the module docstring).
+        Beta(a, b) priors on π_gene and π_snp (see the module docstring on weak
+        polygenic signals and ``snp_prior``).
     dirichlet_alpha : float
         Dirichlet concentration of the mixture weights (of each of the two Dirichlets with
         ``mixture_prior="product"``).
@@ -209,7 +209,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     def __init__(self, *, patterns: Sequence = DEFAULT_PATTERNS,
                  slab_scales: Sequence[float] = DEFAULT_SLAB_SCALES,
                  residual: str = "full", gene_prior: tuple[float, float] = (1.0, 1.0),
-                 snp_prior: tuple[float, float] | None = None, dirichlet_alpha: float = 1.0,
+                 snp_prior: tuple[float, float] = (1.0, 1.0), dirichlet_alpha: float = 1.0,
                  covariate_scale: float = 10.0, mixture_prior: str = "product",
                  site_scale: float = 1.0):
         if residual not in RESIDUALS:
@@ -242,8 +242,6 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
                 or np.any(scales <= 0):
             raise ModelSpecError(f"slab_scales must be positive numbers, got {slab_scales!r}")
         for label, prior in (("gene_prior", gene_prior), ("snp_prior", snp_prior)):
-            if prior is None and label == "snp_prior":
-                continue
             if len(prior) != 2 or not all(np.isfinite(v) and v > 0 for v in prior):
                 raise ModelSpecError(f"{label} must be Beta (a, b) with a, b > 0, got {prior!r}")
         if not (np.isfinite(dirichlet_alpha) and dirichlet_alpha > 0):
@@ -254,7 +252,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         self.slab_scales = tuple(float(v) for v in scales)
         self.residual = residual
         self.gene_prior = tuple(map(float, gene_prior))
-        self.snp_prior = None if snp_prior is None else tuple(map(float, snp_prior))
+        self.snp_prior = tuple(map(float, snp_prior))
         self.dirichlet_alpha = float(dirichlet_alpha)
         self.covariate_scale = float(covariate_scale)
         if not (np.isfinite(site_scale) and site_scale > 0):
@@ -282,7 +280,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         return {"patterns": [p if isinstance(p, str) else list(p) for p in self.patterns],
                 "slab_scales": list(self.slab_scales), "residual": self.residual,
                 "gene_prior": list(self.gene_prior),
-                "snp_prior": None if self.snp_prior is None else list(self.snp_prior),
+                "snp_prior": list(self.snp_prior),
                 "dirichlet_alpha": self.dirichlet_alpha,
                 "covariate_scale": self.covariate_scale, "mixture_prior": self.mixture_prior,
                 "site_scale": self.site_scale}
@@ -291,15 +289,6 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         return (type(self).__qualname__, self.residual, "independent" in self.patterns,
                 self._own_families(), self.covariate_scale, self.mixture_prior,
                 data is not None and getattr(data, "sites", None) is not None)
-
-    def snp_prior_for(self, data: Dataset) -> tuple[float, float]:
-        """The Beta(a, b) prior of π_snp on ``data``: ``snp_prior``, or by default
-        Beta(1, max(m̄ − 1, 1)), m̄ = SNPs per gene on average (prior mean 1/m̄: one SNP in
-        per included gene)."""
-        if self.snp_prior is not None:
-            return self.snp_prior
-        mean_size = data.n_snps / max(len(data.gene_names), 1)
-        return (1.0, max(mean_size - 1.0, 1.0))
 
     def _own_families(self) -> tuple[str, ...]:
         """The own-subset families asked for, in the kernel's order."""
@@ -438,7 +427,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             "subsets": self._subset_masks(data)[0],
             "slab_scales": np.asarray(self.slab_scales),
             "dirichlet_alpha": alpha,
-            "inclusion_prior": np.asarray(self.gene_prior + self.snp_prior_for(data)),
+            "inclusion_prior": np.asarray(self.gene_prior + self.snp_prior),
             "sigma_prior_df": np.asarray(c + 2.0),
             "sigma_prior_scale": np.eye(c),
             "roi_proposal": roi_proposal(data) if own else None,
