@@ -763,7 +763,8 @@ def carry_over(result: dict, previous: dict) -> dict:
                 previous["replicates_per_method"][scenario][method]
             carried.append(f"{scenario}/{method}")
     for method in {c.split("/")[1] for c in carried}:
-        result["targets"][method] = {**previous["targets"][method], "carried_over": True}
+        if method in previous.get("targets", {}):
+            result["targets"][method] = {**previous["targets"][method], "carried_over": True}
         result["methods_status"][method] = "carried over (not re-run)"
     result["carried_over_rows"] = carried
     result["carried_over_note"] = (
