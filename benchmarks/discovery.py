@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -365,7 +366,8 @@ def run_replicate(scenario: str, seed: int, args, mvsusie: dict,
                                {"rule": "95% interval excludes 0"}))
 
     if "spike_slab" in args.methods and primary and hasattr(bi.models, "SpikeSlabMTR"):
-        fit, cpu, wall = _quiet_fit(bi.models.SpikeSlabMTR(), data, method="gibbs", **mcmc)
+        model = bi.models.SpikeSlabMTR(**json.loads(args.spike_slab_options))
+        fit, cpu, wall = _quiet_fit(model, data, method="gibbs", **mcmc)
         post = _posterior_table(data, _draws(fit, "W"))
         post["pip"] = _pip_frame(fit, data, post)
         units = unit_members = None
@@ -596,6 +598,8 @@ def main(argv=None):
     parser.add_argument("--loo-draws", type=int, default=100,
                         help="hyperparameter draws of GSMTR's integrated LOO")
     parser.add_argument("--glrr-rank", type=int, default=3)
+    parser.add_argument("--spike-slab-options", default="{}",
+                        help="SpikeSlabMTR keyword arguments as JSON (default: its defaults)")
     parser.add_argument("--calibration-bins", type=int, default=10)
     parser.add_argument("--calibration-min-count", type=int, default=20)
     parser.add_argument("--model-replicates", type=int, default=None,
@@ -608,6 +612,9 @@ def main(argv=None):
     parser.add_argument("--model-time-budget", type=float, default=None,
                         help="the same for the comparator rounds of --model-replicates")
     parser.add_argument("--out", default=str(HERE / "results" / "discovery.json"))
+    parser.add_argument("--carry-over", default=None, metavar="JSON",
+                        help="an earlier result of this benchmark: its rows of the model-based "
+                             "methods not run now are kept, marked as carried over")
     parser.add_argument("--replot", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -618,6 +625,7 @@ def main(argv=None):
         args.replicates = 2
     from _common import write_json
 
+    load_at_start = list(os.getloadavg())
     mvsusie = _mvsusie_status()
     spike_slab_available = hasattr(bi.models, "SpikeSlabMTR")
     started = time.perf_counter()
@@ -654,6 +662,9 @@ def main(argv=None):
         result = _result(args, summary, sizes, done, ratios, targets, mvsusie,
                          spike_slab_available, time.perf_counter() - started)
         result["stopped_early"] = stopped or None
+        result["load_average_at_start"] = load_at_start
+        if args.carry_over:
+            result = carry_over(result, json.loads(Path(args.carry_over).read_text()))
         write_json(out, result)
         _plot(json.loads(out.read_text()), out.with_suffix(".png"))
 
@@ -721,7 +732,9 @@ def _result(args, summary, sizes, done, ratios, targets, mvsusie, spike_slab_ava
                          "gsmtr_ic": f"loo (bi.compare ic='loo': integrated LOO on "
                                      f"{args.loo_draws} thinned draws where available)",
                          "glrr_rank_bound": args.glrr_rank, "sampler": "exact Gibbs",
-                         "spike_slab_model": "SpikeSlabMTR() defaults"},
+                         "spike_slab_model": (f"SpikeSlabMTR(**{args.spike_slab_options})"
+                                              if json.loads(args.spike_slab_options)
+                                              else "SpikeSlabMTR() defaults")},
         "methods_status": methods_status,
         "scenarios": summary,
         "ratios": ratios,
@@ -729,6 +742,36 @@ def _result(args, summary, sizes, done, ratios, targets, mvsusie, spike_slab_ava
         "total_seconds": seconds,
         "config": {k: v for k, v in vars(args).items() if k != "replot"},
     }
+
+
+def carry_over(result: dict, previous: dict) -> dict:
+    """``result`` with the rows of ``previous`` for the model-based methods it did not run
+    (same scenarios, seeds and scoring), each marked ``carried_over`` — so a run of one
+    method keeps the others' recorded rows."""
+    ran = {m for ms in result["scenarios"].values() for m in ms}
+    carried = []
+    for scenario, methods in previous.get("scenarios", {}).items():
+        if scenario not in result["scenarios"]:
+            continue
+        for method, row in methods.items():
+            if method in ran or method.startswith("ols"):
+                continue
+            result["scenarios"][scenario][method] = {**row, "carried_over": True}
+            result["ratios"][scenario][method] = {
+                **previous["ratios"][scenario][method], "carried_over": True}
+            result["replicates_per_method"][scenario][method] = \
+                previous["replicates_per_method"][scenario][method]
+            carried.append(f"{scenario}/{method}")
+    for method in {c.split("/")[1] for c in carried}:
+        if method in previous.get("targets", {}):
+            result["targets"][method] = {**previous["targets"][method], "carried_over": True}
+        result["methods_status"][method] = "carried over (not re-run)"
+    result["carried_over_rows"] = carried
+    result["carried_over_note"] = (
+        "rows of " + ", ".join(sorted({c.split("/")[1] for c in carried}))
+        + " carried over unchanged from the previous recording "
+        + f"({previous.get('carried_over_note') or 'its own run'})" if carried else None)
+    return result
 
 
 def _print_table(summary):

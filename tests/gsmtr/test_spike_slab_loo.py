@@ -68,7 +68,9 @@ def case():
     data, _ = simulate_gsmtr(n_subjects=30, n_snps=8, n_genes=2, n_phenotypes=3,
                              n_covariates=1, effect_size=0.6, seed=2)
     # every kind of component: rank-1, a fixed subset (all ROIs), each SNP's own subset
-    model = SpikeSlabMTR(patterns=("shared", "single", "independent", "subsets"))
+    # with independent effects and with one shared effect (w = β 1_S: rank-1 on S)
+    model = SpikeSlabMTR(patterns=("shared", "single", "independent", "subsets",
+                                   "shared_subsets"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bi.fit(model, data, seed=0, **GIBBS)

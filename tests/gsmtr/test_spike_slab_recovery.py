@@ -8,8 +8,9 @@ residual covariance models it).  A discovery is true when its SNP (or a SNP of i
 set) is causal for that ROI or in r² ≥ 0.5 with a causal SNP
 (:func:`bayesimg.metrics.score_discoveries`).
 
-The model is the default one (shared + each SNP's own ROI subset: the planted effects act
-on 1-3 ROIs with mixed signs, which fixed patterns capture poorly).
+The model is the default one (each SNP's own ROI subset, with independent effects on it or
+one shared effect: the planted effects act on 1-3 ROIs with mixed signs, which fixed
+patterns capture poorly).
 """
 
 from __future__ import annotations

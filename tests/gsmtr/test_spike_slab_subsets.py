@@ -49,15 +49,16 @@ def _spill_data():
 
 
 def test_each_snp_proposes_subsets_from_its_own_evidence():
-    """No fixed subset list: one ``"subsets"`` pattern whose S_j is each SNP's own, and a
+    """No fixed subset list: the own-subset families whose S_j is each SNP's own, and a
     pseudo-prior q_j for every SNP (Bonferroni-significant or not) that favours the ROIs of
     its large marginal |z|."""
     data, z = _spill_data()
     model = SpikeSlabMTR()
     labels = model.component_labels(data)
     n_scales = len(model.slab_scales)
-    assert len(labels) == (1 + 1) * n_scales           # shared, subsets
-    assert all(lab.startswith("subsets@") for lab in labels[-n_scales:])
+    assert len(labels) == 2 * n_scales                 # subsets, shared_subsets
+    assert all(lab.startswith("subsets@") for lab in labels[:n_scales])
+    assert all(lab.startswith("shared_subsets@") for lab in labels[-n_scales:])
     prob = roi_proposal(data)
     assert prob.shape == (D, C) and np.all((prob > 0) & (prob < 1))
     np.testing.assert_array_equal(np.argsort(prob[0]), np.argsort(np.abs(z)))

@@ -17,14 +17,32 @@ Model (row j of W, w_j ∈ R^c, is SNP j's effect on the c ROIs)::
     γ_g ~ Bernoulli(π_gene)              gene g in            (g = 1 … G)
     δ_j | γ_g(j) ~ Bernoulli(γ_g π_snp)   SNP j in, given its gene (δ_j = 0 if γ_g = 0)
     w_j | δ_j = 1 ~ Σ_(p,t) ω_p ρ_t N(0, v_t² U_p),   w_j = 0 if δ_j = 0
-      with the "subsets" pattern U = D_(S_j) = diag(1_(S_j)), S_j SNP j's own ROI subset:
-      S_j | φ ~ Π_k φ^(η_jk) (1 − φ)^(1 − η_jk) given S_j ≠ ∅   (η_jk = 1 ⟺ k ∈ S_j)
-      φ ~ Beta(1, c − 1) on a grid of 40 values (prior mean 1/c: one ROI per SNP expected)
-    π_gene ~ Beta(a_g, b_g),  π_snp ~ Beta(a_s, b_s),
+      with the own-subset patterns on S_j, SNP j's own ROI subset (one S_j per SNP):
+        "subsets":        U = D_(S_j) = diag(1_(S_j))  (independent effects on S_j)
+        "shared_subsets": U = 1_(S_j)1_(S_j)ᵀ, i.e. w_j = β_j 1_(S_j), β_j ~ N(0, v_t²)
+                          (one effect, one sign, on the ROIs of S_j; 0 elsewhere)
+      S_j | φ_f ~ Π_k φ_f^(η_jk) (1 − φ_f)^(1 − η_jk) given S_j ≠ ∅  (η_jk = 1 ⟺ k ∈ S_j;
+        φ_f the rate of the family f that SNP j uses)
+      φ_subsets ~ Beta(1, c − 1), φ_shared_subsets ~ Beta(1, 1), each on a grid of 40
+        values (prior mean 1/c for "subsets": one ROI per SNP expected; uniform for
+        shared effects, which may span a few ROIs or all)
+    π_gene ~ Beta(a_g, b_g),  π_snp ~ Beta(a_s, b_s)   (default Beta(1, 1) each),
     (ω_p) ~ Dirichlet(α) over patterns,  (ρ_t) ~ Dirichlet(α) over slab scales
     Σ ~ InvWishart(ν₀ = c + 2, Ψ₀ = I)   ("full"; prior mean I)
       or σ_k² ~ InvGamma((ν₀ − c + 1)/2, 1/2) independently ("diagonal": the IW's marginals)
     Γ ~ N(0, s_Γ²) entrywise (as GSMTR)
+
+Weak polygenic signals and the prior of π_snp: given its gene is in, a SNP is in with
+probability π_snp, so a SNP alone in a gene of m SNPs has prior weight ∝ π_snp (1 −
+π_snp)^(m − 1).  π_snp is learned only from the genes that are in; with Beta(1, 1) and a
+handful of weak signals it can settle high on a few small genes (discovery benchmark,
+``many_weak``: 12 causal SNPs at z ≈ 2 in genes of 30–68 pruned SNPs; one replicate gave
+π_snp ≈ 0.6, so a lone SNP in a gene of 50 had prior weight ∝ 0.4^49 ≈ 1e-19), and the weak
+effects in large genes never enter (3 calls in 20 replicates).  ``snp_prior=(1, m̄ − 1)``
+(m̄ = SNPs per gene; prior mean 1/m̄, one SNP per included gene) made 5 calls, none false,
+in 5 ``many_weak`` replicates where Beta(1, 1) made none; it is not the default because it
+costs power elsewhere: in the recovery test (3 genes, m̄ = 29) a planted 0.41-SD effect
+was lost (lfsr 0.06 → 0.28; 4 of 7 planted pairs found instead of 6).
 
 Why a product prior on the mixture weights (``mixture_prior="product"``, the default): with
 one Dirichlet over all (pattern, scale) pairs (``"joint"``) the ~50 weights are learned from
@@ -63,10 +81,17 @@ of them (the discovery benchmark: PIP 0.99 on its null ROIs), and a null SNP ent
 all ROIs put PIP 0.13–0.29 on each.  Here the subset is part of the state (per-ROI
 inclusion inside the SNP's block), so every SNP can take the subset its data support, and
 the subset prior P(S | φ) is the same for all SNPs (no use of the data in the prior).
-``"single"`` (S = {k}) and ``"independent"`` (S = all) are special subsets, so the default
-is ``("shared", "subsets")``: a rank-1 pattern with its own weight ω would get more prior
-mass than any one subset (ω against ω_sub P(S | φ)), and a 2-ROI effect would be pulled
-onto one ROI or onto all.
+``"single"`` (S = {k}) and ``"independent"`` (S = all) are special subsets, and ``"shared"``
+(u = 1) is the all-ROI member of ``"shared_subsets"``, so the default is
+``("subsets", "shared_subsets")``: a fixed pattern with its own weight ω gets more prior mass
+than any one subset (ω against ω_f P(S | φ_f)), so a 2-ROI effect would be pulled onto one
+ROI or onto all, and — measured on the discovery benchmark with ``("shared", "subsets")`` —
+a one-sign effect on 6–7 of 8 ROIs took the one-coefficient all-ROI pattern rather than a
+6–7-coefficient own subset, so its skipped ROIs inherited the SNP's PIP (empirical FDR
+0.17 in the ``shared`` scenario).  ``"shared_subsets"`` gives such an effect one
+coefficient on its own ROIs.  Its direction is 1_S: one sign on every ROI of S (the
+phenotypes' own sign conventions); an effect of opposite signs across ROIs is the
+``"subsets"`` family's.
 
 Why subsets and not signed rank-1 data patterns (mash's u = the strongest SNP's z-scores):
 a rank-1 pattern ties every ROI of its support to one coefficient β, so an ROI that entered
@@ -90,9 +115,10 @@ generalised eigenproblem per pattern per sweep.
 
 Stored draws (named dims): ``W`` (snp, phenotype), ``snp_in`` δ (snp), ``gene_in`` γ
 (gene), ``slab_component`` (snp; −1 when out), ``pi_gene``, ``pi_snp``, ``mixture_weights``
-(component), ``roi_subset`` (snp, phenotype; S_j, the ROIs of SNP j's ``"subsets"``
-pattern — meaningful where ``slab_component`` is a ``subsets@v`` component; elsewhere it is
-the sampler's auxiliary draw), ``roi_rate`` φ,
+(component), ``roi_subset`` (snp, phenotype; S_j, the ROIs of SNP j's own-subset
+pattern — meaningful where ``slab_component`` is a ``subsets@v`` or ``shared_subsets@v``
+component; elsewhere it is the sampler's auxiliary draw), ``roi_rate`` φ_f
+(subset_family),
 ``Sigma`` (phenotype, phenotype_2), ``gamma`` (covariate, phenotype).  The
 per-subject log-likelihood is the full-Σ Gaussian density of the subject's c phenotypes.
 ``fit.loo()`` is integrated LOO (the included effects integrated out given the
@@ -129,10 +155,12 @@ from bayesimg.models.gsmtr.model import GroupSparseMTR
 
 RESIDUALS = ("full", "diagonal")
 MIXTURE_PRIORS = ("product", "joint")
-NAMED_PATTERNS = ("shared", "single", "independent", "subsets")
+NAMED_PATTERNS = ("shared", "single", "independent", "subsets", "shared_subsets")
+#: the own-subset families (each SNP's own ROI subset S_j), in the kernel's order
+OWN_SUBSET_PATTERNS = ("subsets", "shared_subsets")
 #: ``"data"`` (the data-driven subset list of earlier versions) is read as ``"subsets"``
 PATTERN_ALIASES = {"data": "subsets"}
-DEFAULT_PATTERNS = ("shared", "subsets")
+DEFAULT_PATTERNS = ("subsets", "shared_subsets")
 #: the pseudo-prior q_j of SNP j's ROI subset: ROI k in with probability
 #: clip(logistic(PROPOSAL_SLOPE (|z_jk| − PROPOSAL_Z_MID)), PROPOSAL_FLOOR, 1 − PROPOSAL_FLOOR)
 PROPOSAL_Z_MID = 2.0
@@ -149,17 +177,19 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     Parameters
     ----------
     patterns : sequence
-        Effect-sharing patterns: ``"shared"``, ``"single"``, ``"independent"`` and/or
-        length-c vectors u (pattern uuᵀ).  Default ``("shared", "subsets")``
-        (``"subsets"``: each SNP's own ROI subset with per-ROI inclusion; ``"data"`` is
-        read as ``"subsets"``).
+        Effect-sharing patterns: ``"shared"``, ``"single"``, ``"independent"``,
+        ``"subsets"``, ``"shared_subsets"`` and/or length-c vectors u (pattern uuᵀ).
+        Default ``("subsets", "shared_subsets")`` (each SNP's own ROI subset with per-ROI
+        inclusion: independent effects on it, or one shared effect; ``"data"`` is read as
+        ``"subsets"``).
     slab_scales : sequence of float
         Grid of slab sds v (standardised-phenotype units per unit of X).
     residual : {"full", "diagonal"}
         Residual covariance across phenotypes: inverse-Wishart, or independent
         inverse-gamma variances.
     gene_prior, snp_prior : (float, float)
-        Beta(a, b) priors on π_gene and π_snp.
+        Beta(a, b) priors on π_gene and π_snp (see the module docstring on weak
+        polygenic signals and ``snp_prior``).
     dirichlet_alpha : float
         Dirichlet concentration of the mixture weights (of each of the two Dirichlets with
         ``mixture_prior="product"``).
@@ -240,7 +270,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         "pi_snp": (),
         "mixture_weights": ("component",),
         "roi_subset": ("snp", "phenotype"),
-        "roi_rate": (),
+        "roi_rate": ("subset_family",),
         "Sigma": ("phenotype", "phenotype_2"),
         **SITE_DIMS,
         "gamma": ("covariate", "phenotype"),
@@ -249,15 +279,20 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
     def settings(self) -> dict[str, Any]:
         return {"patterns": [p if isinstance(p, str) else list(p) for p in self.patterns],
                 "slab_scales": list(self.slab_scales), "residual": self.residual,
-                "gene_prior": list(self.gene_prior), "snp_prior": list(self.snp_prior),
+                "gene_prior": list(self.gene_prior),
+                "snp_prior": list(self.snp_prior),
                 "dirichlet_alpha": self.dirichlet_alpha,
                 "covariate_scale": self.covariate_scale, "mixture_prior": self.mixture_prior,
                 "site_scale": self.site_scale}
 
     def static_key(self, data: Dataset | None = None) -> tuple:
         return (type(self).__qualname__, self.residual, "independent" in self.patterns,
-                "subsets" in self.patterns, self.covariate_scale, self.mixture_prior,
+                self._own_families(), self.covariate_scale, self.mixture_prior,
                 data is not None and getattr(data, "sites", None) is not None)
+
+    def _own_families(self) -> tuple[str, ...]:
+        """The own-subset families asked for, in the kernel's order."""
+        return tuple(p for p in OWN_SUBSET_PATTERNS if p in self.patterns)
 
     def validate(self, data: Dataset) -> None:
         # the same data as GSMTR (genotypes, centred phenotypes, SNPs grouped into genes)
@@ -273,6 +308,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         coords = GroupSparseMTR.coords(self, data)
         coords["phenotype_2"] = coords["phenotype"]
         coords["component"] = self.component_labels(data)
+        if self._own_families():
+            coords["subset_family"] = np.asarray(self._own_families(), dtype=str)
         return coords
 
     def _pattern_vectors(self, data: Dataset) -> tuple[np.ndarray, list[str]]:
@@ -287,7 +324,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             elif p == "single":
                 rows.extend(np.eye(c))
                 labels.extend(f"only:{name}" for name in names)
-            elif p not in ("subsets", "independent"):
+            elif p not in ("independent", *OWN_SUBSET_PATTERNS):
                 rows.append(np.asarray(p, dtype=float))
                 labels.append("vector:" + ",".join(f"{x:g}" for x in p))
         return np.asarray(rows, dtype=float).reshape(len(rows), c), labels
@@ -303,17 +340,22 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
             labels.append("independent")
         return np.asarray(rows, dtype=float).reshape(len(rows), c), labels
 
-    @staticmethod
-    def _roi_rate_log_prior(c: int) -> np.ndarray:
-        """log prior weights of φ on :data:`ROI_RATE_GRID`: Beta(1, c − 1) (prior mean 1/c:
-        one ROI per SNP expected; normalised over the grid)."""
+    def _roi_rate_log_prior(self, c: int) -> np.ndarray:
+        """(families, grid) log prior weights of each own-subset family's φ on
+        :data:`ROI_RATE_GRID`, normalised over the grid: Beta(1, c − 1) for ``"subsets"``
+        (prior mean 1/c: one ROI per SNP expected), uniform for ``"shared_subsets"`` (an
+        effect shared across ROIs may span few or all of them)."""
         grid = np.asarray(ROI_RATE_GRID)
-        log_w = (max(c, 2) - 2.0) * np.log1p(-grid)
-        return log_w - np.logaddexp.reduce(log_w)
+        rows = []
+        for family in self._own_families():
+            b = max(c, 2) - 1.0 if family == "subsets" else 1.0
+            log_w = (b - 1.0) * np.log1p(-grid)
+            rows.append(log_w - np.logaddexp.reduce(log_w))
+        return np.asarray(rows).reshape(len(rows), grid.size)
 
     def _pattern_labels(self, data: Dataset) -> list[str]:
         labels = self._pattern_vectors(data)[1] + self._subset_masks(data)[1]
-        return labels + (["subsets"] if "subsets" in self.patterns else [])
+        return labels + list(self._own_families())
 
     def constant_data(self, data: Dataset):
         """X (and Z) as GSMTR, plus what the discovery report reads from the fit alone: each
@@ -341,11 +383,13 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         kernel's order: what integrated LOO reads from the fit (:mod:`.spike_slab_loo`)."""
         from bayesimg.models.gsmtr.spike_slab_loo import component_constants
         rank1, subsets = self._pattern_vectors(data)[0], self._subset_masks(data)[0]
-        own = "subsets" in self.patterns
-        # the "subsets" family: its row is a placeholder, each draw's S_j is ``roi_subset``
-        patterns = np.vstack([rank1, subsets] + ([np.ones((1, data.n_phenotypes))] if own
-                                                 else []))
-        kinds = [True] * len(rank1) + [False] * (len(subsets) + own)
+        families = self._own_families()
+        own = len(families)
+        # the own-subset families: their rows are placeholders, each draw's S_j is
+        # ``roi_subset`` (D_S for "subsets", u = 1_S for "shared_subsets")
+        patterns = np.vstack([rank1, subsets, np.ones((own, data.n_phenotypes))])
+        kinds = ([True] * len(rank1) + [False] * len(subsets)
+                 + [f == "shared_subsets" for f in families])
         k = len(self.slab_scales)
         return component_constants(
             np.repeat(patterns, k, axis=0), np.repeat(kinds, k),
@@ -372,7 +416,7 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         c = data.n_phenotypes
         rank1, _ = self._pattern_vectors(data)
         alpha = np.full(len(self.component_labels(data)), self.dirichlet_alpha)
-        own = "subsets" in self.patterns
+        own = bool(self._own_families())
         return {
             "X": np.asarray(data.genotypes, dtype=float),
             "Y": np.asarray(data.phenotypes, dtype=float),
@@ -459,7 +503,8 @@ class SpikeSlabMTR(GenotypePhenotypeIO, Model):
         """Exact blocked Gibbs kernel (:mod:`bayesimg.models.gsmtr.spike_slab_gibbs`)."""
         from bayesimg.models.gsmtr.spike_slab_gibbs import SpikeSlabGibbs
         return SpikeSlabGibbs(residual=self.residual, covariate_scale=self.covariate_scale,
-                              mixture_prior=self.mixture_prior)
+                              mixture_prior=self.mixture_prior,
+                              own_families=self._own_families())
 
 
 def marginal_z(data: Dataset) -> np.ndarray:

@@ -49,7 +49,8 @@ One sweep:
       log BF_t = −½ log det(v_t² P_t) + ½ hᵀP_t⁻¹h (one c×c Cholesky per scale);
    c. if S_j is used: per-ROI collapsed Gibbs, k = 1 … c: η_jk | η_j,−k, v_t, b̂ ∝
       φ^η (1 − φ)^(1−η) BF_t(S_j with / without k), S = ∅ excluded;
-   d. w_j | everything: rank-1 / fixed subset as above; own subset: w = D_S(P_t⁻¹h + L_t⁻ᵀε).
+   d. w_j | everything: rank-1 / fixed subset as above; own subset: w = D_S(P_t⁻¹h + L_t⁻ᵀε)
+      ("shared_subsets": w = β 1_S, below).
 
    a–d are each exact conditional draws of the joint (a and c given the rest, b and c with
    w_j integrated out, d last), so the step leaves the joint — hence the posterior —
@@ -57,6 +58,23 @@ One sweep:
    three times per sweep; the per-ROI flips cost c Choleskys of c×c, and only for SNPs in
    the family.  After the sweep, φ | {S_j used} is drawn exactly on its grid
    (∝ prior × Π_j φ^|S_j| (1 − φ)^(c − |S_j|) / (1 − (1 − φ)^c)).
+
+   **The "shared_subsets" family** (w_j = β_j 1_(S_j): ONE coefficient on the ROIs of the
+   SNP's own subset, exactly 0 off it — a pleiotropic effect of one sign on 6 of 8 ROIs
+   is not forced onto all 8, as the all-ROI "shared" pattern forces it, nor does it pay
+   for 6 free coefficients, as D_S does).  It is the rank-1 formula with u = 1_S, so given
+   S and Σ, β ~ N(0, v²) integrates out in one dimension:
+   b̂_j | S ~ N(0, v² 1_S1_Sᵀ + Σ/s), and with κ_S = 1_SᵀΣ⁻¹1_S, a_S = 1_SᵀΣ⁻¹b̂_j,
+   log BF_t(S) = −½ log(1 + v_t² s κ_S) + ½ v_t² s² a_S² / (1 + v_t² s κ_S)  (O(c²) per S,
+   no Cholesky), and β | S, b̂ ~ N(s a_S / P, 1/P), P = 1/v_t² + s κ_S.  The per-ROI flip
+   of k changes κ_S by ±(2(Σ⁻¹1_S)_k ∓ (Σ⁻¹)_kk) and a_S by ±(Σ⁻¹b̂)_k: a one-coefficient
+   marginal, so step c costs O(c²) per ROI here.  Both own-subset families share the
+   one S_j in the state (a–d above, with "used" = the SNP is in either family; the
+   pseudo-prior q_j and its Carlin–Chib ratio are the same, each family with its own
+   subset prior P_f(S | φ_f)); the components are the mixture (families × slab scales)
+   beside the fixed patterns, so b compares D_(S_j), β1_(S_j) and the fixed patterns at
+   once and c flips S_j under the chosen family.  Each family has its own rate φ_f,
+   drawn from the subsets of the SNPs in that family.
 2. γ_g | δ, π: 1 if any SNP of g is in, else Bernoulli(π_g(1 − π_s)^{m_g} /
    [π_g(1 − π_s)^{m_g} + 1 − π_g]).
 3. π_gene | γ ~ Beta(a_g + Σγ, b_g + G − Σγ); π_snp | δ, γ ~ Beta(a_s + Σδ,
@@ -100,6 +118,9 @@ from bayesimg.models.core.site_effects import (
     site_effects_given_precisions,
     stacked_coefficients,
 )
+
+#: the own-subset families: "subsets" (U = D_S) and "shared_subsets" (w = β 1_S)
+OWN_FAMILIES = ("subsets", "shared_subsets")
 
 
 class SpikeSlabGibbsState(NamedTuple):
@@ -184,6 +205,25 @@ def draw_own_subset(pieces, t, eps, mask):
     return mask * w
 
 
+def own_shared_bf(bhat, s, sigma_inv, mask, scales2):
+    """Log Bayes factors (n_scales,) of the ``"shared_subsets"`` family at the SNP's own ROI
+    subset S against the null, and the pieces its w draw reuses: the rank-1 formula with
+    u = 1_S (one coefficient β on the ROIs of S, exactly 0 off S), κ = 1_SᵀΣ⁻¹1_S and
+    a = 1_SᵀΣ⁻¹b̂: log BF_t = −½ log(1 + v_t² s κ) + ½ v_t² s² a² / (1 + v_t² s κ)."""
+    t = sigma_inv @ bhat
+    kappa = mask @ sigma_inv @ mask
+    a = mask @ t
+    denom = 1.0 + scales2 * s * kappa
+    return -0.5 * jnp.log(denom) + 0.5 * scales2 * (s * a) ** 2 / denom, (kappa, a)
+
+
+def draw_own_shared(pieces, v2, s, eps0, mask):
+    """w | S, scale v: w = β 1_S, β ~ N(s a / P, 1/P), P = 1/v² + s κ."""
+    kappa, a = pieces
+    prec = 1.0 / v2 + s * kappa
+    return mask * (s * a / prec + eps0 / jnp.sqrt(prec))
+
+
 def log_subset_prior(mask, rate):
     """log P(S | φ) = |S| log φ + (c − |S|) log(1 − φ) − log(1 − (1 − φ)^c): independent
     per-ROI inclusion at rate φ, S conditioned to be non-empty (−inf for S = ∅)."""
@@ -216,18 +256,17 @@ def draw_proposal(key, prob):
     return mask
 
 
-def flip_rois(key, mask, bhat, s, sigma_inv, v2, rate):
+def flip_rois(key, mask, log_bf_at, rate):
     """Per-ROI Gibbs update of an included SNP's subset S at its slab scale v, w integrated
-    out: η_k | η_(−k) ∝ φ^η_k (1 − φ)^(1−η_k) BF(S with/without k) (S = ∅ excluded)."""
+    out: η_k | η_(−k) ∝ φ^η_k (1 − φ)^(1−η_k) BF(S with/without k) (S = ∅ excluded);
+    ``log_bf_at(mask)`` is the family's log Bayes factor at that scale."""
     unif = jax.random.uniform(key, mask.shape, mask.dtype)
-    v2s = jnp.reshape(v2, (1,))
     log_odds_rate = jnp.log(rate) - jnp.log1p(-rate)
 
     def one(k, mask):
         on, off = mask.at[k].set(1.0), mask.at[k].set(0.0)
-        lbf_on = own_subset_bf(bhat, s, sigma_inv, on, v2s)[0][0]
-        lbf_off = own_subset_bf(bhat, s, sigma_inv, off, v2s)[0][0]
-        logit = jnp.where(jnp.sum(off) > 0, log_odds_rate + lbf_on - lbf_off, jnp.inf)
+        logit = jnp.where(jnp.sum(off) > 0,
+                          log_odds_rate + log_bf_at(on) - log_bf_at(off), jnp.inf)
         return jnp.where(unif[k] < jax.nn.sigmoid(logit), on, off)
 
     return lax.fori_loop(0, mask.shape[0], one, mask)
@@ -289,10 +328,16 @@ class SpikeSlabGibbs(ExactGibbsKernel):
     """
 
     def __init__(self, *, residual: str = "full", covariate_scale: float = 10.0,
-                 mixture_prior: str = "product"):
+                 mixture_prior: str = "product", own_families: tuple[str, ...] = ()):
         self.residual = residual
         self.covariate_scale = covariate_scale
         self.mixture_prior = mixture_prior
+        #: the own-subset families, the last len(own_families) patterns, in this order:
+        #: "subsets" (U = D_S) and/or "shared_subsets" (w = β 1_S); one S_j per SNP
+        unknown = set(own_families) - set(OWN_FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown own-subset families {sorted(unknown)}")
+        self.own_families = tuple(own_families)
 
     # ------------------------------------------------------------------ init
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
@@ -342,8 +387,9 @@ class SpikeSlabGibbs(ExactGibbsKernel):
         if kw.get("roi_proposal") is not None:
             # S_j: each SNP's own ROI subset (the "subsets" family), φ: the per-ROI rate
             z["roi_subset"] = jnp.ones((d, c), jnp.int8)
-            grid = kw["roi_rate_grid"]
-            z["roi_rate"] = grid[jnp.argmax(kw["roi_rate_log_prior"])].astype(dtype)
+            # one rate per own-subset family: its prior mean on the grid
+            grid, log_prior = kw["roi_rate_grid"], kw["roi_rate_log_prior"]
+            z["roi_rate"] = (jnp.exp(log_prior) @ grid).astype(dtype)
         # every SNP out is a valid state: no sweep here (it would compile the sweep twice)
         return SpikeSlabGibbsState(jnp.zeros((), jnp.int32), z, cache, rng_key,
                                    {"cholesky_jitter": jnp.zeros((), jnp.int32)})
@@ -392,25 +438,50 @@ class SpikeSlabGibbs(ExactGibbsKernel):
 
         n_rank1 = rank1.shape[0]
         n_comp = log_pi.shape[0]
-        # the "subsets" family (each SNP's own ROI subset S_j), last n_scales components
-        own = kw.get("roi_proposal") is not None
-        n_fixed = n_comp - n_scales if own else n_comp
-        own_index = n_fixed // n_scales
+        # the own-subset families (each SNP's own ROI subset S_j, one S_j shared by the
+        # families), the last n_own × n_scales components
+        families = self.own_families
+        n_own = len(families)
+        own = n_own > 0
+        n_fixed = n_comp - n_own * n_scales
+        own_index = n_fixed // n_scales              # pattern index of the first family
         if own:
             proposal = kw["roi_proposal"]
-            rate = z["roi_rate"]
+            rate = z["roi_rate"]                      # (n_own,)
             log_pi_fixed, log_pi_own = log_pi[:n_fixed], log_pi[n_fixed:]
             roi_keys = flat_random.split(keys[4], (2, d))
         else:
             log_pi_fixed = log_pi
 
+        def family_bf(f, bhat, s, mask, v2):
+            """(log BF (n_scales,), pieces) of own-subset family ``families[f]`` at S."""
+            bf = own_subset_bf if families[f] == "subsets" else own_shared_bf
+            return bf(bhat, s, sigma_inv, mask, v2)
+
         def own_terms(j, bhat, s, mask):
-            """log π_m + log BF + log P(S_j | φ) − log q_j(S_j) of the "subsets" components
-            (the pseudo-prior ratio of Carlin & Chib: S_j is in the state whether used or
-            not, distributed as q_j when unused), and the pieces the w draw reuses."""
-            lbf, pieces = own_subset_bf(bhat, s, sigma_inv, mask, scales2)
-            corr = log_subset_prior(mask, rate) - log_proposal(mask, proposal[j])
-            return log_pi_own + lbf + corr, pieces
+            """log π_m + log BF + log P_f(S_j | φ_f) − log q_j(S_j) of every own-subset
+            component (family-major), the pseudo-prior ratio of Carlin & Chib: S_j is in
+            the state whether used or not, distributed as q_j when unused; and the pieces
+            the w draws reuse (one per family)."""
+            log_q = log_proposal(mask, proposal[j])
+            terms, pieces = [], []
+            for f in range(n_own):
+                lbf, pc = family_bf(f, bhat, s, mask, scales2)
+                terms.append(lbf + log_subset_prior(mask, rate[f]) - log_q)
+                pieces.append(pc)
+            return log_pi_own + jnp.concatenate(terms), tuple(pieces)
+
+        def draw_own(m, pieces, s, eps, mask):
+            """w | own-subset component m (family f = m // n_scales − own_index, scale t)."""
+            f, t = m // n_scales - own_index, m % n_scales
+            w = jnp.zeros((c,), dtype)
+            for g in range(n_own):
+                if families[g] == "subsets":
+                    w_g = draw_own_subset(pieces[g], t, eps, mask)
+                else:
+                    w_g = draw_own_shared(pieces[g], scales2[t], s, eps[0], mask)
+                w = jnp.where(f == g, w_g, w)
+            return w
 
         def draw_effect(m, s, a, y, eps):
             """w | component m from the single-SNP likelihood (s = x_jᵀx_j)."""
@@ -454,7 +525,7 @@ class SpikeSlabGibbs(ExactGibbsKernel):
                 # S_j unused (SNP out, or in another family): redraw it from q_j, its full
                 # conditional; then (δ_j, component) with w_j integrated out, given S_j
                 mask = subsets[j]
-                was_used = (was_in > 0) & (comp[j] // n_scales == own_index)
+                was_used = (was_in > 0) & (comp[j] // n_scales >= own_index)
                 mask = jnp.where(was_used, mask, draw_proposal(roi_keys[0, j], proposal[j]))
                 own_logits, _ = own_terms(j, bhat, s, mask)
                 log_in = prior_inclusion_logs(n_in[g] - was_in, gene_sizes[g], z["pi_gene"],
@@ -465,16 +536,23 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             m = jnp.maximum(choice - 1, 0)
             w_new = draw_effect(m, s, a, y, normal[j])
             if own:
-                # S_j used: per-ROI Gibbs flips at the chosen slab scale (w_j integrated
-                # out), then w_j | S_j
-                used = included & (m // n_scales == own_index)
+                # S_j used: per-ROI Gibbs flips under the chosen family at the chosen slab
+                # scale (w_j integrated out), then w_j | S_j
+                f = m // n_scales - own_index
+                used = included & (f >= 0)
                 t = m % n_scales
 
                 def refine(args):
                     mk, _ = args
-                    mk = flip_rois(roi_keys[1, j], mk, bhat, s, sigma_inv, scales2[t], rate)
-                    _, pieces = own_subset_bf(bhat, s, sigma_inv, mk, scales2)
-                    return mk, draw_own_subset(pieces, t, normal[j], mk)
+                    v2 = jnp.reshape(scales2[t], (1,))
+                    branches = [
+                        (lambda mk, g=g: flip_rois(
+                            roi_keys[1, j], mk,
+                            lambda msk: family_bf(g, bhat, s, msk, v2)[0][0], rate[g]))
+                        for g in range(n_own)]
+                    mk = lax.switch(jnp.clip(f, 0, n_own - 1), branches, mk)
+                    pieces = tuple(family_bf(g, bhat, s, mk, scales2)[1] for g in range(n_own))
+                    return mk, draw_own(m, pieces, s, normal[j], mk)
 
                 mask, w_new = lax.cond(used, refine, lambda args: args, (mask, w_new))
                 subsets = subsets.at[j].set(mask)
@@ -540,11 +618,11 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             eff_j = draw_effect(m, s_j, a_j, y_j, pair_normal[j])
             eff_k = draw_effect(m, s_k, a_k, y_k, pair_normal[j])
             if own:
-                used, t = m // n_scales == own_index, m % n_scales
-                eff_j = jnp.where(used, draw_own_subset(pieces_j, t, pair_normal[j],
-                                                        subsets[j]), eff_j)
-                eff_k = jnp.where(used, draw_own_subset(pieces_k, t, pair_normal[j],
-                                                        subsets[k]), eff_k)
+                used = m // n_scales >= own_index
+                eff_j = jnp.where(used, draw_own(m, pieces_j, s_j, pair_normal[j],
+                                                 subsets[j]), eff_j)
+                eff_k = jnp.where(used, draw_own(m, pieces_k, s_k, pair_normal[j],
+                                                 subsets[k]), eff_k)
             w_j = jnp.where(k_in, 0.0, eff_j)
             w_k = jnp.where(k_in, eff_k, 0.0)
             resid = (resid + jnp.outer(column_of(j), W[j] - w_j)
@@ -565,11 +643,14 @@ class SpikeSlabGibbs(ExactGibbsKernel):
             0, d, pair_move, (resid, W, snp_in, comp.astype(jnp.int32), n_in, subsets))
         z["W"], z["snp_in"], z["slab_component"] = W, snp_in, comp
         if own:
-            # φ | the subsets in use
-            used = (snp_in > 0) & (comp // n_scales == own_index)
+            # φ_f | the subsets in use by family f
             z["roi_subset"] = subsets.astype(jnp.int8)
-            z["roi_rate"] = draw_rate(keys[5], subsets, used.astype(dtype),
-                                      kw["roi_rate_grid"], kw["roi_rate_log_prior"]).astype(dtype)
+            rate_keys = jax.random.split(keys[5], n_own)
+            z["roi_rate"] = jnp.stack([
+                draw_rate(rate_keys[f], subsets,
+                          ((snp_in > 0) & (comp // n_scales == own_index + f)).astype(dtype),
+                          kw["roi_rate_grid"], kw["roi_rate_log_prior"][f])
+                for f in range(n_own)]).astype(dtype)
 
         # ---- γ | δ, π ;  π_gene | γ ;  π_snp | δ, γ ;  mixture weights | components
         a_g, b_g, a_s, b_s = (kw["inclusion_prior"][i] for i in range(4))
