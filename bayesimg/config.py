@@ -5,7 +5,8 @@ default and what it means; the same text is :func:`example` here.  Families:
 
 * ``gsmtr`` — group-sparse multitask regression (bgsmtr prior), λ fixed or over a grid;
 * ``bilateral_gsmtr`` — GSMTR whose residuals couple left/right phenotype pairs with a
-  learned correlation ρ (``[model] pairs``: ``"auto"`` or ``[[left, right], ...]``);
+  learned correlation ρ (``[model] pairs``: ``"auto"`` or ``[[left, right], ...]``), and
+  optionally a CAR graph over their regions (``[model] roi_graph = [[roi, roi], ...]``);
 * ``spike_slab`` — bi-level spike-and-slab multitask regression (PIPs, discoveries);
 * ``glrr`` — generalized low-rank regression;
 * ``factor`` — multi-view factor analysis (``[data] views``);
@@ -80,6 +81,11 @@ def _pos_list(v: Any) -> bool:
 def _pairs(v: Any) -> bool:
     return v == "auto" or (isinstance(v, list) and len(v) > 0 and all(
         isinstance(p, list) and len(p) == 2 and all(_str(x) for x in p) for p in v))
+
+
+def _edges(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(
+        isinstance(e, list) and len(e) == 2 and all(_str(x) for x in e) for e in v)
 
 
 def _path_table(v: Any) -> bool:
@@ -188,6 +194,14 @@ KEYS: dict[str, dict[str, Key]] = {
         "rho_prior": Key(_pair, "[a, b] of a Beta prior on (1 + rho)/2, both positive",
                          [1.0, 1.0], families=("bilateral_gsmtr",),
                          help="prior of the left/right correlation rho; [1, 1]: uniform"),
+        "roi_graph": Key(_edges, "a non-empty list of [roi, roi] edges (region or phenotype "
+                         "names)", families=("bilateral_gsmtr",),
+                         help="neighbourhood graph over the pairs' regions (CAR noise with "
+                         "a learned spatial parameter rho_spatial); none: no graph"),
+        "rho_spatial_prior": Key(_pair, "[a, b] of a Beta prior on rho_spatial rescaled to "
+                                 "(0, 1) from its valid range, both positive", [1.0, 1.0],
+                                 families=("bilateral_gsmtr",),
+                                 help="prior of the CAR parameter (with roi_graph)"),
         "slab_scales": Key(_pos_list, "a non-empty list of positive numbers",
                            [0.05, 0.1, 0.2, 0.4], families=("spike_slab",),
                            help="effect sizes (phenotype SD units) of the mixture components"),

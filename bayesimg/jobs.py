@@ -264,6 +264,8 @@ def build_model(config: RunConfig):
             lambda1=m.get("lambda1", 2.0), lambda2=m.get("lambda2", 2.0),
             pairs=pairs if pairs == "auto" else [tuple(p) for p in pairs],
             rho_prior=tuple(m.get("rho_prior", (1.0, 1.0))),
+            roi_graph=[tuple(e) for e in m["roi_graph"]] if m.get("roi_graph") else None,
+            rho_spatial_prior=tuple(m.get("rho_spatial_prior", (1.0, 1.0))),
             hyperprior=tuple(m["hyperprior"]) if m.get("hyperprior") else None,
             parameterization=m.get("parameterization", "marginal"),
             covariate_scale=m.get("covariate_scale", 10.0),
@@ -291,7 +293,7 @@ def check_model_on_data(config: RunConfig, model, dataset) -> None:
     """The model's checks on the data, before anything compiles; a bilateral model's
     left/right pairs that do not fit the phenotype table are reported as ``[model] pairs``
     errors of the configuration (unknown name, a measure in two pairs, ``"auto"`` finding
-    no pairs, sides in different units)."""
+    no pairs, sides in different units), and its ROI graph's as ``[model] roi_graph`` errors."""
     from bayesimg.errors import ConfigError, DataValidationError
     from bayesimg.inference.common import check_inputs
     if config.family == "bilateral_gsmtr":
@@ -300,6 +302,10 @@ def check_model_on_data(config: RunConfig, model, dataset) -> None:
         except DataValidationError as err:
             raise ConfigError(f"{str(config.path)!r}: [model] pairs = "
                               f"{config.model.get('pairs', 'auto')!r}: {err}") from err
+        try:
+            model.resolve_roi_graph(dataset)
+        except DataValidationError as err:
+            raise ConfigError(f"{str(config.path)!r}: [model] roi_graph: {err}") from err
     check_inputs(model, dataset)
 
 

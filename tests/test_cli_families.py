@@ -190,6 +190,10 @@ def test_bilateral_gsmtr_runs_end_to_end_from_toml(tmp_path, capsys):
      r"\[model\] pairs .*names 'Right_Hippo', which is not a phenotype"),
     ('pairs = "auto"', ["hip_a", "hip_b", "amy_a", "amy_b"],
      r"\[model\] pairs = 'auto'.*found no left/right pairs"),
+    ('roi_graph = [["Hippocampus_vol", "Nowhere"]]', None,
+     r"\[model\] roi_graph: .*'Nowhere', which is neither a region"),
+    ('roi_graph = [["Left_Hippocampus_vol", "Right_Amygdala_vol"]]', None,
+     r"\[model\] roi_graph: .*links the two hemispheres"),
 ])
 def test_bilateral_pairs_that_do_not_fit_the_data_fail_the_dry_run(tmp_path, capsys,
                                                                    monkeypatch, model,
@@ -201,7 +205,7 @@ def test_bilateral_pairs_that_do_not_fit_the_data_fail_the_dry_run(tmp_path, cap
     with pytest.raises(ConfigError, match=message):
         jobs.plan_config(load_config(cfg))
     assert main(["fit", cfg, "--dry-run"]) == EXIT_USAGE
-    assert "[model] pairs" in capsys.readouterr().err
+    assert f"[model] {model.split(' =')[0]}" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 

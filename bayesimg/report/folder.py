@@ -200,6 +200,10 @@ def _one_fit(name: str, fit: Any, out: Path, *, top: int, lead: bool,
         rho = summary(fit, var_names=["rho"])
         lines += [f"Left/right residual correlation ρ (posterior mean, {interval_label()} "
                   "interval):", "", markdown_table(rho), ""]
+    if "rho_spatial" in post_vars and post_vars["rho_spatial"].ndim == 2:
+        rho_s = summary(fit, var_names=["rho_spatial"])
+        lines += [f"CAR spatial parameter ρ_s over the ROI graph (posterior mean, "
+                  f"{interval_label()} interval):", "", markdown_table(rho_s), ""]
     if lead and hits is not None:
         lines += [f"Top associations (posterior mean, {interval_label()} interval):", "",
                   markdown_table(hits.head(top)), ""]
