@@ -267,6 +267,22 @@ def linear_predictive(inputs: dict, coef: np.ndarray, gamma: np.ndarray | None,
     return out
 
 
+def site_aware_predictive(tree, new_data, inputs: dict, post: dict, coef: np.ndarray,
+                          noise_cov: np.ndarray, rng: np.random.Generator) -> PredictiveDraws:
+    """:func:`linear_predictive` with the fit's site random effects, if it has any: the new
+    subjects' sites come from ``new_data`` (``site_effects.new_site_design``), ``post``
+    holds the draws of ``gamma``, ``site_effect`` and ``site_sd``; the rule for
+    known and unseen sites is stated in the output's ``attrs["site_effects"]``."""
+    from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
+    sites = new_site_design(tree, new_data)
+    if sites is not None:
+        sites = sites + (post["site_effect"], post["site_sd"])
+    out = linear_predictive(inputs, coef, post.get("gamma"), noise_cov, rng, sites=sites)
+    if sites is not None:
+        out.attrs["site_effects"] = SITE_PREDICTION_NOTE
+    return out
+
+
 def _gaussian_log_density(resid: np.ndarray, noise_cov: np.ndarray) -> np.ndarray:
     """log N(resid_si | 0, Σ_s) (S, n): ``noise_cov`` (S,) iid variances or (S, c, c)."""
     c = resid.shape[2]

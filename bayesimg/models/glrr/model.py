@@ -577,22 +577,19 @@ class GeneralizedLowRankRegression(GenotypePhenotypeIO, Model):
 
         Needs Σ per draw (``noise_cov``, stored unless ``store_noise_cov=False``).
         """
-        from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
-        from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
+        from bayesimg.models.core.predict import (
+            flat_draws,
+            regression_inputs,
+            site_aware_predictive,
+        )
         inputs = regression_inputs(tree, new_data)
         post = flat_draws(tree, ("B", "gamma", "noise_cov", "psi", "site_effect", "site_sd"),
                           draws)
         if "noise_cov" not in post:
             raise ModelSpecError("predicting new subjects needs Σ per draw: refit with "
                                  "store_noise_cov=True")
-        sites = new_site_design(tree, new_data)
-        if sites is not None:
-            sites = sites + (post["site_effect"], post["site_sd"])
-        out = linear_predictive(inputs, post["B"], post.get("gamma"), post["noise_cov"], rng,
-                                sites=sites)
-        if sites is not None:
-            out.attrs["site_effects"] = SITE_PREDICTION_NOTE
-        return out
+        return site_aware_predictive(tree, new_data, inputs, post, post["B"],
+                                     post["noise_cov"], rng)
 
     # ------------------------------------------------------------ integrated LOO
     def align_draws(self, samples, data):

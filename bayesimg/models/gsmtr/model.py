@@ -255,19 +255,16 @@ class GroupSparseMTR(GenotypePhenotypeIO, Model):
     def predict_draws(self, tree, new_data, *, draws, rng):
         """Phenotypes of new subjects: y = XW + ZΓ + ε, ε ~ N(0, σ²) (original units);
         with site effects, + u_s for a known site, + N(0, τ²) for an unseen one."""
-        from bayesimg.models.core.predict import flat_draws, linear_predictive, regression_inputs
-        from bayesimg.models.core.site_effects import SITE_PREDICTION_NOTE, new_site_design
+        from bayesimg.models.core.predict import (
+            flat_draws,
+            regression_inputs,
+            site_aware_predictive,
+        )
         inputs = regression_inputs(tree, new_data)
         post = flat_draws(tree, ("W", "gamma", "sigma2", "site_effect", "site_sd")
                           + tuple(self._noise_sites), draws)
-        sites = new_site_design(tree, new_data)
-        if sites is not None:
-            sites = sites + (post["site_effect"], post["site_sd"])
-        out = linear_predictive(inputs, post["W"], post.get("gamma"),
-                                self._noise_cov(post, tree), rng, sites=sites)
-        if sites is not None:
-            out.attrs["site_effects"] = SITE_PREDICTION_NOTE
-        return out
+        return site_aware_predictive(tree, new_data, inputs, post, post["W"],
+                                     self._noise_cov(post, tree), rng)
 
     @staticmethod
     def _noise_cov(post, tree) -> np.ndarray:
