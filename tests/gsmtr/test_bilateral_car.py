@@ -17,8 +17,10 @@
   PSIS-LOO within 0.01 nats per subject.  (At n = 300 the posterior means of ρ and ρ_s sat
   about 1 sd from the truth (−0.025, +0.03) over 10 seeds; with W shrunk to 0
   (λ = 10⁴) they matched the maximum-likelihood values to 0.001, so the shift is the
-  bgsmtr prior's (W's prior variance σ²D⁻¹ is shared by columns of different noise
-  scales), not the kernel's; n = 600 halves it relative to the posterior sd.)
+  bgsmtr prior's, not the kernel's: W's prior σ^{−dc} exp(−K(W)/σ) with λ = 1 fixed expects
+  |w|/σ of order 1 and pulls σ² down when the true W is far smaller, and a low σ² moves ρ
+  down and ρ_s up (benchmarks/bilateral_car_prior.py; the SBC of
+  test_bilateral_car_calibration.py passes).  n = 600 halves it relative to the posterior sd.)
 * Misspecified noise (within-hemisphere equicorrelation, not CAR on the ring), fitted
   with the same compiled program: ρ (= the left/right correlation of a region under
   either structure) is still recovered, ρ_s is positive, W still covered.
