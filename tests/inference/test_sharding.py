@@ -170,10 +170,11 @@ def test_default_subject_axis_rule_and_its_caveat():
     model = bi.models.GroupSparseMTR()  # whitened: a d×d whitener, and d = n here
     args = model.model_args(data, "nuts")
     # the default takes every array of leading length n: here also the per-SNP
-    # gene index and the d×d whitener (harmless, only slower); GSMTR names X, Y, Z
+    # gene index and the d×d whitener (harmless, only slower); GSMTR names X, Y, Z and
+    # the site design H (per subject; n×0 without site random effects)
     assert Model.subject_axis_args(model, data, "nuts", args=args) == \
         {"X", "Y", "whitener", "gene_index"}
-    assert model.subject_axis_args(data, "nuts") == {"X", "Y", "Z"}
+    assert model.subject_axis_args(data, "nuts") == {"X", "Y", "Z", "H"}
 
 
 def test_initialize_multihost_passes_arguments_through(monkeypatch):
