@@ -208,10 +208,16 @@ class BNMixGibbs(ExactGibbsKernel):
         # every Gamma variate of the sweep in one call of the vectorised sampler
         # (bayesimg.models.core.gamma; jax.random.gamma is costly to compile); all
         # shapes are known here, the rates are applied block by block
+        # θ's Beta(1 + Σx, 1 + n_k − Σx) is for binary nodes only: a Gaussian column's
+        # Σx may be negative or exceed n_k, a shape ≤ 0 that the rejection loop never
+        # accepts (64 rounds of the whole array every sweep, then NaN), so those unused
+        # draws get shape 1 (the binary nodes' variates are the same: each element's
+        # stream is its own)
         sum_x = S[:, 0, 1:]                                                     # (K, p)
         ones_kpp = jnp.ones((K, p, p), dtype)
         shapes = [kw["alpha"] + counts,                                         # π
-                  1.0 + sum_x, 1.0 + counts[:, None] - sum_x,                   # θ (binary)
+                  jnp.where(is_binary, 1.0 + sum_x, 1.0),                       # θ (binary)
+                  jnp.where(is_binary, 1.0 + counts[:, None] - sum_x, 1.0),
                   kw["noise_a"] + counts[:, None] / 2.0 + m_j / 2.0,            # σ²
                   jnp.where(nw_dev, 1.0, 0.5)[None] * ones_kpp,                 # λ²
                   ones_kpp,                                                     # ν
