@@ -137,9 +137,11 @@ def _print_result(result) -> None:
 
     best = result.fits[result.best]
     if result.comparison is not None:
-        cols = [c for c in ("rank", "elpd", "p", "elpd_diff", "se", "dse", "weight")
-                if c in result.comparison.columns]
-        print("\nModel comparison (PSIS-LOO, leave one subject out):")
+        cols = [c for c in ("rank", "elpd", "p", "elpd_diff", "se", "dse", "weight",
+                            "estimate") if c in result.comparison.columns]
+        # each model's row names its estimate (integrated LOO where the family has the
+        # exact form, else PSIS): a fixed "PSIS-LOO" title would misname it
+        print("\nModel comparison (leave one subject out; `estimate` names each model's):")
         print(result.comparison[cols].to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"\nBest model: {result.best}")
     site = best.tree.attrs.get("association_site") or ""

@@ -52,7 +52,8 @@ def run_demo(out: str | Path = "bayesimg_demo_report", *, chains: int = 4, warmu
 
     Four GSMTR settings (:data:`DEMO_SETTINGS`: λ₁ = λ₂ = 20, 200, 2000 and a baseline
     without gene-level shrinkage) and :class:`~bayesimg.models.SpikeSlabMTR` are fitted by
-    their exact Gibbs samplers and compared by WAIC and PSIS-LOO (leave one subject out);
+    their exact Gibbs samplers and compared by leave-one-subject-out LOO (integrated LOO for
+    the Gaussian regressions, PSIS where a family has no integrated form);
     the report's table "what each model found" gives each model's discoveries at FDR 0.05
     against the planted effects, beside the OLS + Bonferroni scan
     (:func:`discovery_comparison`).
