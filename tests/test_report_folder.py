@@ -222,3 +222,31 @@ def test_valid_configs_are_accepted(tmp_path, lam, chains, draws, ic):
                    f"[inference]\nchains = {chains}\ndraws = {draws}\n")
     config = load_config(cfg)
     assert config.model["lambda_grid"] == [[lam, lam]] and config.inference["chains"] == chains
+
+
+def test_waic_warnings_are_one_line_under_the_loo_comparison(tmp_path, monkeypatch,
+                                                             cheap_report):
+    """At p ≈ n WAIC warns for nearly every fit: the report leads with LOO and says so once
+    under the WAIC table instead of repeating one warning per model."""
+    import warnings as _warnings
+
+    import pandas as pd
+
+    def fake_compare(fits, ic):
+        if ic == "waic":
+            for name in fits:
+                _warnings.warn(f"{name}: 500 of 503 observations have p_waic > 0.4: WAIC is "
+                               "unreliable here; use loo() instead.", UserWarning, stacklevel=2)
+        return pd.DataFrame({"elpd": [-1.0, -2.0], "se": [1.0, 1.0], "elpd_diff": [0.0, 1.0],
+                             "dse": [0.0, 0.5], "weight": [1.0, 0.0],
+                             "warning": [ic == "waic"] * 2,
+                             "estimate": [ic if ic == "waic" else "integrated"] * 2},
+                            index=list(fits))
+
+    monkeypatch.setattr(report_folder, "compare", fake_compare)
+    out = report_folder.write_report({"a": 1, "b": 2}, tmp_path / "report")
+    text = (out / "report.md").read_text()
+    assert text.index("Model comparison by LOO") < text.index("Model comparison by WAIC")
+    assert "WAIC is unreliable for 2 of 2 models here" in text
+    assert "p_waic > 0.4: WAIC is unreliable" not in text       # no per-model repetition
+    assert (out / "comparison_waic.csv").exists()

@@ -80,7 +80,7 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
         if notes:
             lines += notes + [""]
         tables = {}
-        for ic in ("waic", "loo"):
+        for ic in ("loo", "waic"):          # LOO first: it is the comparison the report uses
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 table = compare(fits, ic=ic) if len(fits) > 1 else None
@@ -92,8 +92,20 @@ def write_report(fits: dict[str, Any], folder: str | os.PathLike, *, best: str |
         if "loo" in tables:
             plots.plot_compare(tables["loo"][0], path=out / "plots" / "compare_loo.png")
         for ic, (table, messages) in tables.items():
-            lines += [f"## Model comparison by {ic.upper()} (higher elpd is better)", "",
-                      markdown_table(table), ""]
+            heading = f"## Model comparison by {ic.upper()} (higher elpd is better)"
+            if ic == "waic" and "loo" in tables:
+                heading += " — for reference; the LOO table above is the comparison"
+                if messages:
+                    # one line, not one warning per model: at p ≈ n WAIC's per-subject
+                    # penalty is unreliable for nearly every fit, and LOO (integrated where
+                    # the family allows) is what replaces it
+                    flagged = (int(table["warning"].astype(bool).sum())
+                               if "warning" in table else len(messages))
+                    messages = [f"WAIC is unreliable for {flagged} of {len(table)} models here "
+                                "(subjects with p_waic > 0.4, common when parameters are as "
+                                "many as subjects); the LOO comparison above replaces it. "
+                                f"Per model: `comparison_waic.csv` (column `warning`)."]
+            lines += [heading, "", markdown_table(table), ""]
             lines += [f"- {m}" for m in messages] + [""]
 
         lines += [f"## Best model: `{best}`", ""]
